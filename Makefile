@@ -1,0 +1,57 @@
+# One command per job, the same for a person and for CI. Every target sets itself up first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime is python3.12, and numpy/scipy pins need it: use the same interpreter locally.
+PYTHON_BOOT ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null))
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+REQUIREMENTS := requirements.txt requirements-cli.txt requirements-cdk.txt requirements-dev.txt
+
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Nothing at run time talks to real AWS: tests and the demo use moto on 127.0.0.1.
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help setup test lint format synth demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: $(STAMP) node_modules/.package-lock.json  ## create .venv and node_modules (a no-op when nothing changed)
+
+$(STAMP): $(REQUIREMENTS) constraints.txt pyproject.toml
+	@if [ -z "$(PYTHON_BOOT)" ]; then echo "make setup: Python 3.12 not found (set PYTHON_BOOT=/path/to/python3.12)" >&2; exit 1; fi
+	@[ -x $(PY) ] || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt $(addprefix -r ,$(REQUIREMENTS))
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: setup  ## run every test: unit, integration, infrastructure, end-to-end
+	$(VENV)/bin/pytest
+
+lint: setup  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: setup  ## format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+synth: setup  ## synthesize the stack into cdk.out/ (offline, no Docker, no credentials)
+	@echo "make synth: the stack is not built yet (issue: the deployable stack)." >&2; exit 2
+
+demo: setup  ## a whole rollout against moto on 127.0.0.1, in accelerated time
+	@echo "make demo: the local demo is not built yet (issue: make demo). Nothing was run." >&2; exit 2
+
+bench: setup  ## decision-quality and cost benchmark; writes docs/benchmarks.md
+	@echo "make bench: the benchmark is not built yet (issue: make bench). Nothing was run." >&2; exit 2
+
+clean:  ## remove build outputs (keeps .venv and node_modules)
+	rm -rf cdk.out build reports .pytest_cache .mypy_cache .ruff_cache

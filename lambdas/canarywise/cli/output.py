@@ -1,0 +1,63 @@
+"""How every command prints: a rich table for people, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _plain(value.item())
+    return value
+
+
+def print_json(payload: Mapping[str, Any]) -> None:
+    """One JSON object on stdout (NaN as null, infinities as strings: strict JSON)."""
+    print(json.dumps(_plain(payload), indent=2, allow_nan=False))
+
+
+def fmt(value: Any) -> str:
+    """A number as a person reads it: p-values keep their exponent (1e-16 stays 1e-16)."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-4 or abs(value) >= 1e7):
+            return f"{value:.4g}"
+        return f"{value:.6g}"
+    return str(value)
+
+
+def print_table(title: str, rows: Sequence[tuple[str, Any]], *, console: Console | None = None) -> None:
+    """A two-column table: name, value."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for name, value in rows:
+        table.add_row(name, fmt(value))
+    (console or Console()).print(table)
+
+
+def print_grid(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, console: Console | None = None
+) -> None:
+    """A table with a header row."""
+    table = Table(title=title, title_justify="left")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(fmt(v) for v in row))
+    (console or Console()).print(table)

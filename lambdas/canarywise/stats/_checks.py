@@ -1,0 +1,54 @@
+"""Argument checks shared by the statistics functions: messages name the argument and show the value."""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from canarywise.errors import CanarywiseError
+
+ALTERNATIVES: Final = ("two-sided", "greater", "less")
+
+
+class StatsInputError(CanarywiseError, ValueError):
+    """An argument to a statistics function is out of its domain."""
+
+
+def check_alternative(alternative: str) -> str:
+    if alternative not in ALTERNATIVES:
+        raise StatsInputError(f"`alternative` must be one of {ALTERNATIVES}, found {alternative!r}")
+    return alternative
+
+
+def check_probability(name: str, value: float, *, open_low: bool = True, open_high: bool = True) -> float:
+    """`value` in (0, 1) (or with a closed end where asked)."""
+    low_ok = value > 0 if open_low else value >= 0
+    high_ok = value < 1 if open_high else value <= 1
+    if not (isinstance(value, int | float) and math.isfinite(value) and low_ok and high_ok):
+        interval = f"{'(' if open_low else '['}0, 1{')' if open_high else ']'}"
+        raise StatsInputError(f"`{name}` must be in {interval}, found {value!r}")
+    return float(value)
+
+
+def check_count(name: str, value: int, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < minimum:
+        raise StatsInputError(f"`{name}` must be an integer >= {minimum}, found {value!r}")
+    return int(value)
+
+
+def check_successes(name: str, successes: int, trials: int) -> None:
+    if successes > trials:
+        raise StatsInputError(f"`{name}` must not exceed its number of trials ({trials}), found {successes!r}")
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    ok = value >= 0 if allow_zero else value > 0
+    if not (isinstance(value, int | float) and math.isfinite(value) and ok):
+        raise StatsInputError(f"`{name}` must be {'>= 0' if allow_zero else '> 0'}, found {value!r}")
+    return float(value)
+
+
+def check_finite(name: str, value: float) -> float:
+    if not (isinstance(value, int | float) and math.isfinite(value)):
+        raise StatsInputError(f"`{name}` must be a finite number, found {value!r}")
+    return float(value)
