@@ -24,8 +24,12 @@ setup: $(STAMP) node_modules/.package-lock.json  ## create .venv and node_module
 $(STAMP): $(REQUIREMENTS) constraints.txt pyproject.toml
 	@if [ -z "$(PYTHON_BOOT)" ]; then echo "make setup: Python 3.12 not found (set PYTHON_BOOT=/path/to/python3.12)" >&2; exit 1; fi
 	@[ -x $(PY) ] || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt $(addprefix -r ,$(REQUIREMENTS))
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@echo "make setup: installing pinned packages into $(VENV) (a few minutes the first time)"
+	@# The machine's pip config lists extra local indexes; pip warns about each one it cannot read. Hide those.
+	@set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+	  $(addprefix -r ,$(REQUIREMENTS)) 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	@set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e . \
+	  2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	@touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json
