@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from canarywise.errors import CanarywiseError
+from canarywise.stats.means import SummaryStats
 
 
 class DecisionInputError(CanarywiseError, ValueError):
@@ -63,33 +64,9 @@ class ProportionAggregate:
         return self.successes / self.n if self.n else math.nan
 
 
-@dataclass(frozen=True, slots=True)
-class MeanAggregate:
-    """A continuous metric's sufficient statistics for one variant: count, sum and sum of squares.
-
-    Same fields as ``canarywise.stats.means.SummaryStats`` (convert with ``SummaryStats(a.n, a.sum,
-    a.sum_squares)``); kept here so the engine's input model does not depend on the statistics package's
-    result types.
-    """
-
-    n: int
-    sum: float
-    sum_squares: float
-
-    def __post_init__(self) -> None:
-        if self.n < 0:
-            raise DecisionInputError(f"MeanAggregate needs n >= 0, found n={self.n!r}")
-
-    @property
-    def mean(self) -> float:
-        return self.sum / self.n if self.n else math.nan
-
-    @property
-    def variance(self) -> float:
-        """Sample variance ``(sum_squares - sum**2/n)/(n-1)``; nan below two units, never negative."""
-        if self.n < 2:
-            return math.nan
-        return max((self.sum_squares - self.sum * self.sum / self.n) / (self.n - 1), 0.0)
+# A continuous metric's sufficient statistics for one variant (n, sum, sum of squares): the statistics
+# package's own type, so the engine and `canarywise.stats.sequential.msprt_means` share one definition.
+MeanAggregate = SummaryStats
 
 
 Aggregate = ProportionAggregate | MeanAggregate
