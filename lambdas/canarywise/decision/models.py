@@ -244,6 +244,7 @@ class Verdict(StrEnum):
     HARD_LIMIT_BREACHED = "hard_limit_breached"
     WITHIN_HARD_LIMIT = "within_hard_limit"
     IMPROVEMENT = "improvement"  # proven better by at least the minimum worthwhile effect
+    IMPROVEMENT_BELOW_MDE = "improvement_below_mde"  # proven better, but by less than the minimum worthwhile
     NOT_YET_IMPROVEMENT = "not_yet_improvement"
     EQUIVALENT = "equivalent"  # confidence sequence inside +-mde
     REPORTED = "reported"  # secondary metric: shown with its BH-adjusted p-value, decides nothing

@@ -1,0 +1,138 @@
+"""What can stop a rollout, shared by canary and A/B mode: hard limits, proven harm, untrustworthy data.
+
+The false-rollback rate of the whole rollout stays at most the spec's alpha: every test that can trigger a
+rollback is anytime-valid (any number of looks), and alpha is split over them (Bonferroni) — each safety or
+guardrail metric gets alpha/K; a sliced metric spends half of its share on the overall test and half on its
+slices, with Benjamini-Hochberg across the slices (under the global null BH rejects anything with
+probability at most its level; the slices are disjoint, hence independent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from canarywise.decision.context import EvaluationContext
+from canarywise.decision.estimates import StratifiedEstimate, stratified_difference
+from canarywise.decision.evidence import (
+    bh_adjust,
+    format_value,
+    freshness_findings,
+    hard_limit_finding,
+    sequential_finding,
+    srm_finding,
+)
+from canarywise.decision.models import MetricFinding, Verdict
+from canarywise.spec import Direction, Metric, MetricRole
+
+__all__ = ["SafetyReview", "TrustReview", "review_safety", "review_trust"]
+
+
+@dataclass(slots=True)
+class SafetyReview:
+    findings: list[MetricFinding] = field(default_factory=list)
+    rollback_reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # proven regressions in slices that are not critical
+    estimates: dict[str, StratifiedEstimate | None] = field(default_factory=dict)  # overall, per metric
+
+
+@dataclass(slots=True)
+class TrustReview:
+    findings: list[MetricFinding] = field(default_factory=list)
+    hold_reasons: list[str] = field(default_factory=list)
+
+
+def _worse_word(metric: Metric) -> str:
+    return "higher" if metric.direction is Direction.LOWER_IS_BETTER else "lower"
+
+
+def harm_reason(metric: Metric, finding: MetricFinding, budget: str) -> str:
+    where = f" in slice {finding.slice!r}" if finding.slice else ""
+    bound = finding.ci_low if metric.direction is Direction.LOWER_IS_BETTER else finding.ci_high
+    p = finding.adjusted_pvalue if finding.adjusted_pvalue is not None else finding.pvalue
+    p_name = "BH-adjusted always-valid p" if finding.adjusted_pvalue is not None else "always-valid p"
+    return (
+        f"{metric.name}{where} is worse on the canary: canary − control "
+        f"{format_value(metric, finding.estimate, signed=True)} (confidence-sequence bound "
+        f"{format_value(metric, bound, signed=True)}), {p_name} {p:.2g} <= {finding.alpha:.3g} ({budget})"
+    )
+
+
+def review_safety(ctx: EvaluationContext) -> SafetyReview:
+    """Hard limits and one-sided anytime-valid harm tests on every safety and guardrail metric."""
+    review = SafetyReview()
+    veto = ctx.of_role(MetricRole.SAFETY, MetricRole.GUARDRAIL)
+    alpha = ctx.spec.statistics.alpha
+    share = alpha / len(veto) if veto else alpha
+    budget = f"alpha {alpha:g} shared by {len(veto)} safety/guardrail metric(s)"
+    for metric in veto:
+        limit = hard_limit_finding(ctx, metric)
+        if limit is not None:
+            review.findings.append(limit)
+            if limit.verdict is Verdict.HARD_LIMIT_BREACHED:
+                review.rollback_reasons.append(
+                    f"{metric.name} breached its hard limit: the canary's value in stage "
+                    f"{ctx.current.index} is {format_value(metric, limit.estimate)} ({_worse_word(metric)} "
+                    f"than the limit {format_value(metric, metric.hard_limit)}, {limit.n_canary} units)"
+                )
+        overall_alpha = share / 2 if metric.slice_dimension else share
+        estimate = stratified_difference(ctx.pairs(metric.name))
+        review.estimates[metric.name] = estimate
+        finding, _ = sequential_finding(ctx, metric, "harm", alpha=overall_alpha, estimate=estimate)
+        review.findings.append(finding)
+        if finding.verdict is Verdict.HARM:
+            review.rollback_reasons.append(harm_reason(metric, finding, budget))
+        if metric.slice_dimension:
+            _review_slices(ctx, metric, share / 2, budget, review)
+    return review
+
+
+def _review_slices(
+    ctx: EvaluationContext, metric: Metric, q: float, budget: str, review: SafetyReview
+) -> None:
+    findings = [
+        sequential_finding(ctx, metric, "harm", alpha=q, slice_=s)[0] for s in ctx.slices(metric.name)
+    ]
+    adjusted, rejected = bh_adjust(findings, q)
+    for finding, reject in zip(adjusted, rejected, strict=True):
+        if finding.verdict is Verdict.HARM and not reject:
+            # BH decides for the slice family: a raw rejection BH does not confirm is no finding of harm. (The
+            # converse cannot happen: an adjusted p-value is never below the raw one.)
+            finding = _set_verdict(finding, Verdict.NO_HARM_PROVEN)
+        review.findings.append(finding)
+        if not reject:
+            continue
+        reason = harm_reason(
+            metric, finding, f"BH across {len(findings)} slices of {metric.slice_dimension}, {budget}"
+        )
+        if finding.slice in metric.critical_slices:
+            review.rollback_reasons.append(f"critical slice regression: {reason}")
+        else:
+            review.notes.append(f"slice regression (not a critical slice, does not block): {reason}")
+
+
+def _set_verdict(finding: MetricFinding, verdict: Verdict) -> MetricFinding:
+    return MetricFinding(
+        finding.metric, finding.slice, finding.method, finding.estimate, finding.ci_low, finding.ci_high,
+        finding.pvalue, finding.n_control, finding.n_canary, finding.threshold, verdict, finding.alpha,
+        finding.adjusted_pvalue,
+    )  # fmt: skip
+
+
+def review_trust(ctx: EvaluationContext, decisive: tuple[Metric, ...]) -> TrustReview:
+    """Sample-ratio mismatch and missing or late data for the metrics that can move the rollout forward."""
+    review = TrustReview()
+    srm = srm_finding(ctx)
+    if srm is not None:
+        review.findings.append(srm)
+        if srm.verdict is Verdict.SRM:
+            off = (srm.estimate or 0.0) * 100
+            review.hold_reasons.append(
+                f"sample ratio mismatch: the canary's share is {off:+.2f} pt off the weights in force "
+                f"({srm.n_control} control vs {srm.n_canary} canary units), chi-square p {srm.pvalue:.2g} "
+                f"< {srm.threshold:g}; the comparison cannot be trusted"
+            )
+    for finding in freshness_findings(ctx, decisive):
+        review.findings.append(finding)
+        where = f" (slice {finding.slice!r})" if finding.slice else ""
+        review.hold_reasons.append(f"{finding.metric}{where}: {finding.method}")
+    return review
