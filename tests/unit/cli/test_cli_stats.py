@@ -214,3 +214,70 @@ def test_installed_console_script_runs() -> None:
     payload = json.loads(completed.stdout)
     assert_allclose(payload["adjusted"], corrected, rtol=RTOL)
     assert payload["rejected"] == list(reject)
+
+
+def test_plan_json_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
+    """By hand (Fleiss, exact quantiles ``scipy.stats.norm.ppf``): 0.78 -> 0.80 needs 6,509.47 -> 6,510 per
+    arm; at 300,000/day a 5% canary gets 625/hour, so 6,510/625 h; 25%: 6,510/3,125 h; 50%: 6,510/6,250 h."""
+    argv = ["plan", "--baseline", "0.78", "--mde", "0.02", "--daily-traffic", "300000", "--stages", "5,25,50"]
+    payload = run_json(argv, capsys)
+    z_a, z_b = stats.norm.ppf(0.975), stats.norm.ppf(0.8)
+    n = (z_a * (2 * 0.79 * 0.21) ** 0.5 + z_b * (0.78 * 0.22 + 0.80 * 0.20) ** 0.5) ** 2 / 0.02**2
+    assert payload["n_per_arm"] == 6510
+    assert_allclose(payload["n_exact"], n, rtol=RTOL)
+    assert_allclose(payload["stage_hours"], [6510 / 625, 6510 / 3125, 6510 / 6250], rtol=RTOL)
+
+
+def test_plan_relative_mde(capsys: pytest.CaptureFixture[str]) -> None:
+    """--relative: 0.78 * 1.05 = 0.819; n from the same hand formula."""
+    payload = run_json(
+        ["plan", "--baseline", "0.78", "--mde", "0.05", "--relative", "--power", "0.9"], capsys
+    )
+    p2 = 0.78 * 1.05
+    pbar = (0.78 + p2) / 2
+    z_a, z_b = stats.norm.ppf(0.975), stats.norm.ppf(0.9)
+    n = (z_a * (2 * pbar * (1 - pbar)) ** 0.5 + z_b * (0.78 * 0.22 + p2 * (1 - p2)) ** 0.5) ** 2 / (
+        p2 - 0.78
+    ) ** 2
+    assert_allclose([payload["n_exact"], payload["p_treatment"]], [n, p2], rtol=RTOL)
+    assert "stage_hours" not in payload
+
+
+def test_plan_human_output(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "--baseline", "0.78", "--mde", "0.02", "--daily-traffic", "300000", "--stages", "5,25,50"]
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    assert "6,510" in out
+    assert "10.416" in out  # hours of the 5% stage: 6,510 / 625
+
+
+@pytest.mark.parametrize(
+    ("argv", "name", "value"),
+    [
+        (["plan", "--baseline", "78", "--mde", "0.02"], "--baseline", "78"),
+        (["plan", "--baseline", "0.78", "--mde", "0"], "--mde", "0"),
+        (["plan", "--baseline", "0.78", "--mde", "0.3"], "--mde", "0.3"),
+        (["plan", "--baseline", "0.78", "--mde", "0.02", "--power", "80"], "--power", "80"),
+        (["plan", "--baseline", "0.78", "--mde", "0.02", "--daily-traffic", "300000"], "--stages", "300000"),
+        (["plan", "--baseline", "0.78", "--mde", "0.02", "--stages", "5,25"], "--daily-traffic", "5,25"),
+        (
+            ["plan", "--baseline", "0.78", "--mde", "0.02", "--daily-traffic", "1e5", "--stages", "5,25,100"],
+            "--stages",
+            "5,25,100",
+        ),
+        (
+            ["plan", "--baseline", "0.78", "--mde", "0.02", "--daily-traffic", "-3", "--stages", "5"],
+            "--daily-traffic",
+            "-3",
+        ),
+    ],
+)
+def test_plan_bad_argument_exits_2_with_one_line(
+    argv: list[str], name: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert name in err
+    assert value in err
