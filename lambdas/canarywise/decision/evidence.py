@@ -48,7 +48,7 @@ LATE_AFTER_INTERVALS = 2
 
 
 @lru_cache(maxsize=256)
-def mixing_tau2(mde: float, alpha: float, power: float) -> float:
+def mixing_tau2(mde: float, alpha: float, power: float, *, two_sided: bool = False) -> float:
     """The mixing variance τ² for a test at level `alpha` planned to detect `mde` with `power`.
 
     Notes
@@ -56,15 +56,16 @@ def mixing_tau2(mde: float, alpha: float, power: float) -> float:
     ``mixing_variance`` wants the variance of the estimate at the horizon. The spec fixes a horizon in time,
     not in traffic, and a forecast from observed traffic would make τ² move with the data from look to look
     (the mixture martingale, and so the guarantee, needs τ² fixed before the first look). So we take the
-    variance the spec's own sample-size plan targets at its horizon: the one at which a fixed-horizon
-    one-sided z-test of level α has power 1 − β at the MDE,
+    variance the spec's own sample-size plan targets at its horizon: the one at which a fixed-horizon z-test
+    of level α has power 1 − β at the MDE,
 
-        V_h = (MDE / (z_{1−α} + z_{1−β}))²,
+        V_h = (MDE / (z_{1−α} + z_{1−β}))²   (z_{1−α/2} for a two-sided test),
 
     which depends on α, power and the MDE only. Traffic above plan makes the test decide earlier, traffic
     below plan later; validity never depends on it.
     """
-    z_sum = float(ndtri(1.0 - alpha) + ndtri(power))
+    z_alpha = ndtri(1.0 - alpha / 2.0) if two_sided else ndtri(1.0 - alpha)
+    z_sum = float(z_alpha + ndtri(power))
     return mixing_variance(mde, (mde / z_sum) ** 2, alpha)
 
 
@@ -164,7 +165,9 @@ def sequential_finding(
             n_control, n_canary, null, Verdict.INSUFFICIENT, alpha,
         )  # fmt: skip
         return finding, None
-    tau2 = mixing_tau2(metric_mde(ctx, metric), alpha, ctx.spec.statistics.power)
+    tau2 = mixing_tau2(
+        metric_mde(ctx, metric), alpha, ctx.spec.statistics.power, two_sided=test == "two_sided"
+    )
     result = msprt_normal(
         estimate.estimate, estimate.variance, tau2=tau2, alpha=alpha, alternative=alternative, null=null
     )

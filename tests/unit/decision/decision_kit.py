@@ -108,10 +108,11 @@ def hours(h: float) -> datetime:
 # ---- independent references (scipy only; none of canarywise's statistics code) ----------------------------
 
 
-def reference_tau2(mde: float, alpha: float, power: float) -> float:
-    """τ² re-derived independently: V_h from the z-test power formula; r* as the root of
-    r − log(1 + r) = 2 log(1/α) by bracketing (the code uses Lambert W); τ² = r* max(V_h, mde²/c(r*)²)."""
-    v_h = (mde / (stats.norm.ppf(1 - alpha) + stats.norm.ppf(power))) ** 2
+def reference_tau2(mde: float, alpha: float, power: float, *, two_sided: bool = False) -> float:
+    """τ² re-derived independently: V_h from the z-test power formula (two-sided: z_{1-α/2}); r* as the root
+    of r − log(1 + r) = 2 log(1/α) by bracketing (the code uses Lambert W); τ² = r* max(V_h, mde²/c(r*)²)."""
+    z_alpha = stats.norm.ppf(1 - alpha / 2) if two_sided else stats.norm.ppf(1 - alpha)
+    v_h = (mde / (z_alpha + stats.norm.ppf(power))) ** 2
     r = optimize.brentq(lambda r: r - math.log1p(r) - 2 * math.log(1 / alpha), 1e-6, 1e4, xtol=1e-14)
     c2 = (1 + r) / r * (2 * math.log(1 / alpha) + math.log1p(r))
     return float(r * max(v_h, mde**2 / c2))
