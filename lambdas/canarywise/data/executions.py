@@ -1,0 +1,99 @@
+"""Execution control and signals: stop the canary state machine, notify people, publish StatisticalHarm.
+
+Example
+-------
+>>> CanaryExecutions(state_machine_arn).stop_running(cause="escalation rate up")  # doctest: +SKIP
+('arn:aws:states:us-east-1:123456789012:execution:canary:release-42',)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from canarywise.data._aws import ClientError, client, error_code
+
+logger = Logger(child=True)
+
+HARM_NAMESPACE = "Canarywise"
+HARM_METRIC = "StatisticalHarm"
+
+
+class CanaryExecutions:
+    """The running executions of the canary state machine (``STATE_MACHINE_ARN``)."""
+
+    def __init__(self, state_machine_arn: str, *, boto3_client: Any = None) -> None:
+        self.state_machine_arn = state_machine_arn
+        self._client = boto3_client if boto3_client is not None else client("stepfunctions")
+
+    def running(self) -> tuple[str, ...]:
+        """ARNs of the executions still running."""
+        arns: list[str] = []
+        for page in self._client.get_paginator("list_executions").paginate(
+            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+        ):
+            arns.extend(e["executionArn"] for e in page.get("executions", []))
+        return tuple(arns)
+
+    def stop_running(self, *, cause: str, spare: str | None = None) -> tuple[str, ...]:
+        """Stop every running execution except `spare` (the one that asked for this rollback itself).
+
+        An execution that ended meanwhile is not an error: stopping is what we wanted anyway.
+        """
+        stopped: list[str] = []
+        for arn in self.running():
+            if arn == spare:
+                continue
+            try:
+                self._client.stop_execution(
+                    executionArn=arn, error="Canarywise.RolledBack", cause=cause[:32768]
+                )
+            except ClientError as exc:
+                if error_code(exc) != "ExecutionDoesNotExist":
+                    raise
+            stopped.append(arn)
+        logger.info("executions stopped", extra={"stopped": stopped})
+        return tuple(stopped)
+
+
+class AlertTopic:
+    """The SNS topic people subscribe to (``ALERT_TOPIC_ARN``)."""
+
+    def __init__(self, topic_arn: str, *, boto3_client: Any = None) -> None:
+        self.topic_arn = topic_arn
+        self._client = boto3_client if boto3_client is not None else client("sns")
+
+    def publish(self, subject: str, message: Mapping[str, Any]) -> str:
+        """Publish `message` as JSON; returns the message id. The subject is cut to SNS's 100 characters."""
+        response = self._client.publish(
+            TopicArn=self.topic_arn,
+            Subject=subject[:100],
+            Message=json.dumps(message, default=str, indent=2),
+        )
+        return str(response["MessageId"])
+
+
+class HarmSignal:
+    """The ``StatisticalHarm`` metric (namespace ``Canarywise``, dimension ``Service``) the alarms watch."""
+
+    def __init__(self, *, boto3_client: Any = None) -> None:
+        self._client = boto3_client if boto3_client is not None else client("cloudwatch")
+
+    def publish(self, service: str, *, harm: bool, timestamp: datetime) -> None:
+        """1 when harm is proven for `service`, else 0 (published every check so the alarm has data)."""
+        self._client.put_metric_data(
+            Namespace=HARM_NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": HARM_METRIC,
+                    "Dimensions": [{"Name": "Service", "Value": service}],
+                    "Timestamp": timestamp,
+                    "Value": 1.0 if harm else 0.0,
+                    "Unit": "Count",
+                }
+            ],
+        )

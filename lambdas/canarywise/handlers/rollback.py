@@ -1,0 +1,42 @@
+"""Rollback Lambda: CloudWatch alarm action, SNS-wrapped alarm, state machine, CLI, rejected approval."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from canarywise.data.executions import AlertTopic, CanaryExecutions
+from canarywise.data.registry import Registry
+from canarywise.data.traffic import TrafficSplit
+from canarywise.runtime.events import parse_rollback_event
+from canarywise.runtime.rollback import roll_back
+from canarywise.settings import RollbackSettings, load_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = load_settings(RollbackSettings)
+    request = parse_rollback_event(event)
+    result = roll_back(
+        request,
+        service=settings.service,
+        registry=Registry(settings.registry_table),
+        traffic=TrafficSplit(
+            settings.listener_rule_arn, settings.control_target_group_arn, settings.canary_target_group_arn
+        ),
+        executions=CanaryExecutions(settings.state_machine_arn),
+        alerts=AlertTopic(settings.alert_topic_arn),
+        now=datetime.now(UTC),
+    )
+    metrics.add_metric(name=f"Rollback{result.outcome.title()}", unit=MetricUnit.Count, value=1)
+    return result.to_dict()

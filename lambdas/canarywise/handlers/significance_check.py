@@ -1,0 +1,43 @@
+"""Significance check Lambda, on a schedule: every running experiment, at the event's time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from canarywise.data.executions import HarmSignal
+from canarywise.data.metric_source import AlbDimensions, MetricSource
+from canarywise.data.registry import Registry
+from canarywise.runtime.events import parse_scheduled_event
+from canarywise.runtime.significance import check_all
+from canarywise.settings import SignificanceCheckSettings, load_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = load_settings(SignificanceCheckSettings)
+    scheduled = parse_scheduled_event(event)
+    alb = AlbDimensions(
+        settings.load_balancer_full_name,
+        settings.control_target_group_full_name,
+        settings.canary_target_group_full_name,
+    )
+    summary = check_all(
+        now=scheduled.time,
+        service=settings.service,
+        registry=Registry(settings.registry_table),
+        metric_source=MetricSource(alb),
+        harm_signal=HarmSignal(),
+    )
+    metrics.add_metric(name="ExperimentsChecked", unit=MetricUnit.Count, value=len(summary.decisions))
+    metrics.add_metric(name="ExperimentChecksFailed", unit=MetricUnit.Count, value=len(summary.failed))
+    return summary.to_dict()

@@ -1,0 +1,171 @@
+"""The five-minute significance check: every running experiment → metrics → decision → registry.
+
+One experiment failing (a bad spec, a registry hiccup) never stops the others. When CloudWatch cannot be read
+the experiment's decision is HOLD with the reason, written like any other, so the stage gate stops on it and
+never advances on an older ADVANCE.
+
+Example
+-------
+>>> summary = check_all(now=event_time, service="mangaassist", registry=registry,  # doctest: +SKIP
+...                     metric_source=source, harm_signal=signal)
+>>> summary.decisions  # doctest: +SKIP
+{'mangaassist-v42-1f1d41d6a7': 'CONTINUE'}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from canarywise.data.executions import HarmSignal
+from canarywise.data.metric_source import MetricSource, MetricSourceError
+from canarywise.data.models import CheckRecord, Experiment, StageStart
+from canarywise.data.registry import Registry
+from canarywise.decision.engine import decide
+from canarywise.decision.models import Decision, DecisionKind, StageRecord, Variant, Verdict
+from canarywise.spec import MetricRole
+
+logger = Logger(child=True)
+
+_HARM_VERDICTS = {Verdict.HARM, Verdict.HARD_LIMIT_BREACHED}
+_HARM_KINDS = {DecisionKind.ROLLBACK, DecisionKind.KEEP_CONTROL}
+
+
+@dataclass
+class CheckSummary:
+    """What one scheduled run did (the handler returns it)."""
+
+    now: datetime
+    decisions: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    harm: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "now": self.now.isoformat(),
+            "decisions": self.decisions,
+            "failed": self.failed,
+            "harm": self.harm,
+        }
+
+
+def stage_records(stages: tuple[StageStart, ...]) -> tuple[StageRecord, ...]:
+    """The engine's stage history: each stage ends when the next one starts."""
+    ordered = sorted(stages, key=lambda s: s.stage_index)
+    return tuple(
+        StageRecord(
+            index=stage.stage_index,
+            percent=float(stage.weights.canary),
+            weights={Variant.CONTROL: stage.weights.control, Variant.CANARY: stage.weights.canary},
+            started_at=stage.started_at,
+            ended_at=ordered[i + 1].started_at if i + 1 < len(ordered) else None,
+        )
+        for i, stage in enumerate(ordered)
+    )
+
+
+def check_all(
+    *,
+    now: datetime,
+    service: str,
+    registry: Registry,
+    metric_source: MetricSource,
+    harm_signal: HarmSignal,
+) -> CheckSummary:
+    """Evaluate every running experiment of `service` at `now`; publish StatisticalHarm once."""
+    summary = CheckSummary(now=now)
+    for experiment in registry.list_running(service):
+        try:
+            decision = evaluate(experiment, now=now, registry=registry, metric_source=metric_source)
+        except Exception as exc:  # one experiment must never stop the others
+            logger.exception("check failed", extra={"experiment_id": experiment.experiment_id})
+            summary.failed[experiment.experiment_id] = f"{type(exc).__name__}: {exc}"
+            _record_hold(experiment, f"the check failed, holding: {type(exc).__name__}: {exc}", now, registry)
+            continue
+        summary.decisions[experiment.experiment_id] = decision.kind.value
+        summary.harm = summary.harm or is_harm(decision)
+    harm_signal.publish(service, harm=summary.harm, timestamp=now)
+    return summary
+
+
+def evaluate(
+    experiment: Experiment, *, now: datetime, registry: Registry, metric_source: MetricSource
+) -> Decision:
+    """Read the experiment's data, decide, and store the check; HOLD when CloudWatch cannot be read."""
+    stages = stage_records(registry.stage_history(experiment.experiment_id))
+    current = stages[-1].index if stages else -1
+    try:
+        observations = metric_source.observe(experiment.spec, stages, now) if stages else None
+    except MetricSourceError as exc:
+        logger.warning("metrics unavailable: HOLD", extra={"experiment_id": experiment.experiment_id})
+        decision = Decision(
+            kind=DecisionKind.HOLD,
+            reasons=(f"metrics unavailable, holding: {exc}",),
+            findings=(),
+            stage_index=current,
+            evaluated_at=now,
+        )
+    else:
+        if observations is None:
+            decision = Decision(DecisionKind.HOLD, ("no stage has started yet",), (), -1, now)
+        else:
+            decision = decide(
+                experiment.spec,
+                stages,
+                observations,
+                now,
+                first_stage_multiplier=experiment.first_stage_multiplier,
+            )
+    registry.record_check(experiment.experiment_id, check_record(experiment, decision))
+    logger.info(
+        "decision",
+        extra={
+            "experiment_id": experiment.experiment_id,
+            "decision": decision.kind.value,
+            "why": decision.reason,
+        },
+    )
+    return decision
+
+
+def _record_hold(experiment: Experiment, reason: str, now: datetime, registry: Registry) -> None:
+    """Replace the gate's view with HOLD so an earlier ADVANCE is not acted on after a failed check."""
+    try:
+        stage = experiment.latest_check.stage_index if experiment.latest_check else -1
+        check = CheckRecord(
+            checked_at=now, stage_index=stage, decision=DecisionKind.HOLD.value, reason=reason
+        )
+        registry.record_check(experiment.experiment_id, check)
+    except Exception:
+        logger.exception(
+            "could not record the HOLD either", extra={"experiment_id": experiment.experiment_id}
+        )
+
+
+def is_harm(decision: Decision) -> bool:
+    """Harm is proven (a harm test rejected or a hard limit breached) and the decision acts on it."""
+    return decision.kind in _HARM_KINDS and any(f.verdict in _HARM_VERDICTS for f in decision.findings)
+
+
+def check_record(experiment: Experiment, decision: Decision) -> CheckRecord:
+    """The registry's record of a decision: its kind, reasons and every number behind it."""
+    primary = next((m.name for m in experiment.spec.metrics if m.role is MetricRole.PRIMARY), None)
+    pvalue = next(
+        (
+            f.pvalue
+            for f in decision.findings
+            if f.metric == primary and f.slice is None and f.pvalue is not None
+        ),
+        None,
+    )
+    return CheckRecord(
+        checked_at=decision.evaluated_at,
+        stage_index=decision.stage_index,
+        decision=decision.kind.value,
+        reason=decision.reason,
+        harm=is_harm(decision),
+        details=decision.to_dict() | {"primary_pvalue": pvalue},
+    )
