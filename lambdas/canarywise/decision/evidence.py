@@ -21,7 +21,7 @@ from scipy.special import ndtri
 from canarywise.decision.context import EvaluationContext
 from canarywise.decision.estimates import StratifiedEstimate, arm_value, stratified_difference
 from canarywise.decision.models import SRM_FINDING, MetricFinding, ProportionAggregate, Variant, Verdict
-from canarywise.spec import Direction, Metric, MetricKind
+from canarywise.spec import Direction, Metric, MetricKind, RolloutSpec
 from canarywise.stats.multiple import adjust_pvalues
 from canarywise.stats.sequential import SequentialResult, mixing_variance, msprt_normal
 from canarywise.stats.srm import staged_srm_test
@@ -38,6 +38,7 @@ __all__ = [
     "mixing_tau2",
     "sequential_finding",
     "srm_finding",
+    "tau2_for",
 ]
 
 # A hard limit is judged once the canary has this many units in the stage: one failed request out of three is
@@ -69,8 +70,25 @@ def mixing_tau2(mde: float, alpha: float, power: float, *, two_sided: bool = Fal
     return mixing_variance(mde, (mde / z_sum) ** 2, alpha)
 
 
-def metric_mde(ctx: EvaluationContext, metric: Metric) -> float:
-    return metric.mde if metric.mde is not None else ctx.spec.statistics.mde
+def metric_mde(ctx: EvaluationContext | RolloutSpec, metric: Metric) -> float:
+    """The metric's minimum detectable effect, or the spec's default (`ctx` may be the spec itself)."""
+    spec = ctx if isinstance(ctx, RolloutSpec) else ctx.spec
+    return metric.mde if metric.mde is not None else spec.statistics.mde
+
+
+def tau2_for(spec: RolloutSpec, metric: Metric, test: str, alpha: float) -> float:
+    """The mixing variance the engine uses for `test` ('harm', 'non_inferiority', 'two_sided') of `metric`
+    at level `alpha` (benchmarks re-implementing the engine should call this, not re-derive it).
+
+    Each test is planned for the distance between its null and the effect it should find: harm and the
+    two-sided test for the metric's MDE; non-inferiority for its margin (a candidate that is exactly as good
+    as control sits one margin away from the null "worse by the margin").
+    """
+    power = spec.statistics.power
+    if test == "non_inferiority":
+        assert metric.margin is not None, "non-inferiority needs a margin"
+        return mixing_tau2(metric.margin, alpha, power)
+    return mixing_tau2(metric_mde(spec, metric), alpha, power, two_sided=test == "two_sided")
 
 
 def _bounded(value: float) -> float | None:
@@ -165,9 +183,7 @@ def sequential_finding(
             n_control, n_canary, null, Verdict.INSUFFICIENT, alpha,
         )  # fmt: skip
         return finding, None
-    tau2 = mixing_tau2(
-        metric_mde(ctx, metric), alpha, ctx.spec.statistics.power, two_sided=test == "two_sided"
-    )
+    tau2 = tau2_for(ctx.spec, metric, test, alpha)
     result = msprt_normal(
         estimate.estimate, estimate.variance, tau2=tau2, alpha=alpha, alternative=alternative, null=null
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from canarywise.decision.context import EvaluationContext
+from canarywise.decision.context import EvaluationContext, evaluated_metrics
 from canarywise.decision.estimates import StratifiedEstimate, stratified_difference
 from canarywise.decision.evidence import (
     bh_adjust,
@@ -22,9 +22,9 @@ from canarywise.decision.evidence import (
     srm_finding,
 )
 from canarywise.decision.models import MetricFinding, Verdict
-from canarywise.spec import Direction, Metric, MetricRole
+from canarywise.spec import Direction, Metric, MetricRole, RolloutSpec
 
-__all__ = ["SafetyReview", "TrustReview", "review_safety", "review_trust"]
+__all__ = ["SafetyReview", "TrustReview", "harm_alpha", "review_safety", "review_trust"]
 
 
 @dataclass(slots=True)
@@ -57,12 +57,19 @@ def harm_reason(metric: Metric, finding: MetricFinding, budget: str) -> str:
     )
 
 
+def harm_alpha(spec: RolloutSpec, metric: Metric) -> float:
+    """The level of `metric`'s overall harm test: the spec's alpha split over the safety/guardrail metrics,
+    halved for a sliced metric (whose slice family, under BH, gets the other half)."""
+    veto = [m for m in evaluated_metrics(spec) if m.role in (MetricRole.SAFETY, MetricRole.GUARDRAIL)]
+    share = spec.statistics.alpha / len(veto) if veto else spec.statistics.alpha
+    return share / 2 if metric.slice_dimension else share
+
+
 def review_safety(ctx: EvaluationContext) -> SafetyReview:
     """Hard limits and one-sided anytime-valid harm tests on every safety and guardrail metric."""
     review = SafetyReview()
     veto = ctx.of_role(MetricRole.SAFETY, MetricRole.GUARDRAIL)
     alpha = ctx.spec.statistics.alpha
-    share = alpha / len(veto) if veto else alpha
     budget = f"alpha {alpha:g} shared by {len(veto)} safety/guardrail metric(s)"
     for metric in veto:
         limit = hard_limit_finding(ctx, metric)
@@ -74,7 +81,7 @@ def review_safety(ctx: EvaluationContext) -> SafetyReview:
                     f"{ctx.current.index} is {format_value(metric, limit.estimate)} ({_worse_word(metric)} "
                     f"than the limit {format_value(metric, metric.hard_limit)}, {limit.n_canary} units)"
                 )
-        overall_alpha = share / 2 if metric.slice_dimension else share
+        overall_alpha = harm_alpha(ctx.spec, metric)
         estimate = stratified_difference(ctx.pairs(metric.name))
         review.estimates[metric.name] = estimate
         finding, _ = sequential_finding(ctx, metric, "harm", alpha=overall_alpha, estimate=estimate)
@@ -82,7 +89,7 @@ def review_safety(ctx: EvaluationContext) -> SafetyReview:
         if finding.verdict is Verdict.HARM:
             review.rollback_reasons.append(harm_reason(metric, finding, budget))
         if metric.slice_dimension:
-            _review_slices(ctx, metric, share / 2, budget, review)
+            _review_slices(ctx, metric, harm_alpha(ctx.spec, metric), budget, review)
     return review
 
 
