@@ -1,0 +1,319 @@
+"""AWS for the integration tests, in-process with moto's `mock_aws`: nothing leaves the process.
+
+The fixtures build what the stack builds, with the lead's contract names: the registry table (pk/sk, GSIs
+``running`` and ``concluded``, TTL ``expires_at``), an ALB with a listener, two target groups and a weighted
+rule (stickiness on), the canary state machine, the alert topic (with an SQS queue subscribed, so a test can
+read what people were told), and every environment variable the handlers read.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from canarywise.spec import load_spec
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE = "mangaassist"
+TABLE = "canarywise-registry"
+REGION = "us-east-1"
+STICKINESS_SECONDS = 7 * 86400
+
+
+@pytest.fixture(autouse=True)
+def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, so no test can ever reach a real account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_SERVICE_NAME": "canarywise",
+        "POWERTOOLS_METRICS_NAMESPACE": "Canarywise",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    listener_rule_arn: str
+    control_target_group_arn: str
+    canary_target_group_arn: str
+    load_balancer_full_name: str
+    control_target_group_full_name: str
+    canary_target_group_full_name: str
+
+
+@dataclass(frozen=True)
+class Env:
+    """Everything the fixtures created; `apply` sets the handlers' environment variables."""
+
+    traffic: Traffic
+    state_machine_arn: str
+    topic_arn: str
+    queue_url: str
+
+    def variables(self) -> dict[str, str]:
+        return {
+            "REGISTRY_TABLE": TABLE,
+            "SERVICE": SERVICE,
+            "LOAD_BALANCER_FULL_NAME": self.traffic.load_balancer_full_name,
+            "CONTROL_TARGET_GROUP_FULL_NAME": self.traffic.control_target_group_full_name,
+            "CANARY_TARGET_GROUP_FULL_NAME": self.traffic.canary_target_group_full_name,
+            "LISTENER_RULE_ARN": self.traffic.listener_rule_arn,
+            "CONTROL_TARGET_GROUP_ARN": self.traffic.control_target_group_arn,
+            "CANARY_TARGET_GROUP_ARN": self.traffic.canary_target_group_arn,
+            "STATE_MACHINE_ARN": self.state_machine_arn,
+            "ALERT_TOPIC_ARN": self.topic_arn,
+        }
+
+
+def create_registry_table(dynamodb: Any) -> None:
+    """The registry table exactly as contracts.md fixes it."""
+    dynamodb.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("pk", "sk", "running_pk", "experiment_id", "concluded_pk", "concluded_at")
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "running",
+                "KeySchema": [
+                    {"AttributeName": "running_pk", "KeyType": "HASH"},
+                    {"AttributeName": "experiment_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": "concluded",
+                "KeySchema": [
+                    {"AttributeName": "concluded_pk", "KeyType": "HASH"},
+                    {"AttributeName": "concluded_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+        ],
+        SSESpecification={"Enabled": True},
+    )
+    dynamodb.update_time_to_live(
+        TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+
+
+def create_traffic() -> Traffic:
+    ec2 = boto3.client("ec2")
+    elbv2 = boto3.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{zone}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, zone in enumerate("ab")
+    ]
+    lb = elbv2.create_load_balancer(Name="chat-alb", Subnets=subnets, Type="application")["LoadBalancers"][0]
+    groups = [
+        elbv2.create_target_group(Name=name, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip")[
+            "TargetGroups"
+        ][0]["TargetGroupArn"]
+        for name in ("control", "canary")
+    ]
+    listener = elbv2.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+    )["Listeners"][0]["ListenerArn"]
+    rule = elbv2.create_rule(
+        ListenerArn=listener,
+        Priority=10,
+        Conditions=[{"Field": "path-pattern", "Values": ["/chat/*"]}],
+        Actions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": groups[0], "Weight": 100},
+                        {"TargetGroupArn": groups[1], "Weight": 0},
+                    ],
+                    "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": STICKINESS_SECONDS},
+                },
+            }
+        ],
+    )["Rules"][0]["RuleArn"]
+
+    def full_name(arn: str, marker: str) -> str:
+        # CloudWatch's dimension value is the ARN's tail: "app/<name>/<id>" and "targetgroup/<name>/<id>".
+        return marker + arn.split(f":{marker}", 1)[1] if f":{marker}" in arn else arn.split("/", 1)[1]
+
+    return Traffic(
+        listener_rule_arn=rule,
+        control_target_group_arn=groups[0],
+        canary_target_group_arn=groups[1],
+        load_balancer_full_name=lb["LoadBalancerArn"].split(":loadbalancer/", 1)[1],
+        control_target_group_full_name=full_name(groups[0], "targetgroup"),
+        canary_target_group_full_name=full_name(groups[1], "targetgroup"),
+    )
+
+
+@pytest.fixture
+def registry_table() -> Iterator[str]:
+    """Only the registry table (the registry's own tests need nothing else)."""
+    with mock_aws():
+        create_registry_table(boto3.client("dynamodb"))
+        yield TABLE
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """Registry table, ALB, state machine, topic; the handlers' environment set."""
+    with mock_aws():
+        create_registry_table(boto3.client("dynamodb"))
+        traffic = create_traffic()
+        iam = boto3.client("iam")
+        role = iam.create_role(
+            RoleName="canary-sfn",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "states.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name="mangaassist-canary",
+            definition=json.dumps(
+                {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 1, "End": True}}}
+            ),
+            roleArn=role,
+        )["stateMachineArn"]
+        sns = boto3.client("sns")
+        sqs = boto3.client("sqs")
+        topic = sns.create_topic(Name="canarywise-alerts")["TopicArn"]
+        queue = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(
+            TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+        )
+        env = Env(traffic=traffic, state_machine_arn=machine, topic_arn=topic, queue_url=queue)
+        for name, value in env.variables().items():
+            monkeypatch.setenv(name, value)
+        yield env
+
+
+# --- helpers the tests share ----------------------------------------------------------------------------
+@dataclass
+class LambdaContext:
+    function_name: str = "canarywise-test"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:canarywise-test"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def context() -> LambdaContext:
+    return LambdaContext()
+
+
+@pytest.fixture(scope="session")
+def spec_data() -> dict[str, Any]:
+    """The MangaAssist rollout spec as the state machine embeds it (JSON)."""
+    return load_spec(ROOT / "config" / "mangaassist.yaml").model_dump(mode="json")
+
+
+def alerts(env: Env) -> list[dict[str, Any]]:
+    """Every message published on the alert topic so far (drains the queue)."""
+    sqs = boto3.client("sqs")
+    out = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=env.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return out
+        for message in messages:
+            out.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=env.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def rule_weights(env: Env) -> dict[str, int]:
+    """The weights on the listener rule, read straight from ELBv2 (not through the code under test)."""
+    rule = boto3.client("elbv2").describe_rules(RuleArns=[env.traffic.listener_rule_arn])["Rules"][0]
+    forward = next(a for a in rule["Actions"] if a["Type"] == "forward")["ForwardConfig"]
+    by_arn = {tg["TargetGroupArn"]: tg["Weight"] for tg in forward["TargetGroups"]}
+    return {
+        "control": by_arn[env.traffic.control_target_group_arn],
+        "canary": by_arn[env.traffic.canary_target_group_arn],
+    }
+
+
+def rule_stickiness(env: Env) -> dict[str, Any]:
+    rule = boto3.client("elbv2").describe_rules(RuleArns=[env.traffic.listener_rule_arn])["Rules"][0]
+    forward = next(a for a in rule["Actions"] if a["Type"] == "forward")["ForwardConfig"]
+    return dict(forward.get("TargetGroupStickinessConfig", {}))
+
+
+def registry_items() -> list[dict[str, Any]]:
+    return boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
+
+
+def start_execution(env: Env, name: str = "release-42") -> str:
+    return boto3.client("stepfunctions").start_execution(
+        stateMachineArn=env.state_machine_arn, name=name, input="{}"
+    )["executionArn"]
+
+
+def execution_status(arn: str) -> str:
+    return str(boto3.client("stepfunctions").describe_execution(executionArn=arn)["status"])
+
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def serialized_dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give moto's DynamoDB what the real service has: each write request is atomic.
+
+    DynamoDB evaluates a condition and applies the write as one step on its side; moto's in-process backend
+    checks and then writes in Python, so two threads can interleave between the two. Holding a lock around
+    each write request restores the service's atomicity without serialising anything else the threads do
+    (ELBv2, Step Functions, reads), so the race the test exercises is still a race.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original: Callable[..., Any] = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)

@@ -1,0 +1,20 @@
+"""Integration-test fixtures (moto `mock_aws`, in-process); the helpers live in ``aws_kit.py``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# pytest runs with --import-mode=importlib: put this folder on sys.path so tests can `import aws_kit`.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from aws_kit import (
+    _aws_environment,
+    aws,
+    context,
+    registry_table,
+    serialized_dynamodb_writes,
+    spec_data,
+)
+
+__all__ = ["_aws_environment", "aws", "context", "registry_table", "serialized_dynamodb_writes", "spec_data"]
