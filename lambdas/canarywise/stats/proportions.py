@@ -151,7 +151,8 @@ def _newcombe(x_c: int, n_c: int, x_t: int, n_t: int, z: float) -> tuple[float, 
     diff = p_t - p_c
     low = diff - math.sqrt((p_t - low_t) ** 2 + (high_c - p_c) ** 2)
     high = diff + math.sqrt((high_t - p_t) ** 2 + (p_c - low_c) ** 2)
-    return low, high
+    # Mathematically within [-1, 1]; clipped because rounding can step a last bit outside at 0/n vs n/n.
+    return max(-1.0, low), min(1.0, high)
 
 
 def _constrained_rates(x_c: int, n_c: int, x_t: int, n_t: int, margin: float) -> tuple[float, float]:
