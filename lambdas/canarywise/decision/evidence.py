@@ -20,7 +20,7 @@ from scipy.special import ndtri
 
 from canarywise.decision.context import EvaluationContext
 from canarywise.decision.estimates import StratifiedEstimate, arm_value, stratified_difference
-from canarywise.decision.models import SRM_FINDING, MetricFinding, ProportionAggregate, Variant, Verdict
+from canarywise.decision.models import SRM_FINDING, MetricFinding, Variant, Verdict
 from canarywise.spec import Direction, Metric, MetricKind, RolloutSpec
 from canarywise.stats.multiple import adjust_pvalues
 from canarywise.stats.sequential import SequentialResult, mixing_variance, msprt_normal
@@ -117,7 +117,7 @@ def hard_limit_finding(ctx: EvaluationContext, metric: Metric) -> MetricFinding 
     index = ctx.current.index
     n_control, n_canary = ctx.current_n(metric.name)
     canary = ctx.arm(metric.name, index, Variant.CANARY)
-    what = "rate" if isinstance(canary, ProportionAggregate) or metric.kind is not MetricKind.MEAN else "mean"
+    what = "mean" if metric.kind is MetricKind.MEAN else "rate"
     method = f"hard limit on the canary's observed {what} in stage {index} (no test)"
     if canary is None or canary.n < HARD_LIMIT_MIN_UNITS:
         return MetricFinding(

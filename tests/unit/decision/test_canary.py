@@ -37,7 +37,7 @@ from decision_kit import (
     stage,
 )
 from numpy.testing import assert_allclose
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
@@ -100,6 +100,17 @@ class TestEscalationStory:
         harm = decision.finding("escalation_rate", verdicts=[Verdict.HARM])
         assert harm.alpha == pytest.approx(0.005)
         assert_allclose(harm.pvalue, escalation_harm_reference(59_400, 495_000, 700, 5_000, 0.005), rtol=1e-9)
+        # The confidence-sequence bound of docs/decision-rule.md: d - u*·sd, u* the z where the hand-written
+        # one-sided p-value reaches the level (scipy.optimize.brentq)
+        variance = ac_variance(59_400, 495_000) + ac_variance(700, 5_000)
+        ratio = reference_tau2(0.02, 0.005, 0.8) / variance
+        u = optimize.brentq(lambda u: one_sided_pvalue(u, ratio) - 0.005, 0.0, 10.0, xtol=1e-14)
+        assert_allclose(harm.ci_low, 0.02 - u * math.sqrt(variance), rtol=1e-9)
+        assert (round(harm.ci_low, 5), round(u, 2), round(harm.pvalue, 4)) == (
+            0.00233,
+            3.58,
+            0.0009,
+        )  # as in the doc
 
 
 class TestRollback:
