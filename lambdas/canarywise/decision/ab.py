@@ -66,7 +66,7 @@ def decide_ab(ctx: EvaluationContext) -> Decision:
     safety = review_safety(ctx)
     trust = review_trust(ctx, (*ctx.of_role(MetricRole.SAFETY, MetricRole.GUARDRAIL), primary))
     estimate = stratified_difference(ctx.pairs(primary.name))
-    finding, _ = sequential_finding(ctx, primary, "two_sided", alpha=alpha, estimate=estimate)
+    finding = sequential_finding(ctx, primary, "two_sided", alpha=alpha, estimate=estimate)
     verdict = _primary_verdict(primary, finding, mde)
     finding = MetricFinding(
         finding.metric, None, f"primary, {finding.method}", finding.estimate, finding.ci_low, finding.ci_high,

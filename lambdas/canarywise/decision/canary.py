@@ -50,7 +50,7 @@ def _gate(
             )
         if metric.margin is None:
             continue
-        finding, _ = sequential_finding(
+        finding = sequential_finding(
             ctx, metric, "non_inferiority", alpha=alpha, estimate=estimates[metric.name]
         )
         findings.append(finding)

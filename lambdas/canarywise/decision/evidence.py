@@ -23,7 +23,7 @@ from canarywise.decision.estimates import StratifiedEstimate, arm_value, stratif
 from canarywise.decision.models import SRM_FINDING, MetricFinding, Variant, Verdict
 from canarywise.spec import Direction, Metric, MetricKind, RolloutSpec
 from canarywise.stats.multiple import adjust_pvalues
-from canarywise.stats.sequential import SequentialResult, mixing_variance, msprt_normal
+from canarywise.stats.sequential import mixing_variance, msprt_normal
 from canarywise.stats.srm import staged_srm_test
 
 __all__ = [
@@ -148,7 +148,7 @@ def sequential_finding(
     alpha: float,
     slice_: str | None = None,
     estimate: StratifiedEstimate | None = None,
-) -> tuple[MetricFinding, SequentialResult | None]:
+) -> MetricFinding:
     """One anytime-valid test of `metric` on the stage-stratified difference.
 
     Parameters
@@ -178,11 +178,10 @@ def sequential_finding(
         alternative, null, label = "two-sided", 0.0, "difference"
     if estimate is None:
         n_control, n_canary = ctx.current_n(metric.name, slice_)
-        finding = MetricFinding(
+        return MetricFinding(
             metric.name, slice_, f"{label}: no stage with data in both arms yet", None, None, None, None,
             n_control, n_canary, null, Verdict.INSUFFICIENT, alpha,
         )  # fmt: skip
-        return finding, None
     tau2 = tau2_for(ctx.spec, metric, test, alpha)
     result = msprt_normal(
         estimate.estimate, estimate.variance, tau2=tau2, alpha=alpha, alternative=alternative, null=null
@@ -195,7 +194,7 @@ def sequential_finding(
     else:
         verdict = Verdict.REPORTED
     stages = "1 stage" if estimate.strata == 1 else f"{estimate.strata} stages, inverse-variance weighted"
-    finding = MetricFinding(
+    return MetricFinding(
         metric=metric.name,
         slice=slice_,
         method=f"{label}: {result.method}, canary − control within stages ({stages})",
@@ -209,7 +208,6 @@ def sequential_finding(
         verdict=verdict,
         alpha=alpha,
     )
-    return finding, result
 
 
 def bh_adjust(findings: Sequence[MetricFinding], q: float) -> tuple[list[MetricFinding], list[bool]]:

@@ -84,7 +84,7 @@ def review_safety(ctx: EvaluationContext) -> SafetyReview:
         overall_alpha = harm_alpha(ctx.spec, metric)
         estimate = stratified_difference(ctx.pairs(metric.name))
         review.estimates[metric.name] = estimate
-        finding, _ = sequential_finding(ctx, metric, "harm", alpha=overall_alpha, estimate=estimate)
+        finding = sequential_finding(ctx, metric, "harm", alpha=overall_alpha, estimate=estimate)
         review.findings.append(finding)
         if finding.verdict is Verdict.HARM:
             review.rollback_reasons.append(harm_reason(metric, finding, budget))
@@ -96,9 +96,7 @@ def review_safety(ctx: EvaluationContext) -> SafetyReview:
 def _review_slices(
     ctx: EvaluationContext, metric: Metric, q: float, budget: str, review: SafetyReview
 ) -> None:
-    findings = [
-        sequential_finding(ctx, metric, "harm", alpha=q, slice_=s)[0] for s in ctx.slices(metric.name)
-    ]
+    findings = [sequential_finding(ctx, metric, "harm", alpha=q, slice_=s) for s in ctx.slices(metric.name)]
     adjusted, rejected = bh_adjust(findings, q)
     for finding, reject in zip(adjusted, rejected, strict=True):
         if finding.verdict is Verdict.HARM and not reject:

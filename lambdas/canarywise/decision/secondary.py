@@ -19,7 +19,5 @@ def report(
     """Two-sided anytime-valid findings (verdict REPORTED): BH-adjusted across `secondary` at the spec's
     alpha; `others` (e.g. the primary metric of a canary) unadjusted."""
     alpha = ctx.spec.statistics.alpha
-    adjusted, _ = bh_adjust(
-        [sequential_finding(ctx, m, "two_sided", alpha=alpha)[0] for m in secondary], alpha
-    )
-    return adjusted + [sequential_finding(ctx, m, "two_sided", alpha=alpha)[0] for m in others]
+    adjusted, _ = bh_adjust([sequential_finding(ctx, m, "two_sided", alpha=alpha) for m in secondary], alpha)
+    return adjusted + [sequential_finding(ctx, m, "two_sided", alpha=alpha) for m in others]
