@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from canarywise.decision.models import DecisionKind
-from canarywise.spec import RolloutSpec
 from scipy.special import ndtri
 
 from bench.engine import (
@@ -56,6 +54,8 @@ from bench.scenarios import (
     ladder_schedule,
     simulate,
 )
+from canarywise.decision.models import DecisionKind
+from canarywise.spec import RolloutSpec
 
 HORIZON_SECONDS = HORIZON_TICKS * TICK_SECONDS
 SAFETY_METRIC = "escalation_rate"

@@ -7,8 +7,8 @@ rollout: thousands of rollouts per scenario would take hours. So there are two p
   history at every look and call ``canarywise.decision.engine.decide``; stop at the first decision of the
   kinds asked for. Run on a subset of replicates.
 - **vectorised** (`EngineHarmTest`, `EnginePromoteTest`): the same computation on all replicates and looks at
-  once, built from the engine's own pieces: its alpha share per metric (as ``decision.safety`` splits it),
-  its mixing variance (``decision.evidence.mixing_tau2``), its stage-stratified estimate (the
+  once, built from the engine's own pieces: its alpha share per metric (``decision.safety.harm_alpha``),
+  its mixing variance (``decision.evidence.tau2_for``), its stage-stratified estimate (the
   inverse-variance weighting of ``decision.estimates.stratified_difference`` with its Agresti-Caffo
   variances, re-written with numpy), and the rejection region of ``stats.sequential.msprt_normal`` (tabulated
   from the function itself, ``bench.methods.MsprtBoundary``).
@@ -24,8 +24,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from canarywise.decision.engine import decide, evaluated_metrics
-from canarywise.decision.evidence import metric_mde, mixing_tau2
+
+from bench.methods import NEVER, MsprtBoundary, first_true
+from bench.scenarios import FloatArray, IntArray, Schedule, Streams
+from canarywise.decision.engine import decide
+from canarywise.decision.evidence import metric_mde, tau2_for
 from canarywise.decision.models import (
     Aggregate,
     Decision,
@@ -36,10 +39,8 @@ from canarywise.decision.models import (
     StageRecord,
     Variant,
 )
+from canarywise.decision.safety import harm_alpha
 from canarywise.spec import MetricRole, RolloutSpec, parse_spec
-
-from bench.methods import NEVER, MsprtBoundary, first_true
-from bench.scenarios import FloatArray, IntArray, Schedule, Streams
 
 BoolArray = np.ndarray
 # The simulated rollout starts at 10:00 UTC on a Monday (matches bench.scenarios.START_HOUR).
@@ -147,20 +148,6 @@ def stratified_estimates(within: Streams, schedule: Schedule) -> StratifiedArray
     return StratifiedArrays(estimate, variance, z)
 
 
-def harm_alpha(spec: RolloutSpec, metric: str) -> float:
-    """The level of ``metric``'s overall harm test: the spec's alpha split as ``decision.safety`` does."""
-    veto = [m for m in evaluated_metrics(spec) if m.role in (MetricRole.SAFETY, MetricRole.GUARDRAIL)]
-    share = spec.statistics.alpha / len(veto) if veto else spec.statistics.alpha
-    return share / 2 if spec.metric(metric).slice_dimension else share
-
-
-class _SpecMetric:
-    """Stands in for the evaluation context ``metric_mde`` reads (only ``.spec``)."""
-
-    def __init__(self, spec: RolloutSpec) -> None:
-        self.spec = spec
-
-
 @dataclass(frozen=True)
 class EngineHarmTest:
     """The engine's overall harm test of one proportion metric (lower is better), on every look at once."""
@@ -172,9 +159,8 @@ class EngineHarmTest:
 
     @classmethod
     def from_spec(cls, spec: RolloutSpec, metric: str) -> EngineHarmTest:
-        alpha = harm_alpha(spec, metric)
-        mde = metric_mde(_SpecMetric(spec), spec.metric(metric))  # type: ignore[arg-type]
-        tau2 = mixing_tau2(mde, alpha, spec.statistics.power)
+        alpha = harm_alpha(spec, spec.metric(metric))
+        tau2 = tau2_for(spec, spec.metric(metric), "harm", alpha)
         return cls(metric, alpha, tau2, MsprtBoundary.tabulate(alpha=alpha, alternative="greater"))
 
     def rejects(self, strat: StratifiedArrays) -> BoolArray:
@@ -213,11 +199,10 @@ class EnginePromoteTest:
     def from_spec(cls, spec: RolloutSpec) -> EnginePromoteTest:
         (primary,) = [m for m in spec.metrics if m.role is MetricRole.PRIMARY]
         alpha = spec.statistics.alpha
-        mde = metric_mde(_SpecMetric(spec), primary)  # type: ignore[arg-type]
         return cls(
             alpha,
-            mixing_tau2(mde, alpha, spec.statistics.power),
-            mde,
+            tau2_for(spec, primary, "two_sided", alpha),
+            metric_mde(spec, primary),
             spec.stages[0].min_duration // spec.check_interval,
             spec.statistics.min_samples_per_arm,
             MsprtBoundary.tabulate(alpha=alpha, alternative="two-sided"),

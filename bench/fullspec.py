@@ -8,12 +8,12 @@ like MangaAssist sees; the canary is identical to the control (A/A), so every ro
 from __future__ import annotations
 
 import numpy as np
-from canarywise.decision.engine import evaluated_metrics
-from canarywise.decision.models import Variant
-from canarywise.spec import MetricKind, RolloutSpec
 
 from bench.engine import MetricStream
 from bench.scenarios import FloatArray, Schedule
+from canarywise.decision.engine import evaluated_metrics
+from canarywise.decision.models import Variant
+from canarywise.spec import MetricKind, RolloutSpec
 
 # Per-session rates (proportions) and, for CSAT, (mean, sd) of a 1-5 rating.
 BASELINES: dict[str, float | tuple[float, float]] = {

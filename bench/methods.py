@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from canarywise.stats.sequential import msprt_normal
 from scipy.special import ndtri
 
 from bench.scenarios import Estimates, FloatArray, IntArray, Schedule, Streams
+from canarywise.stats.sequential import msprt_normal
 
 BoolArray = npt.NDArray[np.bool_]
 

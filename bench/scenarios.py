@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
 from canarywise.spec import RolloutSpec
 
 FloatArray = npt.NDArray[np.float64]
