@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Nothing at run time talks to real AWS: tests and the demo use moto on 127.0.0.1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help setup test lint format synth demo bench clean
+.PHONY: help setup test lint format synth demo bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,8 +54,11 @@ synth: setup  ## synthesize the stack into cdk.out/ (offline, no Docker, no cred
 demo: setup  ## a whole rollout against moto on 127.0.0.1, in accelerated time
 	@echo "make demo: the local demo is not built yet (issue: make demo). Nothing was run." >&2; exit 2
 
-bench: setup  ## decision-quality and cost benchmark; writes docs/benchmarks.md
-	@echo "make bench: the benchmark is not built yet (issue: make bench). Nothing was run." >&2; exit 2
+bench: setup  ## decision-quality and cost benchmark; writes docs/benchmarks.md (QUICK=1: under 2 minutes)
+	$(PY) -m bench.run $(if $(QUICK),--quick) $(if $(SEED),--seed $(SEED))
+
+bench-quick: setup  ## the benchmark's quick mode (same as make bench QUICK=1)
+	$(PY) -m bench.run --quick $(if $(SEED),--seed $(SEED))
 
 clean:  ## remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out build reports .pytest_cache .mypy_cache .ruff_cache
