@@ -1,0 +1,212 @@
+"""The demo's scenarios: how the control and the candidate behave, and what canarywise should conclude.
+
+A scenario names a rollout spec and gives, per spec metric, the control's behaviour and the candidate's
+changes. Rates can differ by slice (the escalation rate by intent) and swing over the day (the same swing for
+both variants: a stratified comparison must not mistake it for an effect).
+
+Example
+-------
+>>> scenario = SCENARIOS["regression"]
+>>> scenario.expected
+'ROLLED_BACK'
+>>> round(scenario.behaviour("canary", hours_in=1.0)["escalation_rate"].overall(scenario.traffic.intents), 3)
+0.14
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from canarywise.demo.traffic import TrafficProfile
+
+PACKAGE = Path(__file__).resolve().parent
+REPOSITORY = PACKAGE.parents[2]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A probability per unit (session, or request for ALB metrics).
+
+    `by_slice` gives it per slice value (weighted by the traffic's mix); `daily_swing` is added at the daily
+    peak and subtracted at the trough.
+    """
+
+    value: float
+    by_slice: Mapping[str, float] | None = None
+    daily_swing: float = 0.0
+
+    def overall(self, mix: Mapping[str, float]) -> float:
+        if not self.by_slice:
+            return self.value
+        return sum(share * self.by_slice[name] for name, share in mix.items())
+
+    def shifted(self, delta: float) -> Rate:
+        """The same rate plus `delta` (in every slice)."""
+        by_slice = {k: v + delta for k, v in self.by_slice.items()} if self.by_slice else None
+        return replace(self, value=self.value + delta, by_slice=by_slice)
+
+
+@dataclass(frozen=True)
+class Mean:
+    """A continuous value per responding session: normal, clipped to [`low`, `high`]."""
+
+    value: float
+    sd: float
+    response_share: float = 1.0
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Response time per request in seconds: log-normal with this median and log-scale sigma."""
+
+    median: float
+    sigma: float
+
+
+Model = Rate | Mean | Latency
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One demo run: the spec, both variants' behaviour, what canarywise should conclude.
+
+    Attributes
+    ----------
+    expected
+        The outcome a correct system reaches: ROLLED_BACK, READY_FOR_APPROVAL (PROMOTED with approval),
+        PROMOTED (A/B), HELD (on hold, never promoted).
+    onset_hours
+        The candidate's changes apply from this many simulated hours after the rollout starts (a failure
+        that develops, like a leak); 0 = from the start.
+    misroute
+        Share of the users the weights send to the candidate that land on control (a broken assignment).
+    headline_metric
+        The metric the report's plot follows.
+    max_hours
+        The simulated clock stops here whatever happened (the scenario then ends as it stands).
+    hold_hours
+        Stop after holding this long for the same reason (the SRM scenario: HOLD, never promoted).
+    """
+
+    name: str
+    title: str
+    story: str
+    spec_path: Path
+    control: Mapping[str, Model]
+    candidate: Mapping[str, Model]
+    expected: str
+    headline_metric: str
+    onset_hours: float = 0.0
+    misroute: float = 0.0
+    traffic: TrafficProfile = field(default_factory=TrafficProfile)
+    max_hours: float = 14 * 24.0
+    hold_hours: float | None = None
+
+    def behaviour(self, variant: str, *, hours_in: float) -> dict[str, Model]:
+        """The models in force for `variant` ("control" or "canary") `hours_in` hours into the rollout."""
+        models = dict(self.control)
+        if variant == "canary" and hours_in >= self.onset_hours:
+            models.update(self.candidate)
+        return models
+
+
+# MangaAssist (config/mangaassist.yaml): an LLM shopping assistant, ~300,000 chats a day.
+_ESCALATION = Rate(
+    0.12,
+    by_slice={"order_status": 0.15, "returns": 0.18, "recommendation": 0.065, "other": 0.125},
+    daily_swing=0.01,  # more hand-offs in the evening rush
+)
+MANGAASSIST: dict[str, Model] = {
+    "escalation_rate": _ESCALATION,
+    "error_rate": Rate(0.002),
+    "p99_latency": Latency(median=1.6, sigma=0.55),
+    "slow_response_rate": Rate(0.012),
+    "hallucination_rate": Rate(0.03),
+    "safety_filter_rate": Rate(0.01),
+    "task_completion": Rate(0.62, daily_swing=-0.02),
+    "csat": Mean(4.1, 1.0, response_share=0.25, low=1.0, high=5.0),
+    "recommendation_ctr": Rate(0.09),
+}
+MANGAASSIST_SPEC = REPOSITORY / "config" / "mangaassist.yaml"
+CHATBOT_AB_SPEC = PACKAGE / "specs" / "storefront-chatbot.yaml"
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            name="healthy",
+            title="A healthy candidate: 5% → 25% → 50%, then approval",
+            story="The new model behaves like the current one (CSAT a touch better). Each stage advances "
+            "once non-inferiority is proven on every margin and the stage's minimum time has passed.",
+            spec_path=MANGAASSIST_SPEC,
+            control=MANGAASSIST,
+            candidate={"csat": Mean(4.15, 1.0, response_share=0.25, low=1.0, high=5.0)},
+            expected="READY_FOR_APPROVAL",
+            headline_metric="escalation_rate",
+        ),
+        Scenario(
+            name="regression",
+            title="A regression: the escalation rate goes from 12% to 14%",
+            story="The new prompt hands two more chats in a hundred to a human agent. The anytime-valid harm "
+            "test on the escalation rate proves it at 5% of traffic and the state machine rolls back.",
+            spec_path=MANGAASSIST_SPEC,
+            control=MANGAASSIST,
+            candidate={"escalation_rate": _ESCALATION.shifted(0.02)},
+            expected="ROLLED_BACK",
+            headline_metric="escalation_rate",
+        ),
+        Scenario(
+            name="guardrail",
+            title="A hard limit: the candidate's 5xx rate spikes to 8%",
+            story="Two hours into the 5% stage the candidate starts failing one request in twelve. The "
+            "5xx-rate alarm breaches its hard limit (2%) within minutes; the composite critical alarm "
+            "invokes the rollback function without waiting for any p-value.",
+            spec_path=MANGAASSIST_SPEC,
+            control=MANGAASSIST,
+            candidate={"error_rate": Rate(0.08)},
+            onset_hours=2.0,
+            expected="ROLLED_BACK",
+            headline_metric="error_rate",
+        ),
+        Scenario(
+            name="srm",
+            title="A broken assignment: a third of the candidate's users land on control",
+            story="A CDN layer drops the stickiness cookie for some users, so the split is not the one the "
+            "weights set. The sample-ratio check fails (p < 0.001): canarywise holds and says why, and never "
+            "promotes on data it cannot trust.",
+            spec_path=MANGAASSIST_SPEC,
+            control=MANGAASSIST,
+            candidate={},
+            misroute=1 / 3,
+            expected="HELD",
+            headline_metric="escalation_rate",
+            hold_hours=12.0,
+        ),
+        Scenario(
+            name="ab-conversion",
+            title="An A/B test: the storefront with the chatbot vs without",
+            story="Half the shoppers get the chatbot. Conversion goes from 8.4% to 9.4%; the pre-registered "
+            "primary metric proves the lift with its confidence interval and canarywise recommends PROMOTE.",
+            spec_path=CHATBOT_AB_SPEC,
+            control={
+                "conversion": Rate(0.084, daily_swing=0.01),
+                "error_rate": Rate(0.002),
+                "order_value": Mean(42.0, 18.0, response_share=0.084, low=5.0),
+            },
+            candidate={
+                "conversion": Rate(0.094, daily_swing=0.01),
+                "order_value": Mean(42.5, 18.0, response_share=0.094, low=5.0),
+            },
+            expected="PROMOTED",
+            headline_metric="conversion",
+            traffic=TrafficProfile(sessions_per_day=100_000, intents={"all": 1.0}),
+        ),
+    )
+}
+
+# What `make demo` runs: a regression rolled back, then a healthy candidate promoted.
+DEFAULT_SCENARIOS = ("regression", "healthy")
