@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from scipy import optimize, stats
+
 from canarywise.decision.models import MeanAggregate, Observations, ProportionAggregate, StageRecord
 from canarywise.spec import RolloutSpec, parse_spec
-from scipy import optimize, stats
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 

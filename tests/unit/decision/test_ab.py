@@ -10,9 +10,6 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from canarywise.decision.engine import decide
-from canarywise.decision.models import Decision, DecisionKind, Verdict
-from canarywise.spec import RolloutSpec
 from decision_kit import (
     ac_variance,
     hours,
@@ -27,6 +24,10 @@ from numpy.testing import assert_allclose
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep
+
+from canarywise.decision.engine import decide
+from canarywise.decision.models import Decision, DecisionKind, Verdict
+from canarywise.spec import RolloutSpec
 
 CONVERSION = metric("conversion", role="primary", direction="higher_is_better", mde=0.005)
 ERRORS = metric("error_rate", margin=0.005)

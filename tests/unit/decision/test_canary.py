@@ -13,17 +13,6 @@ from datetime import timedelta
 from typing import ClassVar
 
 import pytest
-from canarywise.decision.engine import decide
-from canarywise.decision.models import (
-    SRM_FINDING,
-    DecisionInputError,
-    DecisionKind,
-    Observations,
-    ProportionAggregate,
-    StageRecord,
-    Verdict,
-)
-from canarywise.spec import load_spec
 from decision_kit import (
     ESCALATION,
     T0,
@@ -40,6 +29,18 @@ from numpy.testing import assert_allclose
 from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
+
+from canarywise.decision.engine import decide
+from canarywise.decision.models import (
+    SRM_FINDING,
+    DecisionInputError,
+    DecisionKind,
+    Observations,
+    ProportionAggregate,
+    StageRecord,
+    Verdict,
+)
+from canarywise.spec import load_spec
 
 # 12% escalations, healthy traffic at 5%: 380,000 control and 20,000 canary sessions.
 HEALTHY_0 = ((380_000, 45_600), (20_000, 2_400))

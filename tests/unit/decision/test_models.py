@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from decision_kit import ESCALATION, hours, make_obs, make_spec, metric, stage
+
 from canarywise.decision.engine import decide
 from canarywise.decision.models import (
     Decision,
@@ -15,7 +17,6 @@ from canarywise.decision.models import (
     StageRecord,
     Variant,
 )
-from decision_kit import ESCALATION, hours, make_obs, make_spec, metric, stage
 
 
 def test_decision_round_trips_through_json() -> None:
