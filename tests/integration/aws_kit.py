@@ -18,8 +18,9 @@ from typing import Any
 
 import boto3
 import pytest
-from canarywise.spec import load_spec
 from moto import mock_aws
+
+from canarywise.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "mangaassist"
@@ -317,3 +318,138 @@ def serialized_dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> None:
                 return __original(self, *args, **kwargs)
 
         monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+# --- events as AWS delivers them ----------------------------------------------------------------------------
+ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:mangaassist-critical"
+
+
+def alarm_action_event(
+    state: str = "ALARM", timestamp: str = "2026-11-02T09:30:15.490+0000"
+) -> dict[str, Any]:
+    """A CloudWatch alarm's Lambda action (the composite "critical" alarm)."""
+    return {
+        "source": "aws.cloudwatch",
+        "alarmArn": ALARM_ARN,
+        "accountId": "123456789012",
+        "time": timestamp,
+        "region": REGION,
+        "alarmData": {
+            "alarmName": "mangaassist-critical",
+            "state": {"value": state, "reason": "StatisticalHarm >= 1", "timestamp": timestamp},
+            "previousState": {"value": "OK", "reason": "", "timestamp": "2026-11-02T09:00:00.000+0000"},
+            "configuration": {"alarmRule": "ALARM(mangaassist-harm)"},
+        },
+    }
+
+
+def sns_alarm_event(state: str = "ALARM", timestamp: str = "2026-11-02T09:30:15.490+0000") -> dict[str, Any]:
+    """The same alarm state change delivered through SNS (what a Lambda subscribed to the topic gets)."""
+    message = {
+        "AlarmName": "mangaassist-critical",
+        "AlarmArn": ALARM_ARN,
+        "NewStateValue": state,
+        "NewStateReason": "StatisticalHarm >= 1",
+        "StateChangeTime": timestamp,
+        "OldStateValue": "OK",
+    }
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"arn:aws:sns:{REGION}:123456789012:alarms:1b2c",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                    "TopicArn": f"arn:aws:sns:{REGION}:123456789012:alarms",
+                    "Subject": "ALARM: mangaassist-critical",
+                    "Message": json.dumps(message),
+                    "Timestamp": "2026-11-02T09:30:16.000Z",
+                    "SignatureVersion": "1",
+                    "Signature": "EXAMPLE",
+                    "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/cert.pem",
+                    "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
+                    "MessageAttributes": {},
+                },
+            }
+        ]
+    }
+
+
+def pipeline_event(state: str = "FAILED", category: str = "Approval") -> dict[str, Any]:
+    """EventBridge: a CodePipeline action changed state (FAILED for an approval = rejected)."""
+    return {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "CodePipeline Action Execution State Change",
+        "source": "aws.codepipeline",
+        "account": "123456789012",
+        "time": "2026-11-02T10:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:codepipeline:{REGION}:123456789012:mangaassist-release"],
+        "detail": {
+            "pipeline": "mangaassist-release",
+            "execution-id": "c3a8e1f0-0000-4000-8000-000000000001",
+            "stage": "Approve",
+            "action": "ApproveFullRollout",
+            "state": state,
+            "type": {"owner": "AWS", "provider": "Manual", "category": category, "version": "1"},
+        },
+    }
+
+
+def set_rule_weights(env: Env, control: int, canary: int) -> None:
+    """What the state machine's SDK task does at a stage start (kept outside the code under test)."""
+    boto3.client("elbv2").modify_rule(
+        RuleArn=env.traffic.listener_rule_arn,
+        Actions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": env.traffic.control_target_group_arn, "Weight": control},
+                        {"TargetGroupArn": env.traffic.canary_target_group_arn, "Weight": canary},
+                    ],
+                    "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": STICKINESS_SECONDS},
+                },
+            }
+        ],
+    )
+
+
+def start_rollout(
+    env: Env,
+    spec_data: dict[str, Any],
+    context: Any,
+    *,
+    candidate: str = "v42",
+    execution_name: str = "release-42",
+) -> tuple[str, str]:
+    """Start an execution, register its experiment through the stage gate and begin stage 0 at 5%.
+
+    Returns (experiment_id, execution_arn).
+    """
+    from canarywise.handlers import stage_gate
+
+    execution_arn = start_execution(env, execution_name)
+    started = stage_gate.handler(
+        {
+            "action": "start",
+            "execution_arn": execution_arn,
+            "release": {"candidate": candidate, "release_id": execution_name},
+            "spec": spec_data,
+        },
+        context,
+    )
+    set_rule_weights(env, 95, 5)
+    stage_gate.handler(
+        {
+            "action": "stage_started",
+            "experiment_id": started["experiment_id"],
+            "stage_index": 0,
+            "weights": {"control": 95, "canary": 5},
+        },
+        context,
+    )
+    return started["experiment_id"], execution_arn

@@ -11,11 +11,12 @@ import boto3
 import numpy as np
 import pytest
 from aws_kit import T0, TABLE, at
+from numpy.testing import assert_allclose
+from scipy.stats import false_discovery_control
+
 from canarywise.data.models import CheckRecord, ExperimentStatus, RollbackRecord, Weights
 from canarywise.data.registry import ExperimentNotFoundError, InvalidTransitionError, Registry
 from canarywise.spec import SpecError, parse_spec
-from numpy.testing import assert_allclose
-from scipy.stats import false_discovery_control
 
 
 def _new(

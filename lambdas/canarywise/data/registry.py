@@ -34,7 +34,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -149,10 +149,12 @@ class Registry:
         Used between retries of a conflicting transaction; tests pass a no-op.
     """
 
-    def __init__(self, table_name: str, *, boto3_client: Any = None, sleep: Any = time.sleep) -> None:
+    def __init__(
+        self, table_name: str, *, boto3_client: Any = None, sleep: Callable[[float], None] | None = None
+    ) -> None:
         self.table_name = table_name
         self._client = boto3_client if boto3_client is not None else client("dynamodb")
-        self._sleep = sleep
+        self._sleep = sleep or time.sleep
 
     # --- experiments -------------------------------------------------------------------------------------
     def create_experiment(

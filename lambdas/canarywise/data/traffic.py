@@ -42,8 +42,8 @@ class TrafficSplit:
         ELB API must not leave users on a bad candidate).
     base_delay : float
         Seconds before the first retry; doubled each time (0.5, 1, 2: under 4 s in all).
-    sleep : callable
-        ``time.sleep``; tests pass a no-op.
+    sleep : callable, optional
+        Waits between tries (default ``time.sleep``); tests pass a no-op.
     """
 
     def __init__(
@@ -55,7 +55,7 @@ class TrafficSplit:
         boto3_client: Any = None,
         attempts: int = 4,
         base_delay: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError(f"`attempts` must be >= 1, found {attempts!r}")
@@ -65,7 +65,7 @@ class TrafficSplit:
         self._client = boto3_client if boto3_client is not None else client("elbv2")
         self._attempts = attempts
         self._base_delay = base_delay
-        self._sleep = sleep
+        self._sleep = sleep or time.sleep
 
     def current_weights(self) -> Weights:
         """The weights in force on the rule now (as percentages of the two target groups)."""

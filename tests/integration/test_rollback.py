@@ -1,0 +1,348 @@
+"""The rollback Lambda against moto: every event source, the order of the steps, duplicates, races, faults."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from aws_kit import (
+    TABLE,
+    Env,
+    alarm_action_event,
+    alerts,
+    execution_status,
+    pipeline_event,
+    registry_items,
+    rule_stickiness,
+    rule_weights,
+    set_rule_weights,
+    sns_alarm_event,
+    start_execution,
+    start_rollout,
+)
+
+from canarywise.data.executions import AlertTopic, CanaryExecutions
+from canarywise.data.models import ExperimentStatus
+from canarywise.data.registry import Registry
+from canarywise.data.traffic import TrafficSplit
+from canarywise.handlers import rollback, stage_gate
+from canarywise.runtime.events import EventError, parse_rollback_event
+from canarywise.runtime.rollback import RollbackFailedError, roll_back
+from canarywise.spec import parse_spec
+
+
+def _rollback_records() -> list[dict[str, Any]]:
+    return [i for i in registry_items() if i["sk"]["S"] == "ROLLBACK"]
+
+
+def _history() -> list[dict[str, Any]]:
+    return [i for i in registry_items() if i["sk"]["S"].startswith("ROLLBACK#")]
+
+
+def test_alarm_action_rolls_back_weights_first_then_stops_records_and_notifies(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id, execution = start_rollout(aws, spec_data, context)
+    assert rule_weights(aws) == {"control": 95, "canary": 5}
+
+    result = rollback.handler(alarm_action_event(), context)
+
+    assert result["outcome"] == "ROLLED_BACK"
+    assert result["experiment_ids"] == [experiment_id]
+    assert rule_weights(aws) == {"control": 100, "canary": 0}
+    # Stickiness is part of the rule: a rollback must not switch it off (users would flip variants).
+    assert rule_stickiness(aws) == {"Enabled": True, "DurationSeconds": 7 * 86400}
+    assert execution_status(execution) == "ABORTED"
+    experiment = Registry(TABLE).get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.ROLLED_BACK
+    assert Registry(TABLE).list_running("mangaassist") == ()
+    [message] = alerts(aws)
+    assert message["outcome"] == "ROLLED_BACK"
+    assert message["candidate"] == "v42"
+    assert message["reason"] == "alarm mangaassist-critical is ALARM: StatisticalHarm >= 1"
+    assert message["weights"] == {"control": 100, "canary": 0}
+    assert message["candidate_rollbacks_7d"] == 1
+
+
+def test_the_same_alarm_delivered_three_times_is_one_rollback(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    start_rollout(aws, spec_data, context)
+    outcomes = [rollback.handler(alarm_action_event(), context)["outcome"] for _ in range(3)]
+    assert outcomes == ["ROLLED_BACK", "DUPLICATE", "DUPLICATE"]
+    assert len(_rollback_records()) == 1
+    assert len(_history()) == 1
+    assert len(alerts(aws)) == 1
+    assert rule_weights(aws) == {"control": 100, "canary": 0}
+
+
+def test_the_lambda_action_and_the_sns_copy_of_one_alarm_are_one_rollback(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    start_rollout(aws, spec_data, context)
+    first = rollback.handler(sns_alarm_event(), context)
+    second = rollback.handler(alarm_action_event(), context)
+    assert (first["outcome"], second["outcome"]) == ("ROLLED_BACK", "DUPLICATE")
+    assert len(_history()) == 1
+    assert len(alerts(aws)) == 1
+
+
+@pytest.mark.usefixtures("serialized_dynamodb_writes")
+def test_two_concurrent_rollbacks_write_exactly_one_record(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    registry = Registry(TABLE)
+    for round_ in range(3):
+        # A fresh experiment each round, registered directly (the cooldown would refuse a start via the gate).
+        execution = start_execution(aws, f"race-{round_}")
+        experiment = registry.create_experiment(
+            parse_spec(spec_data),
+            candidate=f"v{round_}",
+            release_id=f"race-{round_}",
+            execution_arn=execution,
+            now=datetime.now(UTC),
+        )
+        set_rule_weights(aws, 95, 5)
+        barrier = threading.Barrier(2)
+        results: list[dict[str, Any]] = []
+        errors: list[BaseException] = []
+
+        def trigger(
+            event: dict[str, Any],
+            barrier: threading.Barrier = barrier,
+            results: list[dict[str, Any]] = results,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            barrier.wait()
+            try:
+                results.append(rollback.handler(event, context))
+            except BaseException as exc:  # re-checked below, in the test's thread
+                errors.append(exc)
+
+        events = [
+            alarm_action_event(timestamp=f"2026-11-02T09:3{round_}:00.000+0000"),
+            {"source": "cli", "reason": "on-call saw complaints"},
+        ]
+        threads = [threading.Thread(target=trigger, args=(event,)) for event in events]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert errors == []
+        assert sorted(r["outcome"] for r in results) == ["DUPLICATE", "ROLLED_BACK"]
+        assert len(_rollback_records()) == round_ + 1
+        assert len(_history()) == round_ + 1  # one history item per rollback: the loser wrote nothing
+        assert rule_weights(aws) == {"control": 100, "canary": 0}
+        assert registry.get_experiment(experiment.experiment_id).status is ExperimentStatus.ROLLED_BACK
+        assert execution_status(execution) == "ABORTED"
+    assert len(alerts(aws)) == 3
+
+
+def test_the_state_machine_rollback_spares_its_own_execution(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id, execution = start_rollout(aws, spec_data, context)
+    other = start_execution(aws, "stray-run")
+    result = rollback.handler(
+        {"source": "state_machine", "experiment_id": experiment_id, "reason": "escalation rate: harm proven"},
+        context,
+    )
+    assert result["outcome"] == "ROLLED_BACK"
+    # The caller fails by itself right after (a clear "Failed"); any other running execution is stopped.
+    assert execution_status(execution) == "RUNNING"
+    assert execution_status(other) == "ABORTED"
+    assert Registry(TABLE).get_rollback(experiment_id).reason == "escalation rate: harm proven"  # type: ignore[union-attr]
+
+
+def test_cli_rollback_with_nothing_running_still_restores_weights(aws: Env, context: Any) -> None:
+    set_rule_weights(aws, 50, 50)
+    result = rollback.handler({"source": "cli", "reason": "manual"}, context)
+    assert result["outcome"] == "ROLLED_BACK"
+    assert result["experiment_ids"] == []
+    assert rule_weights(aws) == {"control": 100, "canary": 0}
+    [record] = Registry(TABLE).rollback_history("mangaassist")
+    assert (record.source, record.reason, record.experiment_id) == ("cli", "manual", None)
+    assert len(alerts(aws)) == 1
+
+
+def test_a_rejected_approval_rolls_back_and_marks_rejected(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
+    result = rollback.handler(pipeline_event("FAILED"), context)
+    assert result["outcome"] == "ROLLED_BACK"
+    assert Registry(TABLE).get_experiment(experiment_id).status is ExperimentStatus.REJECTED
+    assert rule_weights(aws) == {"control": 100, "canary": 0}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [alarm_action_event(state="OK"), sns_alarm_event(state="OK"), pipeline_event("SUCCEEDED")],
+    ids=["alarm-ok", "sns-ok", "pipeline-succeeded"],
+)
+def test_events_that_ask_for_no_rollback_change_nothing(
+    aws: Env, spec_data: dict[str, Any], context: Any, event: dict[str, Any]
+) -> None:
+    _, execution = start_rollout(aws, spec_data, context)
+    before = registry_items()
+    assert rollback.handler(event, context)["outcome"] == "IGNORED"
+    assert rule_weights(aws) == {"control": 95, "canary": 5}
+    assert execution_status(execution) == "RUNNING"
+    assert registry_items() == before
+    assert alerts(aws) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (
+            {},
+            "malformed rollback event: expected source 'aws.cloudwatch', 'state_machine', 'cli' or "
+            "'aws.codepipeline', or SNS Records; found source None and keys []",
+        ),
+        ([1, 2], "malformed rollback event: expected an object, found list"),
+        ({"source": "cli"}, "malformed CLI event: reason: Field required"),
+        (
+            {"source": "cli", "reason": ""},
+            "malformed CLI event: reason: String should have at least 1 character",
+        ),
+        (
+            {"source": "state_machine", "reason": "x"},
+            "malformed state machine event: experiment_id: Field required",
+        ),
+        (
+            {"source": "aws.cloudwatch", "alarmArn": "arn"},
+            "malformed CloudWatch alarm event: alarmData: Field required",
+        ),
+        (
+            {"source": "aws.s3"},
+            "malformed rollback event: expected source 'aws.cloudwatch', 'state_machine', 'cli' "
+            "or 'aws.codepipeline', or SNS Records; found source 'aws.s3' and keys ['source']",
+        ),
+        ({"Records": []}, "malformed SNS event: Records is empty"),
+    ],
+    ids=[
+        "empty",
+        "list",
+        "cli-no-reason",
+        "cli-empty-reason",
+        "sm-no-id",
+        "alarm-no-data",
+        "unknown",
+        "sns-empty",
+    ],
+)
+def test_malformed_events_fail_clearly_and_write_nothing(
+    aws: Env, spec_data: dict[str, Any], context: Any, event: Any, message: str
+) -> None:
+    _, execution = start_rollout(aws, spec_data, context)
+    before = registry_items()
+    with pytest.raises(EventError) as raised:
+        rollback.handler(event, context)
+    assert str(raised.value) == message
+    assert rule_weights(aws) == {"control": 95, "canary": 5}
+    assert execution_status(execution) == "RUNNING"
+    assert registry_items() == before
+    assert alerts(aws) == []
+
+
+def test_an_sns_message_that_is_not_json_is_refused(aws: Env, context: Any) -> None:
+    event = sns_alarm_event()
+    event["Records"][0]["Sns"]["Message"] = "ALARM!!"
+    with pytest.raises(
+        EventError, match=r"^malformed SNS event: Records\[0\]\.Sns\.Message is not a JSON object"
+    ):
+        rollback.handler(event, context)
+    assert rule_weights(aws) == {"control": 100, "canary": 0}  # untouched from the fixture's 100/0
+    assert registry_items() == []
+
+
+class _FailingElb:
+    """An elbv2 client whose modify_rule keeps failing (reads pass through to moto)."""
+
+    def __init__(self) -> None:
+        self._real = boto3.client("elbv2")
+        self.modify_calls = 0
+
+    def describe_rules(self, **kwargs: Any) -> Any:
+        return self._real.describe_rules(**kwargs)
+
+    def modify_rule(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        self.modify_calls += 1
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "ELB is down"}}, "ModifyRule")
+
+
+def test_elbv2_failing_is_retried_then_fails_loudly_and_says_so_in_the_registry(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id, execution = start_rollout(aws, spec_data, context)
+    elb = _FailingElb()
+    waits: list[float] = []
+    traffic = TrafficSplit(
+        aws.traffic.listener_rule_arn,
+        aws.traffic.control_target_group_arn,
+        aws.traffic.canary_target_group_arn,
+        boto3_client=elb,
+        sleep=waits.append,
+    )
+    with pytest.raises(RollbackFailedError, match=r"^rollback of mangaassist FAILED: weights are not 100/0 "):
+        roll_back(
+            parse_rollback_event(alarm_action_event()),
+            service="mangaassist",
+            registry=Registry(TABLE),
+            traffic=traffic,
+            executions=CanaryExecutions(aws.state_machine_arn),
+            alerts=AlertTopic(aws.topic_arn),
+            now=datetime.now(UTC),
+        )
+    # 4 tries with exponential backoff between them (0.5 s, 1 s, 2 s).
+    assert elb.modify_calls == 4
+    assert waits == [0.5, 1.0, 2.0]
+    assert rule_weights(aws) == {"control": 95, "canary": 5}
+    # The rollout is stopped anyway, and the registry says the rollback failed; the status is unchanged so a
+    # retry (Lambda's async retry, the next alarm, `canarywise rollback`) can still complete it.
+    assert execution_status(execution) == "ABORTED"
+    registry = Registry(TABLE)
+    [failure] = registry.rollback_failures("mangaassist")
+    assert failure["experiment_ids"] == [experiment_id]
+    assert "ServiceUnavailable: " in failure["error"]
+    experiment = registry.get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.RUNNING
+    assert experiment.rollback_failed_at is not None
+    assert _rollback_records() == []
+    [message] = alerts(aws)
+    assert message["action"] == "set the listener rule to control 100 / canary 0 by hand"
+
+    # The retry, once ELB answers again, completes the rollback.
+    result = rollback.handler(alarm_action_event(), context)
+    assert result["outcome"] == "ROLLED_BACK"
+    assert rule_weights(aws) == {"control": 100, "canary": 0}
+
+
+def test_elbv2_failing_through_the_handler_is_a_loud_failure(
+    aws: Env, spec_data: dict[str, Any], context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.elbv2.exceptions import RuleNotFoundError
+    from moto.elbv2.models import ELBv2Backend
+
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    calls: list[str] = []
+
+    def refuse(self: Any, rule_arn: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(rule_arn)
+        raise RuleNotFoundError()
+
+    monkeypatch.setattr(ELBv2Backend, "modify_rule", refuse)
+    monkeypatch.setattr("canarywise.data.traffic.time.sleep", lambda seconds: None)
+    with pytest.raises(RollbackFailedError, match="RuleNotFound"):
+        rollback.handler(alarm_action_event(), context)
+    assert calls == [aws.traffic.listener_rule_arn] * 4
+    assert Registry(TABLE).get_experiment(experiment_id).status is ExperimentStatus.RUNNING
+    assert len(Registry(TABLE).rollback_failures("mangaassist")) == 1
