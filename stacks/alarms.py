@@ -1,0 +1,223 @@
+"""Alarms: hard limits and proven harm roll back without waiting for anyone; softer trouble pages a person.
+
+- one alarm per hard limit in the spec on the canary target group's ALB metrics: the 5xx rate (metric math
+  over ``HTTPCode_Target_5XX_Count`` / ``RequestCount``) and p99 ``TargetResponseTime``;
+- ``StatisticalHarm`` (published by the significance check, 1 when harm is proven);
+- composite *critical* = any of those → the rollback function (Lambda alarm action) and the alert topic;
+- composite *warning* = the significance check failing, a rollback that could not run, or a hard-limit metric
+  at half its limit → the alert topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from canarywise.spec import AlbSource, RolloutSpec
+from stacks.functions import METRICS_NAMESPACE
+from stacks.traffic import TrafficSplit
+
+ALB_NAMESPACE = "AWS/ApplicationELB"
+# Below this many requests a minute a 5xx *rate* is noise (1 error in 20 requests is 5%); the significance
+# check, which pools over time, covers low-traffic canaries.
+MIN_REQUESTS_PER_MINUTE = 100
+
+
+class AlertTopic(Construct):
+    """The SNS topic for alarms, approvals and rollbacks, encrypted with a key CloudWatch may use."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, service: str) -> None:
+        super().__init__(scope, construct_id)
+        key = kms.Key(
+            self,
+            "Key",
+            enable_key_rotation=True,
+            description=f"canarywise {service}: alert topic encryption",
+        )
+        # CloudWatch alarms publish to an encrypted topic only if the key policy lets them use the key
+        # (the AWS-managed aws/sns key does not).
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(
+            self, "Topic", display_name=f"canarywise {service}", master_key=key, enforce_ssl=True
+        )
+
+
+def _alb_metric(name: str, statistic: str, dimensions: dict[str, str]) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=ALB_NAMESPACE,
+        metric_name=name,
+        dimensions_map=dimensions,
+        statistic=statistic,
+        period=Duration.minutes(1),
+    )
+
+
+def error_rate(dimensions: dict[str, str], label: str, variant: str) -> cloudwatch.MathExpression:
+    """The 5xx rate of one target group, zero while traffic is below :data:`MIN_REQUESTS_PER_MINUTE`."""
+    errors, requests = f"errors_{variant}", f"requests_{variant}"  # ids must differ within one graph
+    return cloudwatch.MathExpression(
+        expression=f"IF({requests} >= {MIN_REQUESTS_PER_MINUTE}, {errors} / {requests}, 0)",
+        using_metrics={
+            errors: _alb_metric("HTTPCode_Target_5XX_Count", "Sum", dimensions),
+            requests: _alb_metric("RequestCount", "Sum", dimensions),
+        },
+        label=label,
+        period=Duration.minutes(1),
+    )
+
+
+def p99_latency(dimensions: dict[str, str], label: str) -> cloudwatch.Metric:
+    return _alb_metric("TargetResponseTime", "p99", dimensions).with_(label=label)
+
+
+def harm_metric(service: str) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name="StatisticalHarm",
+        dimensions_map={"Service": service},
+        statistic="Maximum",
+        period=Duration.minutes(5),
+    )
+
+
+def variant_dimensions(traffic: TrafficSplit, variant: str) -> dict[str, str]:
+    group = (
+        traffic.canary_target_group_full_name
+        if variant == "canary"
+        else traffic.control_target_group_full_name
+    )
+    return {"LoadBalancer": traffic.load_balancer_full_name, "TargetGroup": group}
+
+
+class Alarms(Construct):
+    """The metric alarms and the two composites (``critical``, ``warning``)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: RolloutSpec,
+        traffic: TrafficSplit,
+        alert_topic: sns.ITopic,
+        rollback_function: lambda_.IFunction,
+        significance_function: lambda_.IFunction,
+        rollback_failures: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        prefix = f"canarywise-{spec.service}"
+        canary = variant_dimensions(traffic, "canary")
+        critical: list[cloudwatch.IAlarm] = []
+        warning: list[cloudwatch.IAlarm] = []
+
+        for metric in spec.metrics:
+            if not isinstance(metric.source, AlbSource) or metric.hard_limit is None:
+                continue
+            if metric.source.metric == "http_5xx":
+                signal: cloudwatch.IMetric = error_rate(canary, f"canary 5xx rate ({metric.name})", "canary")
+                unit = ""
+            else:
+                signal = p99_latency(canary, f"canary p99 latency ({metric.name})")
+                unit = " s"
+            for level, fraction, sink in (("hard-limit", 1.0, critical), ("approaching", 0.5, warning)):
+                threshold = metric.hard_limit * fraction
+                sink.append(
+                    cloudwatch.Alarm(
+                        self,
+                        f"{metric.name}-{level}",
+                        alarm_name=f"{prefix}-{metric.name}-{level}",
+                        alarm_description=(
+                            f"{metric.name} on the canary above {threshold:g}{unit} "
+                            f"({'the hard limit' if fraction == 1 else 'half the hard limit'}) "
+                            "in 2 of the last 3 minutes"
+                        ),
+                        metric=signal,
+                        threshold=threshold,
+                        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                        evaluation_periods=3,
+                        datapoints_to_alarm=2,
+                        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    )
+                )
+
+        self.harm = cloudwatch.Alarm(
+            self,
+            "StatisticalHarm",
+            alarm_name=f"{prefix}-statistical-harm",
+            alarm_description="The significance check proved the canary worse on a safety metric",
+            metric=harm_metric(spec.service).with_(period=Duration.seconds(spec.check_interval)),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        critical.append(self.harm)
+
+        warning.append(
+            significance_function.metric_errors(period=Duration.seconds(spec.check_interval)).create_alarm(
+                self,
+                "SignificanceCheckErrors",
+                alarm_name=f"{prefix}-significance-check-errors",
+                alarm_description="The significance check failed twice in a row: no decisions are being made",
+                threshold=1,
+                evaluation_periods=2,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+        warning.append(
+            rollback_failures.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1)
+            ).create_alarm(
+                self,
+                "RollbackFailed",
+                alarm_name=f"{prefix}-rollback-failed",
+                alarm_description="A rollback invocation failed after its retries: check the weights by hand",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+
+        notify = cloudwatch_actions.SnsAction(alert_topic)
+        self.critical = self._composite(
+            "Critical",
+            f"{prefix}-critical",
+            critical,
+            "Roll back now: a hard limit is breached or harm is proven",
+        )
+        self.critical.add_alarm_action(cloudwatch_actions.LambdaAction(rollback_function), notify)
+        self.warning = self._composite(
+            "Warning",
+            f"{prefix}-warning",
+            warning,
+            "Look: checks failing, a rollback failed, or a limit is near",
+        )
+        self.warning.add_alarm_action(notify)
+
+    def _composite(
+        self, construct_id: str, name: str, alarms: Sequence[cloudwatch.IAlarm], description: str
+    ) -> cloudwatch.CompositeAlarm:
+        return cloudwatch.CompositeAlarm(
+            self,
+            construct_id,
+            composite_alarm_name=name,
+            alarm_description=description,
+            alarm_rule=cloudwatch.AlarmRule.any_of(*alarms),
+        )

@@ -1,0 +1,368 @@
+"""Stage progression: the canary state machine generated from the spec's stage ladder, and the promote one.
+
+Canary, per stage *i* at *p*%: set the ALB weights (SDK integration ``elasticloadbalancingv2:modifyRule``,
+the permission scoped to the one listener rule) → tell the gate the stage started → loop { wait
+``$.timing.check_interval_seconds`` (from the execution input, so a local run waits 0-1 s) → ask the gate for
+the latest decision → ROLLBACK: rollback function, fail · ADVANCE / READY_FOR_APPROVAL: next stage ·
+INCONCLUSIVE: the spec's inconclusive policy · anything else (HOLD, CONTINUE, unknown): wait again }. After
+the last stage: ``ready`` → succeed with ``experiment_id`` in the output. An error in a stage (a task that
+keeps failing) rolls back rather than leaving the canary at p% with nobody watching. The payloads are fixed in
+notes/contracts.md; the stage gate only reads the decision the significance check wrote.
+
+Promote: weights 0/100 → promote function (concludes the experiment, BH across the registry) → succeed. Its
+input is ``{"experiment_id": …}`` or, from the pipeline, ``{"canary_execution_arn": …}`` (the experiment id is
+then read from that execution's output).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from canarywise.spec import RolloutSpec
+from stacks.functions import FunctionFactory
+from stacks.nag import acknowledge, arn_finding, logical_id
+from stacks.traffic import TrafficSplit, weighted_forward
+
+STAGE_GATE_HANDLER = "canarywise.handlers.stage_gate.handler"
+PROMOTE_HANDLER = "canarywise.handlers.promote.handler"
+EXPERIMENT_ID = "$.experiment.experiment_id"
+# A stage whose tasks keep failing ends here: the canary must not stay at p% without a working gate.
+_CATCH_ALL = ["States.ALL"]
+
+
+def state_machine_names(service: str) -> tuple[str, str]:
+    """The canary and promote state machine names: fixed, so the rollback function can name the canary one
+    (a reference would be a dependency cycle: the state machine invokes the rollback function)."""
+    return f"canarywise-{service}-canary", f"canarywise-{service}-promote"
+
+
+class Progression(Construct):
+    """The stage gate and promote functions and the two state machines."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: RolloutSpec,
+        functions: FunctionFactory,
+        registry: dynamodb.Table,
+        traffic: TrafficSplit,
+        rollback_function: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._spec = spec
+        self._traffic = traffic
+        canary_name, promote_name = state_machine_names(spec.service)
+
+        self.stage_gate = functions.function(
+            self,
+            "StageGate",
+            handler=STAGE_GATE_HANDLER,
+            description="Starts experiments and reads the latest decision for the canary state machine",
+        )
+        self.promote_function = functions.function(
+            self,
+            "Promote",
+            handler=PROMOTE_HANDLER,
+            description="Concludes the experiment after promotion (Benjamini-Hochberg across the registry)",
+            environment={
+                "LISTENER_RULE_ARN": traffic.listener_rule_arn,
+                "CONTROL_TARGET_GROUP_ARN": traffic.control_target_group_arn,
+                "CANARY_TARGET_GROUP_ARN": traffic.canary_target_group_arn,
+            },
+            timeout=Duration.seconds(60),
+        )
+        for fn, purpose in (
+            (self.stage_gate, "experiments and stage records"),
+            (self.promote_function, "the conclusion"),
+        ):
+            role = fn.role
+            assert role is not None
+            registry.grant_read_write_data(role)
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::<{logical_id(registry)}.Arn>/index/*]",
+                f"Reads the registry's own indexes (running / concluded experiments) for {purpose}.",
+            )
+        promote_role = self.promote_function.role
+        assert promote_role is not None
+        promote_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["elasticloadbalancing:ModifyRule"], resources=[traffic.listener_rule_arn]
+            )
+        )
+        promote_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["elasticloadbalancing:DescribeRules"], resources=["*"])
+        )
+        acknowledge(
+            promote_role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "elasticloadbalancing:DescribeRules (checks the weights are 0/100 before concluding) and the "
+            "X-Ray tracing actions have no resource-level permissions.",
+        )
+
+        self.canary = self._state_machine(
+            "Canary", canary_name, self._canary_definition(rollback_function), "stage ladder up to approval"
+        )
+        self.promote = self._state_machine(
+            "PromoteStateMachine", promote_name, self._promote_definition(canary_name), "100% and conclusion"
+        )
+        invoked: tuple[lambda_.IFunction, ...] = (self.stage_gate, rollback_function)
+        for invoked_function in invoked:
+            _acknowledge_invoke(self.canary, invoked_function)
+        _acknowledge_invoke(self.promote, self.promote_function)
+        acknowledge(
+            self.promote.role,
+            arn_finding(self, "states", f"execution:{canary_name}:*"),
+            "Reads the output (experiment id) of the canary execution the pipeline names; execution names "
+            "are not known in advance, and the wildcard is limited to the canary state machine's executions.",
+        )
+
+    # -- canary ----------------------------------------------------------------------------------------------
+
+    def _canary_definition(self, rollback_function: lambda_.IFunction) -> sfn.IChainable:
+        spec = self._spec
+        start = self._gate_call(
+            "Start experiment",
+            {
+                "action": "start",
+                "execution_arn": sfn.JsonPath.string_at("$$.Execution.Id"),
+                "release": sfn.JsonPath.object_at("$.release"),
+                "spec": spec.model_dump(mode="json"),
+            },
+            result_path="$.experiment",
+            result_selector={"experiment_id": sfn.JsonPath.string_at("$.experiment_id")},
+        )
+        roll_back = tasks.LambdaInvoke(
+            self,
+            "Roll back",
+            lambda_function=rollback_function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "source": "state_machine",
+                    "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID),
+                    "reason": sfn.JsonPath.string_at("$.gate.reason"),
+                }
+            ),
+            payload_response_only=True,
+            result_path="$.rollback",
+        ).next(sfn.Fail(self, "Rolled back", error="CanaryRolledBack", cause="the canary was rolled back"))
+        on_error = sfn.Pass(
+            self,
+            "Stage failed",
+            parameters={
+                "decision": "ROLLBACK",
+                "reason": sfn.JsonPath.format(
+                    "the canary state machine failed in a stage: {}: {}",
+                    sfn.JsonPath.string_at("$.error.Error"),
+                    sfn.JsonPath.string_at("$.error.Cause"),
+                ),
+            },
+            result_path="$.gate",
+        ).next(roll_back)
+
+        ready = self._gate_call(
+            "Ready for approval",
+            {"action": "ready", "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID)},
+            result_path="$.ready",
+        )
+        ready.add_catch(on_error, errors=_CATCH_ALL, result_path="$.error")
+        after: sfn.IChainable = ready.next(
+            sfn.Pass(
+                self,
+                "Output",
+                parameters={
+                    "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID),
+                    "release": sfn.JsonPath.object_at("$.release"),
+                    "decision": "READY_FOR_APPROVAL",
+                },
+            )
+        ).next(sfn.Succeed(self, "Awaiting approval"))
+
+        # Built from the last stage back, so each stage's ADVANCE can point at the next stage's first state.
+        for index in reversed(range(len(spec.stages))):
+            after = self._stage(index, advance_to=after, roll_back=roll_back, on_error=on_error)
+        return start.next(after)
+
+    def _stage(
+        self, index: int, *, advance_to: sfn.IChainable, roll_back: sfn.IChainable, on_error: sfn.IChainable
+    ) -> sfn.IChainable:
+        percent = round(self._spec.stages[index].percent)
+        label = f"Stage {index + 1} ({percent}%)"
+        set_weights = self._set_weights(f"{label}: set weights", percent)
+        started = self._gate_call(
+            f"{label}: started",
+            {
+                "action": "stage_started",
+                "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID),
+                "stage_index": index,
+                "weights": {"control": 100 - percent, "canary": percent},
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        wait = sfn.Wait(
+            self, f"{label}: wait", time=sfn.WaitTime.seconds_path("$.timing.check_interval_seconds")
+        )
+        gate = self._gate_call(
+            f"{label}: gate",
+            {"action": "gate", "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID), "stage_index": index},
+            result_path="$.gate",
+        )
+        for task in (set_weights, started, gate):
+            task.add_catch(on_error, errors=_CATCH_ALL, result_path="$.error")
+
+        decision = sfn.Choice(self, f"{label}: decision")
+        is_ = sfn.Condition.string_equals
+        decision.when(is_("$.gate.decision", "ROLLBACK"), roll_back)
+        decision.when(
+            sfn.Condition.or_(
+                is_("$.gate.decision", "ADVANCE"), is_("$.gate.decision", "READY_FOR_APPROVAL")
+            ),
+            advance_to,
+        )
+        inconclusive = roll_back if self._spec.inconclusive_policy == "rollback" else wait
+        decision.when(is_("$.gate.decision", "INCONCLUSIVE"), inconclusive)
+        decision.otherwise(wait)  # HOLD, CONTINUE, anything unexpected: never advance on doubt
+        return set_weights.next(started).next(wait).next(gate).next(decision)
+
+    # -- promote ---------------------------------------------------------------------------------------------
+
+    def _promote_definition(self, canary_name: str) -> sfn.IChainable:
+        promote_weights = self._set_weights("Promote: set weights", 100)
+        conclude = tasks.LambdaInvoke(
+            self,
+            "Conclude experiment",
+            lambda_function=self.promote_function,
+            payload=sfn.TaskInput.from_object({"experiment_id": sfn.JsonPath.string_at("$.experiment_id")}),
+            payload_response_only=True,
+            result_path="$.conclusion",
+        )
+        promoted = promote_weights.next(conclude).next(sfn.Succeed(self, "Promoted"))
+        canary_executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{canary_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        read_canary = tasks.CallAwsService(
+            self,
+            "Read canary output",
+            service="sfn",
+            action="describeExecution",
+            iam_action="states:DescribeExecution",
+            iam_resources=[canary_executions],
+            parameters={"ExecutionArn": sfn.JsonPath.string_at("$.canary_execution_arn")},
+            result_selector={"output": sfn.JsonPath.string_to_json(sfn.JsonPath.string_at("$.Output"))},
+            result_path="$.canary",
+        )
+        from_canary = sfn.Pass(
+            self,
+            "Experiment of the canary",
+            parameters={"experiment_id": sfn.JsonPath.string_at("$.canary.output.experiment_id")},
+        )
+        read_canary.next(from_canary).next(promoted)
+        return (
+            sfn.Choice(self, "Which experiment")
+            .when(sfn.Condition.is_present("$.experiment_id"), promoted)
+            .when(sfn.Condition.is_present("$.canary_execution_arn"), read_canary)
+            .otherwise(
+                sfn.Fail(
+                    self,
+                    "No experiment",
+                    error="PromoteInputError",
+                    cause='the input needs "experiment_id" or "canary_execution_arn"',
+                )
+            )
+        )
+
+    # -- shared ----------------------------------------------------------------------------------------------
+
+    def _gate_call(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        *,
+        result_path: str,
+        result_selector: dict[str, Any] | None = None,
+    ) -> tasks.LambdaInvoke:
+        return tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=self.stage_gate,
+            payload=sfn.TaskInput.from_object(payload),
+            payload_response_only=True,
+            result_path=result_path,
+            result_selector=result_selector,
+        )
+
+    def _set_weights(self, name: str, canary_percent: int) -> tasks.CallAwsService:
+        traffic = self._traffic
+        task = tasks.CallAwsService(
+            self,
+            name,
+            service="elasticloadbalancingv2",
+            action="modifyRule",
+            iam_action="elasticloadbalancing:ModifyRule",
+            iam_resources=[traffic.listener_rule_arn],
+            parameters={
+                "RuleArn": traffic.listener_rule_arn,
+                "Actions": [
+                    weighted_forward(
+                        traffic.control_target_group_arn,
+                        traffic.canary_target_group_arn,
+                        canary_percent,
+                        traffic.stickiness_seconds,
+                    )
+                ],
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        task.add_retry(errors=["States.ALL"], max_attempts=3, backoff_rate=2, interval=Duration.seconds(2))
+        return task
+
+    def _state_machine(
+        self, construct_id: str, name: str, definition: sfn.IChainable, purpose: str
+    ) -> sfn.StateMachine:
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            log_group_name=f"/aws/vendedlogs/states/{name}",  # the prefix Step Functions log delivery expects
+            retention=logs.RetentionDays.SIX_MONTHS,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        machine = sfn.StateMachine(
+            self,
+            construct_id,
+            state_machine_name=name,
+            comment=f"canarywise {self._spec.service}: {purpose}",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+        )
+        acknowledge(
+            machine.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Step Functions log delivery (logs:CreateLogDelivery, PutResourcePolicy, …) and X-Ray tracing "
+            "actions have no resource-level permissions.",
+        )
+        return machine
+
+
+def _acknowledge_invoke(machine: sfn.StateMachine, fn: lambda_.IFunction) -> None:
+    acknowledge(
+        machine.role,
+        f"AwsSolutions-IAM5[Resource::<{logical_id(fn)}.Arn>:*]",
+        "Invoke permission on the function's versions/aliases (ARN suffix :*), as CDK's LambdaInvoke grants "
+        "it; limited to this one function.",
+    )

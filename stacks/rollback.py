@@ -1,0 +1,159 @@
+"""The rollback function: weights back to 100/0 first, then stop the canary execution, record, notify.
+
+It is invoked asynchronously by the critical composite alarm (Lambda alarm action), by an EventBridge rule
+when a person rejects the CodePipeline approval, by the canary state machine, and by ``canarywise rollback``.
+The handler is idempotent; reserved concurrency keeps capacity for it even when the account's concurrency
+is exhausted (which is often *why* a release is failing), and failed asynchronous invocations land in a
+queue an operator is alarmed on instead of disappearing.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.functions import FunctionFactory
+from stacks.nag import acknowledge, arn_finding, logical_id
+from stacks.traffic import TrafficSplit
+
+HANDLER = "canarywise.handlers.rollback.handler"
+# Enough for the alarm, the state machine and a person acting within the same minute; the handler is
+# idempotent, so concurrent invocations are safe, and more would only contend on the same conditional write.
+RESERVED_CONCURRENCY = 5
+
+
+class Rollback(Construct):
+    """The rollback function, its failure queue, and (via :meth:`on_rejected_approval`) the approval rule."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: FunctionFactory,
+        registry: dynamodb.Table,
+        traffic: TrafficSplit,
+        alert_topic: sns.ITopic,
+        canary_state_machine_name: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.failures = sqs.Queue(
+            self,
+            "FailedInvocations",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.failures,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter destination of the rollback function's failed invocations.",
+        )
+        state_machine_arn = _arn(self, "stateMachine", canary_state_machine_name)
+        # Named, not referenced: the state machine invokes this function, so a reference would be a cycle.
+        executions_arn = _arn(self, "execution", f"{canary_state_machine_name}:*")
+        self.function = functions.function(
+            self,
+            "Function",
+            handler=HANDLER,
+            description="Restores 100/0 weights, stops the canary execution, records and notifies",
+            environment={
+                "LISTENER_RULE_ARN": traffic.listener_rule_arn,
+                "CONTROL_TARGET_GROUP_ARN": traffic.control_target_group_arn,
+                "CANARY_TARGET_GROUP_ARN": traffic.canary_target_group_arn,
+                "STATE_MACHINE_ARN": state_machine_arn,
+                "ALERT_TOPIC_ARN": alert_topic.topic_arn,
+            },
+            timeout=Duration.seconds(60),
+            reserved_concurrent_executions=RESERVED_CONCURRENCY,
+            on_failure=destinations.SqsDestination(self.failures),
+            retry_attempts=2,
+        )
+        role = self.function.role
+        assert role is not None
+        registry.grant_read_write_data(role)
+        alert_topic.grant_publish(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["elasticloadbalancing:ModifyRule"], resources=[traffic.listener_rule_arn]
+            )
+        )
+        role.add_to_principal_policy(
+            # Read-only; DescribeRules has no resource-level permissions. Lets the handler skip a modify
+            # when the weights are already 100/0 (idempotence under repeated triggers).
+            iam.PolicyStatement(actions=["elasticloadbalancing:DescribeRules"], resources=["*"])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:ListExecutions"], resources=[state_machine_arn])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["states:StopExecution", "states:DescribeExecution"], resources=[executions_arn]
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "elasticloadbalancing:DescribeRules and the X-Ray tracing actions have no resource-level "
+            "permissions.",
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "Publishing to the SSE-encrypted alert topic needs kms:GenerateDataKey* on that topic's own key "
+            "only.",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(registry)}.Arn>/index/*]",
+            "The rollback finds the running experiment through the registry's own 'running' index.",
+        )
+        acknowledge(
+            role,
+            arn_finding(self, "states", f"execution:{canary_state_machine_name}:*"),
+            "Stops whichever execution of the canary state machine is running: execution names are not known "
+            "in advance; the wildcard is limited to that one state machine's executions.",
+        )
+
+    def on_rejected_approval(
+        self, pipeline: codepipeline.IPipeline, stage_name: str, action_name: str
+    ) -> None:
+        """Invoke the rollback when a person rejects `action_name` (the manual approval) of `pipeline`."""
+        events.Rule(
+            self,
+            "ApprovalRejected",
+            description="A rejected canarywise approval rolls the canary back",
+            event_pattern=events.EventPattern(
+                source=["aws.codepipeline"],
+                detail_type=["CodePipeline Action Execution State Change"],
+                detail={
+                    "pipeline": [pipeline.pipeline_name],
+                    "stage": [stage_name],
+                    "action": [action_name],
+                    "state": ["FAILED"],
+                    "type": {"category": ["Approval"]},
+                },
+            ),
+            targets=[
+                events_targets.LambdaFunction(
+                    self.function,
+                    dead_letter_queue=self.failures,
+                    retry_attempts=4,
+                    max_event_age=Duration.hours(1),
+                )
+            ],
+        )
+
+
+def _arn(scope: Construct, resource: str, name: str) -> str:
+    return Stack.of(scope).format_arn(
+        service="states", resource=resource, resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )

@@ -1,0 +1,121 @@
+"""The significance check: one Lambda, every check interval, evaluating every running experiment.
+
+EventBridge Scheduler invokes it with an event shaped like a scheduled EventBridge event; its ``time`` is the
+schedule's scheduled time, which the handler uses as "now" (so a simulation can replay time).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from constructs import Construct
+
+from stacks.functions import METRICS_NAMESPACE, FunctionFactory
+from stacks.nag import acknowledge, logical_id
+from stacks.traffic import TrafficSplit
+
+HANDLER = "canarywise.handlers.significance_check.handler"
+
+
+class SignificanceCheck(Construct):
+    """The check function and its schedule.
+
+    Its role may read CloudWatch metrics (``GetMetricData``), read and write the registry, and publish
+    metrics to the ``Canarywise`` namespace only (``StatisticalHarm``, which the alarms watch).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: FunctionFactory,
+        registry: dynamodb.Table,
+        traffic: TrafficSplit,
+        check_interval_minutes: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = functions.function(
+            self,
+            "Function",
+            handler=HANDLER,
+            description="Tests canary vs control on every running experiment; writes checks and decisions",
+            environment={
+                "LOAD_BALANCER_FULL_NAME": traffic.load_balancer_full_name,
+                "CONTROL_TARGET_GROUP_FULL_NAME": traffic.control_target_group_full_name,
+                "CANARY_TARGET_GROUP_FULL_NAME": traffic.canary_target_group_full_name,
+            },
+            # Works on aggregates, so its cost does not grow with traffic; well inside one interval.
+            timeout=Duration.seconds(min(120, 60 * check_interval_minutes)),
+            memory_size=1024,  # more memory = more CPU: scipy imports faster on a cold start
+            retry_attempts=0,  # a retried check is stale; the next interval's check replaces it
+        )
+        role = self.function.role
+        assert role is not None
+        registry.grant_read_write_data(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "cloudwatch:GetMetricData and PutMetricData have no resource-level permissions; PutMetricData is "
+            "limited to the Canarywise namespace by condition. X-Ray (tracing) likewise has none.",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(registry)}.Arn>/index/*]",
+            "The check queries the registry's own indexes (running experiments); the wildcard covers only "
+            "this table's indexes.",
+        )
+
+        self.schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            description=f"canarywise significance check every {check_interval_minutes} minutes",
+            schedule=scheduler.ScheduleExpression.rate(Duration.minutes(check_interval_minutes)),
+            target=scheduler_targets.LambdaInvoke(
+                self.function,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {
+                        "source": "aws.scheduler",
+                        "detail-type": "Scheduled Event",
+                        "time": scheduler.ContextAttribute.scheduled_time,
+                        "resources": [scheduler.ContextAttribute.schedule_arn],
+                        "detail": {},
+                    }
+                ),
+                role=self._scheduler_role(),
+                retry_attempts=0,
+                max_event_age=Duration.minutes(max(1, check_interval_minutes - 1)),
+            ),
+        )
+
+    def _scheduler_role(self) -> iam.Role:
+        """The schedule's role: ours, not CDK's stack-wide singleton, so the acknowledgement sits on it."""
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+            ),
+            description="EventBridge Scheduler: invoke the canarywise significance check",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(self.function)}.Arn>:*]",
+            "CDK grants invoke on the significance-check function and its versions (ARN suffix :*); this "
+            "one function only.",
+        )
+        return role

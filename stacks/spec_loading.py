@@ -1,0 +1,60 @@
+"""The rollout spec at synth: which file (``-c spec=config/x.yaml``), validated, plus what synth alone needs.
+
+A wrong spec must fail ``cdk synth`` with one line per problem naming the field and the value. The model
+(``canarywise.spec``) does the validation shared with the runtime; this module adds the checks that only the
+infrastructure cares about, with the same message format, and raises the same :class:`SpecError`.
+``stacks.synth.main`` turns it into a failed synth.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from constructs import Construct
+
+from canarywise.spec import RolloutSpec, SpecError, load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SPEC = "config/mangaassist.yaml"
+
+
+def spec_path(scope: Construct) -> Path:
+    """The spec file named by the ``spec`` context value, relative to the working directory or the repo."""
+    value = scope.node.try_get_context("spec") or DEFAULT_SPEC
+    path = Path(str(value))
+    if not path.is_absolute() and not path.exists() and (ROOT / path).exists():
+        path = ROOT / path
+    return path
+
+
+def synth_problems(spec: RolloutSpec, source: str) -> list[str]:
+    """Problems a valid spec can still have for the AWS resources it becomes.
+
+    Example
+    -------
+    >>> synth_problems(load_spec("config/mangaassist.yaml"), "mangaassist.yaml")
+    []
+    """
+    problems = []
+    if spec.check_interval % 60:
+        problems.append(
+            f"{source}: check_interval: must be a whole number of minutes (EventBridge Scheduler's finest "
+            f"rate), found {spec.check_interval} s"
+        )
+    for i, stage in enumerate(spec.stages):
+        if stage.percent != round(stage.percent):
+            problems.append(
+                f"{source}: stages[{i}].percent: must be a whole percent (ALB weights are integers), "
+                f"found {stage.percent:g}"
+            )
+    return problems
+
+
+def load_rollout_spec(scope: Construct) -> RolloutSpec:
+    """Load and check the spec for synth; :class:`SpecError` lists every problem, one per line."""
+    path = spec_path(scope)
+    spec = load_spec(path)
+    problems = synth_problems(spec, str(path))
+    if problems:
+        raise SpecError("\n".join(problems))
+    return spec
