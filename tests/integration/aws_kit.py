@@ -453,3 +453,73 @@ def start_rollout(
         context,
     )
     return started["experiment_id"], execution_arn
+
+
+# --- CloudWatch data ----------------------------------------------------------------------------------
+def put_emf(line: str, timestamp: datetime) -> None:
+    """Do what CloudWatch Logs does with an EMF log line: one datapoint per metric per dimension set.
+
+    moto does not read logs, so the tests turn the emitter's output into PutMetricData themselves; the
+    timestamp is given so a test can place the data inside a stage's window.
+    """
+    blob = json.loads(line)
+    cloudwatch = boto3.client("cloudwatch")
+    for directive in blob["_aws"]["CloudWatchMetrics"]:
+        data = []
+        for dimension_names in directive["Dimensions"]:
+            dimensions = [{"Name": name, "Value": blob[name]} for name in dimension_names]
+            for metric in directive["Metrics"]:
+                values = blob[metric["Name"]]
+                values = values if isinstance(values, list) else [values]
+                data.append(
+                    {
+                        "MetricName": metric["Name"],
+                        "Dimensions": dimensions,
+                        "Timestamp": timestamp,
+                        "Values": [float(v) for v in values],
+                        "Counts": [1.0] * len(values),
+                        "Unit": metric["Unit"],
+                    }
+                )
+        cloudwatch.put_metric_data(Namespace=directive["Namespace"], MetricData=data)
+
+
+def put_aggregate(
+    namespace: str,
+    metric_name: str,
+    dimensions: dict[str, str],
+    timestamp: datetime,
+    *,
+    n: float,
+    total: float,
+) -> None:
+    """Many units at once, as CloudWatch stores them (a statistic set: SampleCount and Sum)."""
+    boto3.client("cloudwatch").put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {
+                "MetricName": metric_name,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                "Timestamp": timestamp,
+                "StatisticValues": {
+                    "SampleCount": n,
+                    "Sum": total,
+                    "Minimum": 0.0,
+                    "Maximum": max(total, 1.0),
+                },
+            }
+        ],
+    )
+
+
+def put_alb_counts(env: Env, variant: str, timestamp: datetime, *, requests: float, errors: float) -> None:
+    """The ALB's own per-target-group metrics (RequestCount, HTTPCode_Target_5XX_Count)."""
+    group = (
+        env.traffic.control_target_group_full_name
+        if variant == "control"
+        else env.traffic.canary_target_group_full_name
+    )
+    dims = {"LoadBalancer": env.traffic.load_balancer_full_name, "TargetGroup": group}
+    put_aggregate("AWS/ApplicationELB", "RequestCount", dims, timestamp, n=1, total=requests)
+    if errors:
+        put_aggregate("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", dims, timestamp, n=1, total=errors)

@@ -218,6 +218,11 @@ class Registry:
 
     def list_running(self, service: str | None = None) -> tuple[Experiment, ...]:
         """Experiments whose canary still receives traffic (RUNNING or READY_FOR_APPROVAL), by id."""
+        return tuple(self.get_experiment(i) for i in self.list_running_ids(service))
+
+    def list_running_ids(self, service: str | None = None) -> tuple[str, ...]:
+        """Ids of the running experiments, without reading their specs (one unreadable spec must not hide
+        the others from the significance check)."""
         query: dict[str, Any] = {
             "IndexName": "running",
             "KeyConditionExpression": "running_pk = :running",
@@ -226,7 +231,8 @@ class Registry:
         if service is not None:
             query["FilterExpression"] = "service = :service"
             query["ExpressionAttributeValues"] |= _item({":service": service})
-        return tuple(self._experiment(item) for item in self._query(**query))
+        query["ProjectionExpression"] = "experiment_id"
+        return tuple(item["experiment_id"] for item in self._query(**query))
 
     def _experiment(self, item: Mapping[str, Any]) -> Experiment:
         spec = parse_spec(json.loads(item["spec"]), source=f"registry experiment {item['experiment_id']}")

@@ -77,15 +77,18 @@ def check_all(
 ) -> CheckSummary:
     """Evaluate every running experiment of `service` at `now`; publish StatisticalHarm once."""
     summary = CheckSummary(now=now)
-    for experiment in registry.list_running(service):
+    for experiment_id in registry.list_running_ids(service):
         try:
+            experiment = registry.get_experiment(experiment_id)
             decision = evaluate(experiment, now=now, registry=registry, metric_source=metric_source)
         except Exception as exc:  # one experiment must never stop the others
-            logger.exception("check failed", extra={"experiment_id": experiment.experiment_id})
-            summary.failed[experiment.experiment_id] = f"{type(exc).__name__}: {exc}"
-            _record_hold(experiment, f"the check failed, holding: {type(exc).__name__}: {exc}", now, registry)
+            logger.exception("check failed", extra={"experiment_id": experiment_id})
+            summary.failed[experiment_id] = f"{type(exc).__name__}: {exc}"
+            _record_hold(
+                experiment_id, f"the check failed, holding: {type(exc).__name__}: {exc}", now, registry
+            )
             continue
-        summary.decisions[experiment.experiment_id] = decision.kind.value
+        summary.decisions[experiment_id] = decision.kind.value
         summary.harm = summary.harm or is_harm(decision)
     harm_signal.publish(service, harm=summary.harm, timestamp=now)
     return summary
@@ -131,18 +134,16 @@ def evaluate(
     return decision
 
 
-def _record_hold(experiment: Experiment, reason: str, now: datetime, registry: Registry) -> None:
+def _record_hold(experiment_id: str, reason: str, now: datetime, registry: Registry) -> None:
     """Replace the gate's view with HOLD so an earlier ADVANCE is not acted on after a failed check."""
     try:
-        stage = experiment.latest_check.stage_index if experiment.latest_check else -1
+        stage = max((s.stage_index for s in registry.stage_history(experiment_id)), default=-1)
         check = CheckRecord(
             checked_at=now, stage_index=stage, decision=DecisionKind.HOLD.value, reason=reason
         )
-        registry.record_check(experiment.experiment_id, check)
+        registry.record_check(experiment_id, check)
     except Exception:
-        logger.exception(
-            "could not record the HOLD either", extra={"experiment_id": experiment.experiment_id}
-        )
+        logger.exception("could not record the HOLD either", extra={"experiment_id": experiment_id})
 
 
 def is_harm(decision: Decision) -> bool:
