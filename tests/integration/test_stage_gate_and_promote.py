@@ -1,0 +1,337 @@
+"""The stage gate (start, stage_started, gate, ready) and the promote Lambda against moto."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aws_kit import TABLE, Env, registry_items, rule_stickiness, rule_weights, start_execution, start_rollout
+
+from canarywise.data.models import CheckRecord, ExperimentStatus, RollbackRecord
+from canarywise.data.registry import InvalidTransitionError, Registry
+from canarywise.handlers import promote, stage_gate
+from canarywise.runtime.events import EventError
+from canarywise.runtime.rollout import (
+    CandidateRejectedError,
+    CooldownActiveError,
+    RolloutAlreadyRunningError,
+    StageMismatchError,
+)
+from canarywise.spec import SpecError
+
+
+def _start_event(
+    env: Env, spec_data: dict[str, Any], name: str = "release-42", candidate: str = "v42"
+) -> dict:
+    return {
+        "action": "start",
+        "execution_arn": start_execution(env, name),
+        "release": {"candidate": candidate, "release_id": name},
+        "spec": spec_data,
+    }
+
+
+def _past_rollbacks(*ages: timedelta, candidate: str = "v42") -> None:
+    now = datetime.now(UTC)
+    for age in ages:
+        Registry(TABLE).record_rollback(
+            RollbackRecord(
+                service="mangaassist",
+                rolled_back_at=now - age,
+                source="sns",
+                reason="alarm",
+                candidate=candidate,
+                trigger_id=f"alarm@{age}",
+            )
+        )
+
+
+def _check(experiment_id: str, decision: str, *, stage: int = 0, age: timedelta = timedelta(0)) -> None:
+    Registry(TABLE).record_check(
+        experiment_id,
+        CheckRecord(
+            checked_at=datetime.now(UTC) - age, stage_index=stage, decision=decision, reason=f"{decision}!"
+        ),
+    )
+
+
+def _gate(experiment_id: str, context: Any, stage: int = 0) -> dict[str, str]:
+    return stage_gate.handler(
+        {"action": "gate", "experiment_id": experiment_id, "stage_index": stage}, context
+    )
+
+
+# --- start ------------------------------------------------------------------------------------------------
+def test_start_registers_once_per_execution(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
+    event = _start_event(aws, spec_data)
+    first = stage_gate.handler(event, context)
+    again = stage_gate.handler(event, context)  # the state machine retried the task
+    assert first == again
+    experiment = Registry(TABLE).get_experiment(first["experiment_id"])
+    assert (experiment.candidate, experiment.release_id, experiment.execution_arn) == (
+        "v42",
+        "release-42",
+        event["execution_arn"],
+    )
+    assert experiment.first_stage_multiplier == 1.0
+
+
+def test_start_refuses_a_second_rollout_of_the_service(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    stage_gate.handler(_start_event(aws, spec_data), context)
+    with pytest.raises(
+        RolloutAlreadyRunningError, match=r"is still RUNNING for mangaassist; promote or roll it"
+    ):
+        stage_gate.handler(_start_event(aws, spec_data, "release-43", "v43"), context)
+
+
+def test_start_refuses_during_the_cooldown(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
+    _past_rollbacks(timedelta(minutes=20))  # the spec's cooldown is 1 h
+    with pytest.raises(
+        CooldownActiveError, match=r"^mangaassist was rolled back at .*; the cooldown of 3600 s ends"
+    ):
+        stage_gate.handler(_start_event(aws, spec_data, candidate="v43"), context)
+    assert [i for i in registry_items() if i["pk"]["S"].startswith("EXP#")] == []  # nothing registered
+
+
+def test_a_candidate_rolled_back_three_times_in_7_days_is_rejected(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    _past_rollbacks(timedelta(days=6), timedelta(days=2), timedelta(hours=3))
+    with pytest.raises(
+        CandidateRejectedError,
+        match=r"^candidate 'v42' was rolled back 3 times in the last 7 days \(limit 3\); ship a new",
+    ):
+        stage_gate.handler(_start_event(aws, spec_data), context)
+    # Another candidate is welcome (the cooldown has passed).
+    assert stage_gate.handler(_start_event(aws, spec_data, "release-43", "v43"), context)["experiment_id"]
+
+
+def test_after_a_rollback_the_first_stage_lasts_longer(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    _past_rollbacks(timedelta(days=8), timedelta(hours=2))  # one inside the 7-day window
+    started = stage_gate.handler(_start_event(aws, spec_data), context)
+    assert Registry(TABLE).get_experiment(started["experiment_id"]).first_stage_multiplier == 2.0
+
+
+def test_start_with_an_invalid_spec_names_the_field(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    spec = json.loads(json.dumps(spec_data))
+    spec["stages"][1]["percent"] = 3
+    with pytest.raises(
+        SpecError,
+        match=r"^start event spec: stages: stages must increase: stages\[1\]\.percent is 3, not above",
+    ):
+        stage_gate.handler(_start_event(aws, spec), context)
+    assert registry_items() == []
+
+
+def test_start_with_another_services_spec(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
+    spec = dict(spec_data, service="otherservice")
+    with pytest.raises(
+        StageMismatchError, match=r"^the spec is for service 'otherservice', this function serves"
+    ):
+        stage_gate.handler(_start_event(aws, spec), context)
+
+
+# --- stage_started ----------------------------------------------------------------------------------------
+def test_stage_started_checks_the_weights_against_the_spec(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    with pytest.raises(
+        StageMismatchError,
+        match=r"^stage 1 sends 25% to the canary, found weights \{'control': 90, 'canary': 10\}$",
+    ):
+        stage_gate.handler(
+            {
+                "action": "stage_started",
+                "experiment_id": experiment_id,
+                "stage_index": 1,
+                "weights": {"control": 90, "canary": 10},
+            },
+            context,
+        )
+    with pytest.raises(StageMismatchError, match=r"^stage_index 3 is outside the spec's 3 stages$"):
+        stage_gate.handler(
+            {
+                "action": "stage_started",
+                "experiment_id": experiment_id,
+                "stage_index": 3,
+                "weights": {"control": 0, "canary": 100},
+            },
+            context,
+        )
+    assert [s.stage_index for s in Registry(TABLE).stage_history(experiment_id)] == [0]
+
+
+# --- gate -------------------------------------------------------------------------------------------------
+def test_gate_holds_until_the_check_has_decided(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    assert _gate(experiment_id, context) == {
+        "decision": "HOLD",
+        "reason": "no decision yet: the significance check has not run",
+    }
+
+
+def test_gate_returns_the_fresh_decision_for_its_stage(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    _check(experiment_id, "ADVANCE")
+    assert _gate(experiment_id, context) == {"decision": "ADVANCE", "reason": "ADVANCE!"}
+    assert _gate(experiment_id, context, stage=1) == {
+        "decision": "HOLD",
+        "reason": "the latest decision is for stage 0, not stage 1",
+    }
+
+
+def test_gate_holds_on_a_stale_decision(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    _check(experiment_id, "ADVANCE", age=timedelta(minutes=16))  # 3 check intervals of 5 min is the limit
+    answer = _gate(experiment_id, context)
+    assert answer["decision"] == "HOLD"
+    assert answer["reason"].endswith("is older than 0:15:00: is the significance check running?")
+
+
+@pytest.mark.parametrize(
+    ("stored", "answered"),
+    [("PROMOTE", "READY_FOR_APPROVAL"), ("KEEP_CONTROL", "ROLLBACK"), ("NO_DIFFERENCE", "INCONCLUSIVE")],
+)
+def test_gate_maps_ab_verdicts_onto_the_state_machine_choices(
+    aws: Env, spec_data: dict[str, Any], context: Any, stored: str, answered: str
+) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    _check(experiment_id, stored)
+    assert _gate(experiment_id, context)["decision"] == answered
+
+
+def test_gate_after_a_rollback_says_rollback(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    _check(experiment_id, "ADVANCE")
+    Registry(TABLE).record_rollback(
+        RollbackRecord(
+            service="mangaassist",
+            rolled_back_at=datetime.now(UTC),
+            source="cli",
+            reason="x",
+            experiment_id=experiment_id,
+            candidate="v42",
+        )
+    )
+    assert _gate(experiment_id, context) == {
+        "decision": "ROLLBACK",
+        "reason": "experiment is already ROLLED_BACK",
+    }
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (
+            {"action": "jump"},
+            "malformed stage_gate event: request: Input tag 'jump' found using 'action' does not "
+            "match any of the expected tags: 'start', 'stage_started', 'gate', 'ready'",
+        ),
+        (
+            {"action": "gate", "experiment_id": "x"},
+            "malformed stage_gate event: request.gate.stage_index: Field required",
+        ),
+        (
+            {
+                "action": "stage_started",
+                "experiment_id": "x",
+                "stage_index": 0,
+                "weights": {"control": 90, "canary": 5},
+            },
+            "malformed stage_gate event: request.stage_started.weights: Value error, "
+            "weights must sum to 100, found control 90 + canary 5",
+        ),
+        ("start", "malformed stage_gate event: expected an object, found str"),
+    ],
+    ids=["unknown-action", "no-stage", "bad-weights", "not-an-object"],
+)
+def test_malformed_stage_gate_events(aws: Env, context: Any, event: Any, message: str) -> None:
+    with pytest.raises(EventError) as raised:
+        stage_gate.handler(event, context)
+    assert str(raised.value) == message
+    assert registry_items() == []
+
+
+# --- ready and promote ------------------------------------------------------------------------------------
+def test_ready_then_promote_sends_all_traffic_and_concludes(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    Registry(TABLE).record_check(
+        experiment_id,
+        CheckRecord(
+            checked_at=datetime.now(UTC),
+            stage_index=2,
+            decision="READY_FOR_APPROVAL",
+            reason="gate met",
+            details={"primary_pvalue": 0.004},
+        ),
+    )
+    assert stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context) == {
+        "experiment_id": experiment_id,
+        "status": "READY_FOR_APPROVAL",
+    }
+
+    result = promote.handler({"experiment_id": experiment_id}, context)
+
+    assert rule_weights(aws) == {"control": 0, "canary": 100}
+    assert rule_stickiness(aws) == {"Enabled": True, "DurationSeconds": 7 * 86400}
+    experiment = Registry(TABLE).get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.PROMOTED
+    assert experiment.pvalue == 0.004
+    # Alone in its tier, BH leaves the p-value as it is: m * p / rank = 1 * 0.004 / 1.
+    assert result["adjusted_pvalue"] == pytest.approx(0.004, rel=1e-12)
+    assert result["fdr_discovery"] is True  # 0.004 <= q 0.10
+    assert result["registry_experiments_in_fdr"] == 1
+    # Idempotent: the promote state machine may retry the task.
+    assert promote.handler({"experiment_id": experiment_id}, context)["status"] == "PROMOTED"
+
+
+def test_promote_refuses_an_experiment_nobody_approved(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    with pytest.raises(
+        StageMismatchError, match=r"is RUNNING; only an approved experiment \(READY_FOR_APPROVAL\)"
+    ):
+        promote.handler({"experiment_id": experiment_id}, context)
+    assert rule_weights(aws) == {"control": 95, "canary": 5}  # checked before touching traffic
+
+
+def test_ready_twice_is_fine_but_not_after_a_rollback(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
+    stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
+    Registry(TABLE).record_rollback(
+        RollbackRecord(
+            service="mangaassist",
+            rolled_back_at=datetime.now(UTC),
+            source="cli",
+            reason="x",
+            experiment_id=experiment_id,
+            candidate="v42",
+        )
+    )
+    with pytest.raises(
+        InvalidTransitionError, match=r"is ROLLED_BACK; it cannot move to READY_FOR_APPROVAL$"
+    ):
+        stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
+
+
+def test_malformed_promote_event(aws: Env, context: Any) -> None:
+    with pytest.raises(EventError, match=r"^malformed promote event: experiment_id: Field required$"):
+        promote.handler({"experimentId": "x"}, context)
+    assert rule_weights(aws) == {"control": 100, "canary": 0}
