@@ -56,7 +56,9 @@ class Weights(_Frozen):
 
     @classmethod
     def for_canary_percent(cls, percent: float) -> Weights:
-        """Weights that send `percent` of traffic to the canary."""
+        """Weights that send `percent` (a whole number, as the ALB rule's weights are) to the canary."""
+        if percent != int(percent):
+            raise ValueError(f"`percent` must be a whole number for ALB weights, found {percent!r}")
         return cls(control=100 - int(percent), canary=int(percent))
 
     def as_dict(self) -> dict[str, int]:

@@ -83,7 +83,7 @@ def experiment_id_for(service: str, candidate: str, execution_arn: str) -> str:
     Example
     -------
     >>> experiment_id_for("mangaassist", "v42", "arn:aws:states:us-east-1:1:execution:canary:e1")
-    'mangaassist-v42-1f1d41d6a7'
+    'mangaassist-v42-686abaf5b4'
     """
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", candidate).strip("-")[:40] or "candidate"
     digest = hashlib.sha256(execution_arn.encode()).hexdigest()[:10]

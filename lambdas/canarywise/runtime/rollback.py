@@ -18,7 +18,7 @@ Example
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,7 +49,6 @@ class RollbackResult:
     candidate_rollbacks_7d: int | None = None
     candidate_rejected: bool = False
     notified: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,7 +142,7 @@ def roll_back(
     except Exception:  # the rollback itself is done and recorded; a lost e-mail must not undo that
         logger.exception("rollback notification failed")
         notified = False
-    return RollbackResult(**{**result.__dict__, "notified": notified})
+    return replace(result, notified=notified)
 
 
 def _targets(request: RollbackRequest, service: str, registry: Registry) -> tuple[Experiment, ...]:

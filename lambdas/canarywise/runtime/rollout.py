@@ -8,7 +8,7 @@ Example
 -------
 >>> start_rollout(parse_stage_gate_event(event), service="mangaassist", registry=registry,  # doctest: +SKIP
 ...               now=now)
-{'experiment_id': 'mangaassist-v42-1f1d41d6a7'}
+{'experiment_id': 'mangaassist-v42-686abaf5b4'}
 """
 
 from __future__ import annotations
