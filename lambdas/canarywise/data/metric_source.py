@@ -19,7 +19,8 @@ the slice dimension (``canarywise.emit`` emits both dimension sets). ALB metrics
 
 Example
 -------
->>> source = MetricSource(AlbDimensions("app/alb/1", "targetgroup/control/2", "targetgroup/canary/3"))  # doctest: +SKIP
+>>> alb = AlbDimensions("app/alb/1", "targetgroup/control/2", "targetgroup/canary/3")
+>>> source = MetricSource(alb)  # doctest: +SKIP
 >>> observations = source.observe(spec, stages, now)  # doctest: +SKIP
 """
 

@@ -9,7 +9,7 @@ Example
 >>> summary = check_all(now=event_time, service="mangaassist", registry=registry,  # doctest: +SKIP
 ...                     metric_source=source, harm_signal=signal)
 >>> summary.decisions  # doctest: +SKIP
-{'mangaassist-v42-1f1d41d6a7': 'CONTINUE'}
+{'mangaassist-v42-686abaf5b4': 'CONTINUE'}
 """
 
 from __future__ import annotations
