@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -25,7 +25,7 @@ from aws_kit import (
 )
 
 from canarywise.data.executions import AlertTopic, CanaryExecutions
-from canarywise.data.models import ExperimentStatus
+from canarywise.data.models import ExperimentStatus, RollbackRecord
 from canarywise.data.registry import Registry
 from canarywise.data.traffic import TrafficSplit
 from canarywise.handlers import rollback, stage_gate
@@ -346,3 +346,31 @@ def test_elbv2_failing_through_the_handler_is_a_loud_failure(
     assert calls == [aws.traffic.listener_rule_arn] * 4
     assert Registry(TABLE).get_experiment(experiment_id).status is ExperimentStatus.RUNNING
     assert len(Registry(TABLE).rollback_failures("mangaassist")) == 1
+
+
+def test_the_third_rollback_in_7_days_rejects_the_candidate(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    registry = Registry(TABLE)
+    now = datetime.now(UTC)
+    for days in (5, 2):  # two earlier rollbacks of v42 (history items, as earlier rollouts left them)
+        registry.record_rollback(
+            RollbackRecord(
+                service="mangaassist",
+                rolled_back_at=now - timedelta(days=days),
+                source="sns",
+                reason="alarm",
+                candidate="v42",
+                trigger_id=f"old-{days}",
+            )
+        )
+    result = rollback.handler(alarm_action_event(), context)
+    assert (result["candidate_rollbacks_7d"], result["candidate_rejected"]) == (3, True)
+    [message] = alerts(aws)
+    assert message["candidate_rejected"] is True
+    # The spec's cooldown is 1 h: the next rollout may not start before it ends.
+    assert datetime.fromisoformat(message["next_rollout_not_before"]) - datetime.fromisoformat(
+        message["rolled_back_at"]
+    ) == timedelta(hours=1)
+    assert registry.get_experiment(experiment_id).status is ExperimentStatus.ROLLED_BACK
