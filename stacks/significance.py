@@ -57,7 +57,7 @@ class SignificanceCheck(Construct):
         assert role is not None
         registry.grant_read_write_data(role)
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
+            iam.PolicyStatement(actions=["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"], resources=["*"])
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -69,7 +69,7 @@ class SignificanceCheck(Construct):
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
-            "cloudwatch:GetMetricData and PutMetricData have no resource-level permissions; PutMetricData is "
+            "cloudwatch:GetMetricData, ListMetrics (slice values) and PutMetricData have no resource-level permissions; PutMetricData is "
             "limited to the Canarywise namespace by condition. X-Ray (tracing) likewise has none.",
         )
         acknowledge(
