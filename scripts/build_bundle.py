@@ -58,8 +58,9 @@ PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 # Not needed at run time in Lambda: tests, C/Cython/Fortran sources and headers, type stubs, scripts.
 TRIM_DIR_NAMES = frozenset({"__pycache__", "include"})  # removed when they hold no Python module
 TRIM_SUFFIXES = (".pyi", ".pxd", ".pyx", ".c", ".cpp", ".h", ".hpp", ".f", ".f90", ".pc")
-# Parts of our package the Lambdas never import: the operator CLI (needs rich) and local mode (moto patches).
-PACKAGE_EXCLUDES = frozenset({"cli", "local"})
+# Parts of our package the Lambdas never import: the operator CLI (needs rich), local mode (moto patches)
+# and the demo (simulated traffic). Leaving them out also keeps their edits from re-uploading the bundle.
+PACKAGE_EXCLUDES = frozenset({"cli", "local", "demo"})
 
 
 def _hash_files(digest: hashlib._Hash, base: Path, files: Iterator[Path]) -> None:

@@ -81,8 +81,10 @@ def error_rate(dimensions: dict[str, str], label: str, variant: str) -> cloudwat
     )
 
 
-def p99_latency(dimensions: dict[str, str], label: str) -> cloudwatch.Metric:
-    return _alb_metric("TargetResponseTime", "p99", dimensions).with_(label=label)
+def p99_latency(dimensions: dict[str, str], label: str | None = None) -> cloudwatch.Metric:
+    """p99 ``TargetResponseTime`` of one target group (no label in alarms: it keeps the plain alarm form)."""
+    metric = _alb_metric("TargetResponseTime", "p99", dimensions)
+    return metric.with_(label=label) if label else metric
 
 
 def harm_metric(service: str) -> cloudwatch.Metric:
@@ -132,7 +134,7 @@ class Alarms(Construct):
                 signal: cloudwatch.IMetric = error_rate(canary, f"canary 5xx rate ({metric.name})", "canary")
                 unit = ""
             else:
-                signal = p99_latency(canary, f"canary p99 latency ({metric.name})")
+                signal = p99_latency(canary)
                 unit = " s"
             for level, fraction, sink in (("hard-limit", 1.0, critical), ("approaching", 0.5, warning)):
                 threshold = metric.hard_limit * fraction

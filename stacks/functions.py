@@ -23,7 +23,6 @@ from aws_cdk import (
     Duration,
     ILocalBundling,
     RemovalPolicy,
-    Stack,
 )
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -103,7 +102,9 @@ def bundle_code() -> lambda_.Code:
         bundling=BundlingOptions(
             # Never pulled: PrebuiltBundle always succeeds, so CDK does not fall back to Docker.
             image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.12"),
-            local=PrebuiltBundle(),
+            # The stubs type try_bundle with keyword options, but the jsii runtime calls an implementation
+            # with the options struct as a second positional argument (a keyword signature fails).
+            local=PrebuiltBundle(),  # type: ignore[arg-type]
         ),
     )
 
@@ -187,9 +188,3 @@ class FunctionFactory:
             "Pinned to python3.12 on purpose: the bundle's numpy/scipy wheels and .pyc are built for 3.12.",
         )
         return fn
-
-
-def partition_arn(scope: Construct, service: str, resource: str) -> str:
-    """An ARN in this stack's partition, region and account (for resources named before they exist)."""
-    stack = Stack.of(scope)
-    return f"arn:{stack.partition}:{service}:{stack.region}:{stack.account}:{resource}"

@@ -57,7 +57,10 @@ class SignificanceCheck(Construct):
         assert role is not None
         registry.grant_read_write_data(role)
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"], resources=["*"])
+            # ListMetrics: the slice values (e.g. each Intent) the service emitted, to test per slice.
+            iam.PolicyStatement(
+                actions=["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"], resources=["*"]
+            )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -69,8 +72,9 @@ class SignificanceCheck(Construct):
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
-            "cloudwatch:GetMetricData, ListMetrics (slice values) and PutMetricData have no resource-level permissions; PutMetricData is "
-            "limited to the Canarywise namespace by condition. X-Ray (tracing) likewise has none.",
+            "cloudwatch:GetMetricData, ListMetrics (slice values) and PutMetricData have no resource-level "
+            "permissions; PutMetricData is limited to the Canarywise namespace by condition. X-Ray (tracing) "
+            "likewise has none.",
         )
         acknowledge(
             role,
