@@ -17,8 +17,8 @@ a cold start: without shipped ``.pyc`` every cold start recompiles numpy, scipy 
 are written with ``UNCHECKED_HASH`` invalidation, because zip archives keep mtimes at two-second resolution
 and a timestamp-checked ``.pyc`` whose recorded mtime does not match would be silently ignored. The ``.py``
 files are kept next to them: tracebacks then show source lines and ``inspect.getsource`` keeps working (a
-few libraries read their own source), for about 15% more zipped size. Sourceless ``.pyc`` would be smaller
-but is not safe for every package, so we do not do it.
+few libraries read their own source), for about 5 MB (10%) more zipped size. Sourceless ``.pyc`` would be
+smaller but is not safe for every package, so we do not do it.
 
 Example
 -------

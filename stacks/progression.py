@@ -45,6 +45,13 @@ def state_machine_names(service: str) -> tuple[str, str]:
     return f"canarywise-{service}-canary", f"canarywise-{service}-promote"
 
 
+def states_arn(scope: Construct, resource: str, name: str) -> str:
+    """``arn:…:states:<region>:<account>:<resource>:<name>`` in `scope`'s stack."""
+    return Stack.of(scope).format_arn(
+        service="states", resource=resource, resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+
+
 class Progression(Construct):
     """The stage gate and promote functions and the two state machines."""
 
@@ -248,12 +255,7 @@ class Progression(Construct):
             result_path="$.conclusion",
         )
         promoted = promote_weights.next(conclude).next(sfn.Succeed(self, "Promoted"))
-        canary_executions = Stack.of(self).format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{canary_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
+        canary_executions = states_arn(self, "execution", f"{canary_name}:*")
         read_canary = tasks.CallAwsService(
             self,
             "Read canary output",

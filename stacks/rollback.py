@@ -9,7 +9,7 @@ queue an operator is alarmed on instead of disappearing.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -22,6 +22,7 @@ from constructs import Construct
 
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge, arn_finding, logical_id
+from stacks.progression import states_arn
 from stacks.traffic import TrafficSplit
 
 HANDLER = "canarywise.handlers.rollback.handler"
@@ -57,9 +58,9 @@ class Rollback(Construct):
             "AwsSolutions-SQS3",
             "This queue is itself the dead-letter destination of the rollback function's failed invocations.",
         )
-        state_machine_arn = _arn(self, "stateMachine", canary_state_machine_name)
         # Named, not referenced: the state machine invokes this function, so a reference would be a cycle.
-        executions_arn = _arn(self, "execution", f"{canary_state_machine_name}:*")
+        state_machine_arn = states_arn(self, "stateMachine", canary_state_machine_name)
+        executions_arn = states_arn(self, "execution", f"{canary_state_machine_name}:*")
         self.function = functions.function(
             self,
             "Function",
@@ -151,9 +152,3 @@ class Rollback(Construct):
                 )
             ],
         )
-
-
-def _arn(scope: Construct, resource: str, name: str) -> str:
-    return Stack.of(scope).format_arn(
-        service="states", resource=resource, resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
-    )
