@@ -124,8 +124,8 @@ class Metric(_Model):
                 raise ValueError(f"metric {self.name!r}: the ALB http_5xx source is a proportion")
             if self.source.metric == "target_response_time" and self.hard_limit is None:
                 raise ValueError(
-                    f"metric {self.name!r}: the ALB target_response_time source only feeds a hard_limit alarm "
-                    "(percentiles are not sufficient statistics); set hard_limit"
+                    f"metric {self.name!r}: the ALB target_response_time source only feeds a "
+                    "hard_limit alarm (percentiles are not sufficient statistics); set hard_limit"
                 )
         return self
 
@@ -170,10 +170,13 @@ class Traffic(_Model):
         arns = (self.listener_arn, self.control_target_group_arn, self.canary_target_group_arn)
         if not self.create_demo and not all(arns):
             raise ValueError(
-                "give listener_arn, control_target_group_arn and canary_target_group_arn, or create_demo: true"
+                "give listener_arn, control_target_group_arn and canary_target_group_arn, "
+                "or create_demo: true"
             )
         if not 1 <= self.stickiness <= 7 * 86400:
-            raise ValueError(f"stickiness must be between 1 s and 7 days (ALB limit), found {self.stickiness} s")
+            raise ValueError(
+                f"stickiness must be between 1 s and 7 days (ALB limit), found {self.stickiness} s"
+            )
         return self
 
 

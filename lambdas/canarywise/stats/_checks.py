@@ -31,14 +31,21 @@ def check_probability(name: str, value: float, *, open_low: bool = True, open_hi
 
 
 def check_count(name: str, value: int, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != int(value)
+        or value < minimum
+    ):
         raise StatsInputError(f"`{name}` must be an integer >= {minimum}, found {value!r}")
     return int(value)
 
 
 def check_successes(name: str, successes: int, trials: int) -> None:
     if successes > trials:
-        raise StatsInputError(f"`{name}` must not exceed its number of trials ({trials}), found {successes!r}")
+        raise StatsInputError(
+            f"`{name}` must not exceed its number of trials ({trials}), found {successes!r}"
+        )
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from canarywise.stats._checks import StatsInputError, check_count, check_successes
 
 __all__ = ["BanditAllocation", "thompson_allocation"]

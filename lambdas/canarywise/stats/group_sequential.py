@@ -20,9 +20,10 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from canarywise.stats._checks import StatsInputError
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
+
+from canarywise.stats._checks import StatsInputError
 
 __all__ = [
     "SPENDING_FUNCTIONS",

@@ -11,6 +11,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from scipy import special
+
 from canarywise.stats._checks import (
     StatsInputError,
     check_alternative,
@@ -19,7 +21,6 @@ from canarywise.stats._checks import (
     check_positive,
     check_probability,
 )
-from scipy import special
 
 __all__ = ["MeansResult", "SummaryStats", "t_pvalue", "welch_ttest"]
 

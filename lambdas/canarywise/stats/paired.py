@@ -11,6 +11,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from scipy import special
+
 from canarywise.stats._checks import (
     StatsInputError,
     check_alternative,
@@ -19,7 +21,6 @@ from canarywise.stats._checks import (
     check_probability,
 )
 from canarywise.stats.means import MeansResult, SummaryStats, insufficient_data, t_test_result
-from scipy import special
 
 __all__ = ["McNemarResult", "mcnemar_test", "paired_ttest"]
 

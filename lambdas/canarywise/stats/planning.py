@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scipy import optimize, special
+
 from canarywise.stats._checks import (
     StatsInputError,
     check_alternative,
@@ -18,7 +20,6 @@ from canarywise.stats._checks import (
     check_positive,
     check_probability,
 )
-from scipy import optimize, special
 
 __all__ = [
     "MDEResult",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scipy import special
+
 from canarywise.stats._checks import (
     StatsInputError,
     check_alternative,
@@ -18,7 +20,6 @@ from canarywise.stats._checks import (
     check_probability,
     check_successes,
 )
-from scipy import special
 
 __all__ = [
     "FisherResult",

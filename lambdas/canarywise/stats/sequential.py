@@ -27,6 +27,9 @@ from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import brentq
+from scipy.special import lambertw, log_ndtr
+
 from canarywise.stats._checks import (
     StatsInputError,
     check_alternative,
@@ -36,8 +39,6 @@ from canarywise.stats._checks import (
     check_probability,
     check_successes,
 )
-from scipy.optimize import brentq
-from scipy.special import lambertw, log_ndtr
 
 __all__ = [
     "SequentialResult",

@@ -12,8 +12,6 @@ import math
 
 import numpy as np
 import pytest
-from canarywise.spec import load_spec
-from canarywise.stats.sequential import msprt_normal
 from numpy.testing import assert_allclose
 from scipy.special import ndtr, ndtri
 from scipy.stats import multivariate_normal
@@ -45,6 +43,8 @@ from bench.scenarios import (
     ladder_schedule,
     simulate,
 )
+from canarywise.spec import load_spec
+from canarywise.stats.sequential import msprt_normal
 
 ALPHA = 0.05
 AA = Scenario("aa", "A/A 12%", 0.12, 0.12, mde=0.02)

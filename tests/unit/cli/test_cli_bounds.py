@@ -6,9 +6,10 @@ import json
 import math
 
 import pytest
-from canarywise.cli.main import main
 from numpy.testing import assert_allclose
 from scipy.stats import norm
+
+from canarywise.cli.main import main
 
 
 def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from canarywise.cli.main import main
 from numpy.testing import assert_allclose
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+
+from canarywise.cli.main import main
 
 RTOL = 1e-6  # the agreement the issue asks of the CLI
 

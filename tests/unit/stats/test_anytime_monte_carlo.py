@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 import pytest
-from canarywise.stats.sequential import mixing_variance, msprt_normal, msprt_proportions
 from scipy.stats import norm
+
+from canarywise.stats.sequential import mixing_variance, msprt_normal, msprt_proportions
 
 ALPHA = 0.05
 LOOKS = 500

@@ -8,10 +8,11 @@ import re
 
 import numpy as np
 import pytest
-from canarywise.stats.bandit import thompson_allocation
 from numpy.testing import assert_allclose
 from scipy.integrate import quad
 from scipy.stats import beta
+
+from canarywise.stats.bandit import thompson_allocation
 
 
 def prob_best_by_quad(successes: list[int], trials: list[int]) -> list[float]:

@@ -13,11 +13,12 @@ import math
 
 import numpy as np
 import pytest
-from canarywise.stats._checks import StatsInputError
-from canarywise.stats.drift import category_mix_test, ks_test
 from numpy.testing import assert_allclose
 from scipy import stats
 from statsmodels.stats.contingency_tables import Table
+
+from canarywise.stats._checks import StatsInputError
+from canarywise.stats.drift import category_mix_test, ks_test
 
 INTENTS_BASE = {"order_status": 5200, "recommendation": 3100, "return": 1700}
 INTENTS_NOW = {"order_status": 5050, "recommendation": 3400, "return": 1550}

@@ -9,9 +9,10 @@ import re
 
 import numpy as np
 import pytest
-from canarywise.stats.group_sequential import alpha_spending, lan_demets_bounds, spending_boundaries
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal, norm
+
+from canarywise.stats.group_sequential import alpha_spending, lan_demets_bounds, spending_boundaries
 
 
 def _first_crossing_probabilities(fractions: list[float], boundaries: tuple[float, ...]) -> np.ndarray:

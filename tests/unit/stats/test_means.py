@@ -13,12 +13,13 @@ import math
 
 import numpy as np
 import pytest
-from canarywise.stats._checks import StatsInputError
-from canarywise.stats.means import SummaryStats, welch_ttest
 from numpy.testing import assert_allclose
 from scipy import stats
 from statsmodels.stats.weightstats import CompareMeans
 from statsmodels.stats.weightstats import ttest_ind as sm_ttest_ind
+
+from canarywise.stats._checks import StatsInputError
+from canarywise.stats.means import SummaryStats, welch_ttest
 
 SM_ALTERNATIVE = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}
 ALTERNATIVES = list(SM_ALTERNATIVE)

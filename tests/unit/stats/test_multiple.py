@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from canarywise.stats._checks import StatsInputError
-from canarywise.stats.multiple import adjust_pvalues
 from numpy.testing import assert_allclose, assert_array_equal
 from statsmodels.stats.multitest import multipletests
+
+from canarywise.stats._checks import StatsInputError
+from canarywise.stats.multiple import adjust_pvalues
 
 SM_METHOD = {"bh": "fdr_bh", "by": "fdr_by", "holm": "holm", "bonferroni": "bonferroni"}
 PVALUE_SETS = [

@@ -12,12 +12,13 @@ import math
 
 import numpy as np
 import pytest
-from canarywise.stats._checks import StatsInputError
-from canarywise.stats.means import SummaryStats
-from canarywise.stats.paired import mcnemar_test, paired_ttest
 from numpy.testing import assert_allclose
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
+
+from canarywise.stats._checks import StatsInputError
+from canarywise.stats.means import SummaryStats
+from canarywise.stats.paired import mcnemar_test, paired_ttest
 
 DISCORDANT = [(41, 68), (5, 12), (30, 30), (0, 7), (250, 190)]
 

@@ -13,6 +13,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from numpy.testing import assert_allclose
+from scipy import stats
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.proportion import proportion_effectsize
+
 from canarywise.stats._checks import StatsInputError
 from canarywise.stats.planning import (
     mde_means,
@@ -21,10 +26,6 @@ from canarywise.stats.planning import (
     sample_size_proportions,
     stage_durations,
 )
-from numpy.testing import assert_allclose
-from scipy import stats
-from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import proportion_effectsize
 
 
 def fleiss_n(p1: float, p2: float, z_a: float, z_b: float) -> float:

@@ -13,15 +13,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
 from canarywise.stats.means import SummaryStats, welch_ttest
 from canarywise.stats.multiple import METHODS, adjust_pvalues
 from canarywise.stats.paired import mcnemar_test, paired_ttest
 from canarywise.stats.planning import mde_proportions, sample_size_proportions
 from canarywise.stats.proportions import fisher_exact_test, two_proportion_ztest
 from canarywise.stats.srm import srm_test
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-from numpy.testing import assert_allclose
 
 ALTERNATIVES = st.sampled_from(["two-sided", "greater", "less"])
 # No per-example deadline: the machine is shared, and the first call of a test that imports scipy.stats

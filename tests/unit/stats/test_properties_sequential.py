@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from canarywise.stats.means import SummaryStats
 from canarywise.stats.sequential import (
     always_valid_pvalues,
@@ -13,8 +16,6 @@ from canarywise.stats.sequential import (
     msprt_proportions,
     running_confidence_sequence,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 estimates = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False)
 variances = st.floats(min_value=1e-8, max_value=1e4)

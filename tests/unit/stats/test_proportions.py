@@ -15,8 +15,6 @@ import math
 
 import numpy as np
 import pytest
-from canarywise.stats._checks import StatsInputError
-from canarywise.stats.proportions import fisher_exact_test, normal_pvalue, two_proportion_ztest
 from numpy.testing import assert_allclose
 from scipy import stats
 from statsmodels.stats.proportion import (
@@ -26,6 +24,9 @@ from statsmodels.stats.proportion import (
 from statsmodels.stats.proportion import (
     test_proportions_2indep as sm_test_proportions_2indep,  # aliased: pytest would collect `test_*`
 )
+
+from canarywise.stats._checks import StatsInputError
+from canarywise.stats.proportions import fisher_exact_test, normal_pvalue, two_proportion_ztest
 
 # The users' worked examples: (x_control, n_control, x_treatment, n_treatment).
 ESCALATION = (59400, 495000, 700, 5000)  # canary escalation 12% -> 14%, z ~ 4.33

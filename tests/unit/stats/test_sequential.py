@@ -11,6 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
+from scipy.integrate import quad
+from scipy.optimize import brentq, minimize_scalar
+from scipy.stats import norm, ttest_ind_from_stats
+from statsmodels.stats import proportion as sm_proportion
+
 from canarywise.stats.means import SummaryStats
 from canarywise.stats.sequential import (
     always_valid_pvalues,
@@ -20,11 +26,6 @@ from canarywise.stats.sequential import (
     msprt_proportions,
     running_confidence_sequence,
 )
-from numpy.testing import assert_allclose
-from scipy.integrate import quad
-from scipy.optimize import brentq, minimize_scalar
-from scipy.stats import norm, ttest_ind_from_stats
-from statsmodels.stats import proportion as sm_proportion
 
 
 def mixture_lr_by_quad(estimate: float, variance: float, tau2: float, null: float, alternative: str) -> float:

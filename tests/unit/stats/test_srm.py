@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from canarywise.stats._checks import StatsInputError
-from canarywise.stats.srm import srm_test, staged_srm_test
 from numpy.testing import assert_allclose
 from scipy import stats
+
+from canarywise.stats._checks import StatsInputError
+from canarywise.stats.srm import srm_test, staged_srm_test
 
 
 @pytest.mark.parametrize(
