@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from canarywise.demo.traffic import TrafficProfile
+from canarywise.spec import RolloutSpec, load_spec, parse_spec
 
 PACKAGE = Path(__file__).resolve().parent
 REPOSITORY = PACKAGE.parents[2]
@@ -90,6 +92,9 @@ class Scenario:
         The simulated clock stops here whatever happened (the scenario then ends as it stands).
     hold_hours
         Stop after holding this long for the same reason (the SRM scenario: HOLD, never promoted).
+    ladder
+        A shorter stage ladder than the spec file's, so the whole rollout fits in a minute of wall time
+        (None: the file's own ladder).
     """
 
     name: str
@@ -105,6 +110,18 @@ class Scenario:
     traffic: TrafficProfile = field(default_factory=TrafficProfile)
     max_hours: float = 14 * 24.0
     hold_hours: float | None = None
+    ladder: tuple[Mapping[str, Any], ...] | None = None
+
+    def spec(self, spec_path: Path | None = None) -> RolloutSpec:
+        """The rollout spec: `spec_path` as it is, or the scenario's spec file with its demo ladder."""
+        if spec_path is not None:
+            return load_spec(spec_path)
+        spec = load_spec(self.spec_path)
+        if self.ladder is None:
+            return spec
+        data = spec.model_dump(mode="json")
+        data["stages"] = [dict(stage) for stage in self.ladder]
+        return parse_spec(data, source=f"{self.spec_path} with the demo ladder")
 
     def behaviour(self, variant: str, *, hours_in: float) -> dict[str, Model]:
         """The models in force for `variant` ("control" or "canary") `hours_in` hours into the rollout."""
@@ -122,8 +139,8 @@ _ESCALATION = Rate(
 )
 MANGAASSIST: dict[str, Model] = {
     "escalation_rate": _ESCALATION,
-    "error_rate": Rate(0.002),
-    "p99_latency": Latency(median=1.6, sigma=0.55),
+    "error_rate": Rate(0.001),
+    "p99_latency": Latency(median=1.2, sigma=0.35),
     "slow_response_rate": Rate(0.012),
     "hallucination_rate": Rate(0.03),
     "safety_filter_rate": Rate(0.01),
@@ -132,6 +149,16 @@ MANGAASSIST: dict[str, Model] = {
     "recommendation_ctr": Rate(0.09),
 }
 MANGAASSIST_SPEC = REPOSITORY / "config" / "mangaassist.yaml"
+# The demo's compressed ladder (config/mangaassist.yaml has 5% >= 4 h, 25% >= 24 h, 50% >= 48 h: 76 simulated
+# hours, ~900 checks) and a sale-day volume, so that a whole rollout takes a few hundred checks.
+DEMO_LADDER = (
+    {"percent": 5, "min_duration": "1h", "max_duration": "12h"},
+    {"percent": 25, "min_duration": "1h", "max_duration": "12h"},
+    {"percent": 50, "min_duration": "2h", "max_duration": "24h"},
+)
+# Everyone a first-time visitor: with returning users the canary's share of sessions lags each ramp (they
+# keep their stickiness cookie), and the engine's sample-ratio check counts sessions, not new assignments.
+DEMO_TRAFFIC = TrafficProfile(sessions_per_day=2_000_000, returning_share=0.0)
 CHATBOT_AB_SPEC = PACKAGE / "specs" / "storefront-chatbot.yaml"
 
 SCENARIOS: dict[str, Scenario] = {
@@ -147,6 +174,8 @@ SCENARIOS: dict[str, Scenario] = {
             candidate={"csat": Mean(4.15, 1.0, response_share=0.25, low=1.0, high=5.0)},
             expected="READY_FOR_APPROVAL",
             headline_metric="escalation_rate",
+            traffic=DEMO_TRAFFIC,
+            ladder=DEMO_LADDER,
         ),
         Scenario(
             name="regression",
@@ -158,6 +187,8 @@ SCENARIOS: dict[str, Scenario] = {
             candidate={"escalation_rate": _ESCALATION.shifted(0.02)},
             expected="ROLLED_BACK",
             headline_metric="escalation_rate",
+            traffic=DEMO_TRAFFIC,
+            ladder=DEMO_LADDER,
         ),
         Scenario(
             name="guardrail",
@@ -171,6 +202,8 @@ SCENARIOS: dict[str, Scenario] = {
             onset_hours=2.0,
             expected="ROLLED_BACK",
             headline_metric="error_rate",
+            traffic=DEMO_TRAFFIC,
+            ladder=DEMO_LADDER,
         ),
         Scenario(
             name="srm",
@@ -184,7 +217,9 @@ SCENARIOS: dict[str, Scenario] = {
             misroute=1 / 3,
             expected="HELD",
             headline_metric="escalation_rate",
-            hold_hours=12.0,
+            hold_hours=6.0,
+            traffic=DEMO_TRAFFIC,
+            ladder=DEMO_LADDER,
         ),
         Scenario(
             name="ab-conversion",

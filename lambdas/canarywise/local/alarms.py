@@ -156,11 +156,26 @@ _BINARY: dict[type, Callable[[float, float], float]] = {
 }
 
 
+_COMPARE: dict[type, Callable[[float, float], bool]] = {
+    ast.GtE: operator.ge,
+    ast.Gt: operator.gt,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+
+
 def evaluate_expression(expression: str, values: Mapping[str, float | None]) -> float | None:
     """The value of a metric-math `expression` for one period; None when an input has no datapoint.
 
-    Supports numbers, query ids, ``+ - * /``, unary minus, ``FILL(m, value)``, ``ABS``, ``MAX``/``MIN`` of
-    arguments. Example: ``evaluate_expression("100*FILL(m1,0)/m2", {"m1": None, "m2": 50.0}) == 0.0``.
+    Supports numbers, query ids, ``+ - * /``, unary minus, comparisons, ``IF(condition, a, b)``,
+    ``FILL(m, value)``, ``ABS``, ``MAX``/``MIN`` of arguments.
+
+    Example
+    -------
+    >>> evaluate_expression("100*FILL(m1,0)/m2", {"m1": None, "m2": 50.0})
+    0.0
     """
     try:
         tree = ast.parse(expression.strip(), mode="eval")
@@ -180,8 +195,16 @@ def evaluate_expression(expression: str, values: Mapping[str, float | None]) -> 
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = walk(node.left), walk(node.right)
             return None if left is None or right is None else _BINARY[type(node.op)](left, right)
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+            left, right = walk(node.left), walk(node.comparators[0])
+            return None if left is None or right is None else float(_COMPARE[type(node.ops[0])](left, right))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             function = node.func.id.upper()
+            if function == "IF" and len(node.args) == 3:
+                condition = walk(node.args[0])
+                if condition is None:
+                    return None
+                return walk(node.args[1]) if condition else walk(node.args[2])
             if function == "FILL" and len(node.args) == 2:
                 inner = walk(node.args[0])
                 return inner if inner is not None else walk(node.args[1])
@@ -303,22 +326,33 @@ class AlarmEvaluator:
 
     def evaluate(self, now: datetime) -> list[AlarmChange]:
         """Evaluate every alarm at `now`; returns the state changes (actions already fired)."""
+        return self._evaluate_at(self._metric_alarms(), now)
+
+    def evaluate_minutes(self, start: datetime, end: datetime) -> list[AlarmChange]:
+        """Evaluate at each minute boundary after `start` up to `end`, as CloudWatch does every minute."""
+        alarms = self._metric_alarms()
+        changes: list[AlarmChange] = []
+        moment = start.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        while moment <= end:
+            changes.extend(self._evaluate_at(alarms, moment))
+            moment += timedelta(minutes=1)
+        return changes
+
+    def _evaluate_at(self, alarms: list[dict[str, Any]], now: datetime) -> list[AlarmChange]:
         changes: list[AlarmChange] = []
         states: dict[str, str] = {}
-        for alarm in self._metric_alarms():
+        for alarm in alarms:
             state, reason = self._evaluate_metric_alarm(alarm, now)
             states[alarm["AlarmName"]] = state
             states[alarm["AlarmArn"]] = state
-            if state != alarm["StateValue"]:
+            previous = alarm["StateValue"]
+            if state != previous:
                 self.cloudwatch.set_alarm_state(
                     AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason
                 )
-                fired = self._fire(
-                    alarm, alarm.get("AlarmActions", []), state, alarm["StateValue"], reason, now
-                )
-                changes.append(
-                    AlarmChange(alarm["AlarmName"], alarm["StateValue"], state, reason, now, fired=fired)
-                )
+                alarm["StateValue"] = state
+                fired = self._fire(alarm, alarm.get("AlarmActions", []), state, previous, reason, now)
+                changes.append(AlarmChange(alarm["AlarmName"], previous, state, reason, now, fired=fired))
         for composite in self.composites:
             state = ALARM if composite.holds(states) else OK
             if state != composite.state:

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
 from canarywise.errors import CanarywiseError
@@ -172,7 +174,8 @@ class InProcessLambdaRuntime:
     base_environment
         Variables every function sees (region, endpoint, Powertools switches), under the function's own.
     put_metric_data
-        Called with (namespace, metric data) for each EMF line a handler prints; None drops them.
+        Called with (namespace, metric data) by :meth:`flush_metrics` for the EMF lines handlers printed;
+        None drops them.
     log_path
         File the handlers' other output is appended to; None keeps it in memory only.
     clock
@@ -198,7 +201,13 @@ class InProcessLambdaRuntime:
         self.log_path = log_path
         self.clock = clock
         self.before_invoke: list[Callable[[str, Any], None]] = []
+        # Called once for each handler module, right after its import (under the function's environment:
+        # Powertools reads POWERTOOLS_* when a module creates its Logger and Metrics).
+        self.module_hooks: list[Callable[[ModuleType], None]] = []
+        self._prepared: set[str] = set()
         self._lock = threading.Lock()
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._active = 0  # invocations in progress (a rough count: enough to wait for the last one)
         self._stdout: _ThreadRoutedStdout | None = None
         self.invocations: dict[str, int] = {}
 
@@ -223,6 +232,15 @@ class InProcessLambdaRuntime:
         function_arn: str = "",
     ) -> Invocation:
         """Call the handler with `event`; an exception becomes Lambda's error payload (errorType, ...)."""
+        self._active += 1
+        try:
+            return self._invoke(handler, event, environment, function_name, function_arn)
+        finally:
+            self._active -= 1
+
+    def _invoke(
+        self, handler: str, event: Any, environment: Mapping[str, str], function_name: str, function_arn: str
+    ) -> Invocation:
         for hook in self.before_invoke:
             hook(handler, event)
         context = LambdaContext(
@@ -234,13 +252,22 @@ class InProcessLambdaRuntime:
         with self._lock, self._environment(environment), self._captured() as output:
             self.invocations[function_name] = self.invocations.get(function_name, 0) + 1
             try:
-                payload, errored = resolve_handler(handler)(event, context), False
+                function = resolve_handler(handler)
+                self._prepare(handler)
+                payload, errored = function(event, context), False
             except Exception as exc:
                 payload, errored = self._error_payload(exc), True
                 traceback.print_exc(file=output)
         logs = output.getvalue()
         self._ship(function_name, logs)
         return Invocation(payload=payload, errored=errored, logs=logs)
+
+    def _prepare(self, handler: str) -> None:
+        module_name = handler.rpartition(".")[0]
+        if module_name not in self._prepared:
+            self._prepared.add(module_name)
+            for hook in self.module_hooks:
+                hook(sys.modules[module_name])
 
     @staticmethod
     def _error_payload(exc: BaseException) -> dict[str, Any]:
@@ -273,15 +300,28 @@ class InProcessLambdaRuntime:
         with self._stdout.capture() as buffer:
             yield buffer
 
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no invocation is running (one released at the end may still be finishing)."""
+        deadline = time.monotonic() + timeout
+        while self._active and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def flush_metrics(self) -> None:
+        """Put the metrics the handlers printed in EMF (batched, like CloudWatch Logs delivers them)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if self.put_metric_data is not None:
+            for namespace, data in pending.items():
+                self.put_metric_data(namespace, data)
+
     def _ship(self, function_name: str, logs: str) -> None:
         other = []
         for line in logs.splitlines():
             requests = emf_to_metric_data(line, timestamp=self.clock() if self.clock else None)
             if not requests:
                 other.append(line)
-            elif self.put_metric_data is not None:
-                for namespace, data in requests.items():
-                    self.put_metric_data(namespace, data)
+            for namespace, data in requests.items():
+                self._pending.setdefault(namespace, []).extend(data)
         if other and self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a") as log:

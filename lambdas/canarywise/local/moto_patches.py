@@ -9,6 +9,7 @@ The moto server runs as a thread of this process, so a patch to a moto class app
   far too slow for days of simulated data; they are answered from a per-metric time index instead.
 - PutMetricData ``Values``/``Counts``: moto stores each value Count times; kept as one distribution datum
   (the local alarm evaluator computes percentiles from it: moto has none).
+- botocore's timestamp parsing of epoch numbers (a local-mode cost, not a moto gap).
 - CloudFormation ``Fn::GetAtt`` of ``LoadBalancerFullName`` and ``TargetGroupFullName`` (the ALB metrics'
   dimension values): moto implements neither.
 - Lambda invokes: moto runs function code only in Docker (or echoes a canned response). Invokes are routed to
@@ -20,7 +21,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canarywise.local.lambda_runtime import InProcessLambdaRuntime
@@ -120,6 +121,27 @@ def _metric_index(backend: Any) -> dict[tuple[str, str, frozenset[tuple[str, str
     return index
 
 
+def _statistic(data: list[Any], stat: str, statistics: Any) -> Any:
+    """moto's statistic of one period's datapoints; the common ones computed directly (same arithmetic)."""
+    if stat in {"SampleCount", "Sum", "Average", "Minimum", "Maximum"}:
+        n = total = 0.0
+        low, high = float("inf"), float("-inf")
+        for datum in data:
+            if hasattr(datum, "sample_count"):
+                n += datum.sample_count
+                total += datum.sum
+                low, high = min(low, datum.min), max(high, datum.max)
+            else:
+                n += 1
+                total += datum.value
+                low, high = min(low, datum.value), max(high, datum.value)
+        return {"SampleCount": n, "Sum": total, "Average": total / n if n else None, "Minimum": low,
+                "Maximum": high}[stat]  # fmt: skip
+    stats = statistics([stat], None)
+    stats.metric_data = data
+    return stats.get_statistics_for_type(stat)
+
+
 def index_cloudwatch_metric_data() -> Callable[[], None]:
     """Answer GetMetricData and ListMetrics from a per-metric time index; returns the undo.
 
@@ -168,10 +190,8 @@ def index_cloudwatch_metric_data() -> Callable[[], None]:
                     buckets.setdefault((datum.timestamp - low) // period, []).append(datum)
             values, timestamps = [], []
             for number in sorted(buckets):
-                stats = Statistics([stat_query["Stat"]], start_time + number * period)
-                stats.metric_data = buckets[number]
-                values.append(stats.get_statistics_for_type(stat_query["Stat"]))
-                timestamps.append(stats.timestamp)
+                values.append(_statistic(buckets[number], stat_query["Stat"], Statistics))
+                timestamps.append(start_time + number * period)
             if scan_by == "TimestampDescending":
                 values.reverse()
                 timestamps.reverse()
@@ -305,3 +325,22 @@ def add_elbv2_cloudformation_attributes() -> Callable[[], None]:
         undo_tg()
 
     return undo
+
+
+def parse_epoch_timestamps_fast() -> Callable[[], None]:
+    """Parse epoch-number timestamps in boto3 responses with the standard library; returns the undo.
+
+    Not a moto gap but a local-mode cost: botocore parses each timestamp with dateutil's local time zone
+    (~25 µs), and a GetMetricData response over a simulated day carries thousands. The result is the same
+    instant, as an aware UTC datetime; text timestamps still go to botocore's parser.
+    """
+    import botocore.parsers  # type: ignore[import-untyped]
+
+    original = botocore.parsers.DEFAULT_TIMESTAMP_PARSER
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        return original(value)
+
+    return _replace(botocore.parsers, "DEFAULT_TIMESTAMP_PARSER", parse)

@@ -13,7 +13,8 @@
 Example
 -------
 >>> with LocalAws() as aws:  # doctest: +SKIP
-...     deployment = provision(aws, synthesize(Path("config/mangaassist.yaml")))
+...     template = synthesize(load_spec("config/mangaassist.yaml"))
+...     deployment = provision(aws, template, stack_name="canarywise-mangaassist")
 ...     deployment.canary_state_machine_arn
 'arn:aws:states:us-east-1:123456789012:stateMachine:canarywise-mangaassist-canary'
 """
@@ -24,6 +25,7 @@ import copy
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from typing import Any
 from canarywise.errors import CanarywiseError
 from canarywise.local.alarms import CompositeAlarm
 from canarywise.local.server import ACCOUNT_ID, REGION, LocalAws
+from canarywise.spec import RolloutSpec
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 CACHE = REPOSITORY / "build" / "local"
@@ -70,7 +73,6 @@ class Deployment:
     """What the stack created locally, by role."""
 
     stack_name: str
-    spec_path: Path
     outputs: Mapping[str, str]
     functions: Mapping[str, LocalFunction]  # by handler module: significance_check, stage_gate, ...
     composites: tuple[CompositeAlarm, ...]
@@ -116,8 +118,8 @@ class Deployment:
 
 
 # -- synth -------------------------------------------------------------------------------------------------
-def _input_hash(spec_path: Path) -> str:
-    digest = hashlib.sha256(spec_path.read_bytes())
+def _input_hash(spec: RolloutSpec) -> str:
+    digest = hashlib.sha256(spec.model_dump_json().encode())
     for name in _SYNTH_INPUTS:
         path = REPOSITORY / name
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
@@ -128,30 +130,25 @@ def _input_hash(spec_path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def synthesize(spec_path: Path, *, cache: Path | None = CACHE) -> dict[str, Any]:
-    """The stack's CloudFormation template for `spec_path`, synthesized in-process (bundling skipped).
+def synthesize(spec: RolloutSpec, *, cache: Path | None = CACHE) -> dict[str, Any]:
+    """The stack's CloudFormation template for `spec`, synthesized in-process (bundling skipped).
 
     Synth takes tens of seconds (the CDK runs in a Node process), so the template is cached by a hash of
     the spec and the synth code; None as `cache` always synthesizes.
     """
-    spec_path = spec_path.resolve()
-    cached = cache / f"{spec_path.stem}-{_input_hash(spec_path)}.template.json" if cache else None
+    cached = cache / f"{spec.service}-{_input_hash(spec)}.template.json" if cache else None
     if cached is not None and cached.exists():
         template: dict[str, Any] = json.loads(cached.read_text())
         return template
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
-    import sys
-
     if str(REPOSITORY) not in sys.path:  # stacks/ is a top-level folder of the repository, not a package
         sys.path.insert(0, str(REPOSITORY))
     from aws_cdk import App
 
-    from canarywise.spec import load_spec
     from stacks.stack import CanarywiseStack
     from stacks.synth import cdk_json_context
 
-    spec = load_spec(spec_path)
     with tempfile.TemporaryDirectory(prefix="canarywise-synth-") as outdir:
         # cdk-nag is left out: it checks the template, it does not change it, and it doubles the time.
         app = App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []}, outdir=outdir)
@@ -314,7 +311,7 @@ _ALARM_PARAMETERS = (
 )
 
 
-def provision(aws: LocalAws, template: Mapping[str, Any], *, stack_name: str, spec_path: Path) -> Deployment:
+def provision(aws: LocalAws, template: Mapping[str, Any], *, stack_name: str) -> Deployment:
     """Create the stack on `aws` from `template`; see the module docs for what moto creates and what not."""
     local, left_out, literal = template_for_moto(template, stack_name=stack_name)
     cloudformation = aws.client("cloudformation")
@@ -376,7 +373,6 @@ def provision(aws: LocalAws, template: Mapping[str, Any], *, stack_name: str, sp
     }
     return Deployment(
         stack_name=stack_name,
-        spec_path=spec_path,
         outputs=outputs,
         functions=functions,
         composites=tuple(composites),

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from canarywise.local.moto_patches import (
     add_elbv2_cloudformation_attributes,
     index_cloudwatch_metric_data,
     keep_value_distributions,
+    parse_epoch_timestamps_fast,
     patch_sfn_sdk_service_names,
     route_lambda_invokes,
 )
@@ -115,13 +117,16 @@ class LocalAws:
         self._server: Any = None
         self._undo: list[Callable[[], None]] = []
         self._saved_environment: dict[str, str | None] = {}
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> LocalAws:
         from moto.server import ThreadedMotoServer
 
+        # moto logs every failed state of an execution with its whole program: the demo reports failures.
         for name in ("werkzeug", "moto"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         self._undo.append(_guard_connections())
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
@@ -151,6 +156,7 @@ class LocalAws:
         self._undo.append(index_cloudwatch_metric_data())
         self._undo.append(keep_value_distributions())
         self._undo.append(add_elbv2_cloudformation_attributes())
+        self._undo.append(parse_epoch_timestamps_fast())
         self.runtime.install_stdout()
         self._undo.append(self.runtime.uninstall_stdout)
         return self
@@ -161,6 +167,7 @@ class LocalAws:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self._clients = {}
         for name, value in self._saved_environment.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -178,8 +185,11 @@ class LocalAws:
 
     # -- use -------------------------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        """A boto3 client for `service` on the local endpoint."""
-        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint)
+        """A boto3 client for `service` on the local endpoint (one per service: creating one takes ~50 ms)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(service, region_name=REGION, endpoint_url=self.endpoint)
+            return self._clients[service]
 
     def _set_environment(self, values: Mapping[str, str | None]) -> None:
         for name, value in values.items():

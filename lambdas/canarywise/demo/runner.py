@@ -1,0 +1,495 @@
+"""A whole rollout on the embedded AWS, in accelerated time: provision, start, play the ticks, conclude.
+
+:func:`run_scenario` starts moto in server mode (:class:`canarywise.local.server.LocalAws`), creates the
+stack's resources from the synthesized template, starts the real canary state machine and then, every
+simulated five minutes:
+
+1. reads the weights in force on the ALB listener rule (the data layer's ``TrafficSplit``),
+2. plays five minutes of the scenario's traffic under those weights and puts the metrics to CloudWatch,
+3. invokes the significance-check function with a scheduled event whose ``time`` is the tick's end,
+4. evaluates the alarms minute by minute (the composite critical alarm invokes the rollback function),
+5. lets the state machine ask its gate once and act on the answer (set weights, roll back, finish).
+
+It stops when the state machine ends, when the scenario's clock runs out, or when the scenario has held long
+enough for one reason. With ``approve`` a READY_FOR_APPROVAL rollout is promoted by starting the promote state
+machine: the local stand-in for the CodePipeline manual approval.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from canarywise.data.models import (
+    CheckRecord,
+    Experiment,
+    ExperimentStatus,
+    RollbackRecord,
+    StageStart,
+    Weights,
+)
+from canarywise.data.registry import Registry
+from canarywise.data.traffic import TrafficSplit
+from canarywise.demo.scenarios import Scenario
+from canarywise.demo.simulator import TICK_SECONDS, AlbNames, Tick, TrafficSimulator
+from canarywise.errors import CanarywiseError
+from canarywise.local.alarms import AlarmChange, AlarmEvaluator
+from canarywise.local.clock import GatePacer, SimulatedClock, use_simulated_clock
+from canarywise.local.provision import Deployment, provision, synthesize
+from canarywise.local.server import LocalAws
+from canarywise.spec import RolloutSpec
+
+CHECK_INTERVAL = timedelta(seconds=TICK_SECONDS)
+
+
+class DemoError(CanarywiseError, RuntimeError):
+    """The demo could not run the scenario to an end (the message says where it stopped)."""
+
+
+@dataclass
+class TickView:
+    """What the live display shows after a tick."""
+
+    scenario: Scenario
+    spec: RolloutSpec
+    now: datetime
+    hours: float
+    tick: Tick
+    weights: tuple[int, int]
+    sessions: list[int]
+    stages: tuple[StageStart, ...]
+    check: CheckRecord | None
+    alarms: list[AlarmChange]
+
+
+@dataclass
+class RunResult:
+    """How a scenario ended, and where its report is."""
+
+    scenario: str
+    expected: str
+    outcome: str
+    experiment_id: str | None
+    decision: str | None
+    reason: str
+    decision_hours: float | None
+    simulated_hours: float
+    ticks: int
+    wall_seconds: float
+    rollback: RollbackRecord | None = None
+    report_dir: Path | None = None
+    events: list[tuple[float, str]] = field(default_factory=list)
+    stand_ins: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def as_expected(self) -> bool:
+        return self.outcome == self.expected
+
+
+class Progress(Protocol):
+    """Where the runner reports what happens (the rich live display, plain lines, or nothing)."""
+
+    def started(self, scenario: Scenario, deployment: Deployment, experiment_id: str) -> None: ...
+
+    def event(self, hours: float, text: str) -> None: ...
+
+    def ticked(self, view: TickView) -> None: ...
+
+    def finished(self, result: RunResult) -> None: ...
+
+
+class QuietProgress:
+    """Reports nothing (tests, ``--json``)."""
+
+    def started(self, scenario: Scenario, deployment: Deployment, experiment_id: str) -> None:
+        pass
+
+    def event(self, hours: float, text: str) -> None:
+        pass
+
+    def ticked(self, view: TickView) -> None:
+        pass
+
+    def finished(self, result: RunResult) -> None:
+        pass
+
+
+def default_start() -> datetime:
+    """09:00 UTC seven days ago: a week of simulated time ends about now (CloudWatch keeps 14 days)."""
+    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=7)
+
+
+def scheduled_event(now: datetime, schedule_arn: str) -> dict[str, Any]:
+    """The event EventBridge Scheduler sends the significance check (its ``time`` is the check's "now")."""
+    return {
+        "version": "0",
+        "id": f"local-{int(now.timestamp())}",
+        "source": "aws.scheduler",
+        "detail-type": "Scheduled Event",
+        "account": "123456789012",
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": [schedule_arn],
+        "detail": {},
+    }
+
+
+class _Run:
+    """One scenario on one local AWS (state shared by the steps of :func:`run_scenario`)."""
+
+    def __init__(
+        self,
+        aws: LocalAws,
+        deployment: Deployment,
+        scenario: Scenario,
+        spec: RolloutSpec,
+        *,
+        seed: int,
+        start: datetime,
+        progress: Progress,
+    ) -> None:
+        self.aws = aws
+        self.deployment = deployment
+        self.scenario = scenario
+        self.spec = spec
+        self.progress = progress
+        self.clock = SimulatedClock(start)
+        self.pacer = GatePacer()
+        self.events: list[tuple[float, str]] = []
+        names = deployment.alb_full_names
+        self.simulator = TrafficSimulator(
+            scenario,
+            spec,
+            seed=seed,
+            alb=AlbNames(
+                names["LOAD_BALANCER_FULL_NAME"],
+                names["CONTROL_TARGET_GROUP_FULL_NAME"],
+                names["CANARY_TARGET_GROUP_FULL_NAME"],
+            ),
+        )
+        traffic = deployment.traffic
+        self.split = TrafficSplit(
+            traffic["LISTENER_RULE_ARN"],
+            traffic["CONTROL_TARGET_GROUP_ARN"],
+            traffic["CANARY_TARGET_GROUP_ARN"],
+            boto3_client=aws.client("elbv2"),
+        )
+        self.registry = Registry(deployment.registry_table, boto3_client=aws.client("dynamodb"))
+        self.cloudwatch = aws.client("cloudwatch")
+        self.lambda_client = aws.client("lambda")
+        self.stepfunctions = aws.client("stepfunctions")
+        self.alarms = AlarmEvaluator(
+            self.cloudwatch, self.lambda_client, aws.client("sns"), deployment.composites
+        )
+        self.execution_arn = ""
+        self.experiment_id = ""
+        self.sessions = [0, 0]
+        self._status_cache: tuple[float, str] = (0.0, "RUNNING")
+        self._stages: tuple[StageStart, ...] = ()
+        self._weights_seen: Weights | None = None
+
+    # -- the state machine ------------------------------------------------------------------------------
+    def execution_status(self, *, fresh: bool = False) -> str:
+        cached_at, status = self._status_cache
+        if fresh or time.monotonic() - cached_at > 0.05:
+            status = self.stepfunctions.describe_execution(executionArn=self.execution_arn)["status"]
+            self._status_cache = (time.monotonic(), status)
+        return status
+
+    def start(self) -> None:
+        release_id = f"{self.scenario.name}-{int(self.clock.now().timestamp())}"
+        self.execution_arn = self.stepfunctions.start_execution(
+            stateMachineArn=self.deployment.canary_state_machine_arn,
+            name=release_id,
+            input=json.dumps(
+                {
+                    "release": {"candidate": f"{self.scenario.name}-candidate", "release_id": release_id},
+                    # The real wait is the check interval; the pacer stands in for it (see GatePacer).
+                    "timing": {"check_interval_seconds": 0},
+                }
+            ),
+        )["executionArn"]
+        self.pacer.wait_parked(lambda: self.execution_status() != "RUNNING")
+        running = self.registry.list_running(self.deployment.service)
+        if not running:
+            raise DemoError(f"the canary state machine did not start an experiment: {self._failure()}")
+        self.experiment_id = running[0].experiment_id
+
+    def _failure(self) -> str:
+        described = self.stepfunctions.describe_execution(executionArn=self.execution_arn)
+        return f"{described['status']} {described.get('error', '')} {described.get('cause', '')}".strip()
+
+    # -- one tick -----------------------------------------------------------------------------------------
+    def tick(self) -> TickView:
+        weights = self.split.current_weights()
+        if weights != self._weights_seen:  # the state machine moved the weights: a stage started
+            self._weights_seen = weights
+            self._stages = self.registry.stage_history(self.experiment_id)
+        start = self.clock.now()
+        tick = self.simulator.tick(start, canary_percent=weights.canary, hours_in=self.clock.hours)
+        self.sessions[0] += tick.sessions[0]
+        self.sessions[1] += tick.sessions[1]
+        for namespace, data in tick.metric_data.items():
+            for offset in range(0, len(data), 1000):
+                self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[offset : offset + 1000])
+        now = self.clock.advance(CHECK_INTERVAL)
+        self._invoke_significance_check(now)
+        changes = self.alarms.evaluate_minutes(start, now)
+        for change in changes:
+            if change.state == "ALARM" or change.previous == "ALARM":
+                fired = f"; invoked {', '.join(_short(a) for a in change.fired)}" if change.fired else ""
+                self.event(f"alarm {change.name} → {change.state} ({change.reason}){fired}")
+        self.pacer.release()
+        self.pacer.wait_parked(lambda: self.execution_status() != "RUNNING")
+        self.aws.runtime.flush_metrics()
+        experiment = self.registry.get_experiment(self.experiment_id)
+        check = experiment.latest_check
+        return TickView(
+            scenario=self.scenario,
+            spec=self.spec,
+            now=now,
+            hours=self.clock.hours,
+            tick=tick,
+            weights=(weights.control, weights.canary),
+            sessions=list(self.sessions),
+            stages=self._stages,
+            check=check,
+            alarms=changes,
+        )
+
+    def _invoke_significance_check(self, now: datetime) -> None:
+        function = self.deployment.function("significance_check")
+        response = self.lambda_client.invoke(
+            FunctionName=function.name,
+            Payload=json.dumps(
+                scheduled_event(now, f"arn:aws:scheduler:us-east-1:123456789012:schedule/{function.name}")
+            ),
+        )
+        payload = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            raise DemoError(
+                f"the significance check failed: {payload.get('errorType')}: {payload.get('errorMessage')}"
+            )
+        for experiment_id, why in (payload or {}).get("failed", {}).items():
+            self.event(f"significance check failed for {experiment_id}: {why}")
+
+    def event(self, text: str, *, at: datetime | None = None) -> None:
+        hours = self.clock.hours if at is None else (at - self.clock.start).total_seconds() / 3600
+        self.events.append((hours, text))
+        self.progress.event(hours, text)
+
+    # -- the end ------------------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Stop a still-running execution (the scenario's clock ran out), then let go of its gate."""
+        if self.execution_arn and self.execution_status(fresh=True) == "RUNNING":
+            self.stepfunctions.stop_execution(
+                executionArn=self.execution_arn, error="DemoEnded", cause="the demo's simulated clock stopped"
+            )
+        self.pacer.close()
+        self.aws.runtime.wait_idle()
+
+    def promote(self) -> str:
+        """Approve: start the promote state machine (the pipeline's next action) and wait for it."""
+        execution = self.stepfunctions.start_execution(
+            stateMachineArn=self.deployment.promote_state_machine_arn,
+            name=f"promote-{self.experiment_id}"[:80],
+            input=json.dumps({"experiment_id": self.experiment_id}),
+        )["executionArn"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            described = self.stepfunctions.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                return str(described["status"])
+            time.sleep(0.02)
+        raise DemoError("the promote state machine did not finish within 60 s")
+
+
+def _short(arn: str) -> str:
+    return arn.rsplit(":", 1)[-1]
+
+
+def _held_for(checks: list[CheckRecord], now: datetime) -> tuple[float, str]:
+    """How long (hours) the decision has been HOLD for the same kind of reason, and that reason."""
+    if not checks or checks[-1].decision != "HOLD":
+        return 0.0, ""
+    reason = checks[-1].reason
+    key = reason.split(":", 1)[0]
+    since = checks[-1].checked_at
+    for check in reversed(checks):
+        if check.decision != "HOLD" or check.reason.split(":", 1)[0] != key:
+            break
+        since = check.checked_at
+    return (now - since).total_seconds() / 3600, reason
+
+
+def _outcome(experiment: Experiment, check: CheckRecord | None, held_hours: float) -> str:
+    if experiment.status is ExperimentStatus.RUNNING and check is not None and check.decision == "HOLD":
+        return "HELD" if held_hours > 0 else "RUNNING"
+    return experiment.status.value
+
+
+def _decision_hours(
+    run: _Run, experiment: Experiment, checks: list[CheckRecord], rollback: RollbackRecord | None
+) -> float | None:
+    start = experiment.created_at
+    if rollback is not None:
+        return (rollback.rolled_back_at - start).total_seconds() / 3600
+    final = (
+        {"READY_FOR_APPROVAL", "PROMOTE", "ADVANCE"}
+        if experiment.status is not ExperimentStatus.RUNNING
+        else {"HOLD"}
+    )
+    if experiment.status is ExperimentStatus.RUNNING:
+        held, _ = _held_for(checks, run.clock.now())
+        return None if not held else (run.clock.now() - start).total_seconds() / 3600 - held
+    for check in checks:
+        if (
+            check.decision in final
+            and check.stage_index == len(run.spec.stages) - 1
+            and check.decision != "ADVANCE"
+        ):
+            return (check.checked_at - start).total_seconds() / 3600
+    last = next((c for c in reversed(checks) if c.decision in final), None)
+    return (last.checked_at - start).total_seconds() / 3600 if last else None
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    seed: int = 7,
+    approve: bool = False,
+    spec_path: Path | None = None,
+    progress: Progress | None = None,
+    reports_dir: Path | None = Path("reports"),
+    start: datetime | None = None,
+    log_dir: Path | None = None,
+    write_report: Callable[..., Path] | None = None,
+) -> RunResult:
+    """Run `scenario` end to end on a fresh local AWS; see the module docs.
+
+    Parameters
+    ----------
+    scenario
+        What the control and the candidate do, and what should happen.
+    seed
+        The simulation's seed (the same seed replays the same run).
+    approve
+        Promote a rollout that reaches READY_FOR_APPROVAL (the CodePipeline approval's stand-in).
+    spec_path
+        A rollout spec file to use as it is, for the same metrics (default: the scenario's spec file with
+        its demo ladder).
+    progress
+        Where to report progress (default: nothing).
+    reports_dir
+        The report goes to ``reports_dir/<experiment id>/``; None writes none.
+    start
+        Simulated start time (default: 09:00 UTC a week ago).
+    log_dir
+        Where the handlers' log lines go (``lambda.log``); default: the report's folder.
+    write_report
+        The report writer (default :func:`canarywise.demo.report.write_report`).
+    """
+    began = time.monotonic()
+    progress = progress or QuietProgress()
+    spec = scenario.spec(spec_path)
+    template = synthesize(spec)
+    log_path = (log_dir or (reports_dir or Path("reports")) / "logs") / f"{scenario.name}-lambda.log"
+    if log_path.exists():
+        log_path.unlink()
+    with LocalAws(log_path=log_path) as aws:
+        deployment = provision(aws, template, stack_name=f"canarywise-{spec.service}")
+        run = _Run(
+            aws, deployment, scenario, spec, seed=seed, start=start or default_start(), progress=progress
+        )
+        aws.runtime.clock = run.clock.now
+        undo_clock = use_simulated_clock(run.clock, aws.runtime)
+        aws.runtime.before_invoke.append(run.pacer.hook)
+        try:
+            run.start()
+            progress.started(scenario, deployment, run.experiment_id)
+            run.event(f"rollout started: experiment {run.experiment_id}")
+            result = _play(run, approve=approve)
+        finally:
+            run.finish()
+            undo_clock()
+        result.wall_seconds = time.monotonic() - began
+        result.stand_ins = dict(deployment.not_provisioned)
+        if reports_dir is not None and result.experiment_id:
+            if write_report is None:
+                from canarywise.demo.report import write_report as default_writer
+
+                write_report = default_writer
+            result.report_dir = write_report(
+                run.registry,
+                result.experiment_id,
+                reports_dir / result.experiment_id,
+                scenario=scenario,
+                result=result,
+            )
+    progress.finished(result)
+    return result
+
+
+def _play(run: _Run, *, approve: bool) -> RunResult:
+    scenario = run.scenario
+    ticks = 0
+    last_stage = -1
+    checks: list[CheckRecord] = []
+    while run.clock.hours < scenario.max_hours:
+        view = run.tick()
+        ticks += 1
+        if view.check is not None and (not checks or checks[-1].checked_at != view.check.checked_at):
+            checks.append(view.check)
+        if view.stages and view.stages[-1].stage_index != last_stage:
+            last_stage = view.stages[-1].stage_index
+            stage = view.stages[-1]
+            split = f"control {stage.weights.control} / canary {stage.weights.canary}"
+            run.event(f"stage {last_stage + 1}: weights {split}", at=stage.started_at)
+        run.progress.ticked(view)
+        if run.execution_status(fresh=True) != "RUNNING":
+            break
+        if scenario.hold_hours is not None:
+            held, reason = _held_for(checks, run.clock.now())
+            if held >= scenario.hold_hours:
+                run.event(f"held {held:.1f} h: {reason}")
+                break
+    status = run.execution_status(fresh=True)
+    experiment = run.registry.get_experiment(run.experiment_id)
+    if status == "SUCCEEDED":
+        run.event("canary state machine succeeded: ready for approval")
+        if approve and experiment.status is ExperimentStatus.READY_FOR_APPROVAL:
+            promoted = run.promote()
+            run.event(
+                f"approved: promote state machine {promoted.lower()}; weights now control 0 / canary 100"
+            )
+    elif status != "RUNNING":
+        run.event(f"canary state machine {status.lower()}")
+    experiment = run.registry.get_experiment(run.experiment_id)
+    rollback = run.registry.get_rollback(run.experiment_id)
+    if rollback is not None:
+        run.event(f"rolled back by {rollback.source}: {rollback.reason}")
+    all_checks = list(run.registry.list_checks(run.experiment_id))
+    held, _ = _held_for(all_checks, run.clock.now())
+    check = experiment.latest_check
+    return RunResult(
+        scenario=scenario.name,
+        expected=scenario.expected
+        if scenario.expected != "READY_FOR_APPROVAL" or not approve
+        else "PROMOTED",
+        outcome=_outcome(experiment, check, held),
+        experiment_id=run.experiment_id,
+        decision=check.decision if check else None,
+        reason=(rollback.reason if rollback else check.reason if check else ""),
+        decision_hours=_decision_hours(run, experiment, all_checks, rollback),
+        simulated_hours=run.clock.hours,
+        ticks=ticks,
+        wall_seconds=0.0,
+        rollback=rollback,
+        events=run.events,
+    )
