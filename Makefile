@@ -59,8 +59,8 @@ synth: setup bundle  ## synthesize the stack into cdk.out/ (offline, no Docker, 
 	npx --no-install cdk synth --no-notices -q $(if $(SPEC),-c spec=$(SPEC))
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
 
-demo: setup  ## a whole rollout against moto on 127.0.0.1, in accelerated time
-	@echo "make demo: the local demo is not built yet (issue: make demo). Nothing was run." >&2; exit 2
+demo: setup  ## a whole rollout against moto on 127.0.0.1, in accelerated time: a regression rolled back, a healthy candidate promoted
+	$(VENV)/bin/canarywise demo
 
 bench: setup  ## decision-quality and cost benchmark; writes docs/benchmarks.md (QUICK=1: under 2 minutes)
 	$(PY) -m bench.run $(if $(QUICK),--quick) $(if $(SEED),--seed $(SEED))

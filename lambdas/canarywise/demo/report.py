@@ -358,7 +358,7 @@ def _second_panel(data: ReportData, metric: str) -> Any:
 
 
 # -- text ----------------------------------------------------------------------------------------------------
-def _value(spec: RolloutSpec, metric: str, value: float | None, *, signed: bool = True) -> str:
+def format_value(spec: RolloutSpec, metric: str, value: float | None, *, signed: bool = True) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if metric == _SRM:
@@ -383,19 +383,21 @@ def findings_rows(data: ReportData, check: CheckRecord) -> list[list[str]]:
         if f.slice is not None and f.verdict not in {Verdict.HARM}:
             continue
         method = f.method.split(";")[0]
-        interval = f"[{_value(data.spec, f.metric, f.ci_low)}, {_value(data.spec, f.metric, f.ci_high)}]"
+        interval = (
+            f"[{format_value(data.spec, f.metric, f.ci_low)}, {format_value(data.spec, f.metric, f.ci_high)}]"
+        )
         rows.append(
             [
                 f.metric + (f" ({f.slice})" if f.slice else ""),
                 method,
-                _value(data.spec, f.metric, f.estimate, signed="hard limit" not in method),
+                format_value(data.spec, f.metric, f.estimate, signed="hard limit" not in method),
                 interval if f.ci_low is not None or f.ci_high is not None else "—",
                 _p(f.pvalue),
                 f"{f.n_control:,}",
                 f"{f.n_canary:,}",
                 f"p < {f.threshold:g}"
                 if f.metric == _SRM and f.threshold is not None
-                else _value(data.spec, f.metric, f.threshold, signed="hard limit" not in method),
+                else format_value(data.spec, f.metric, f.threshold, signed="hard limit" not in method),
                 f.verdict.value.replace("_", " "),
             ]
         )

@@ -1,0 +1,133 @@
+"""``canarywise demo``: a whole rollout on an embedded local AWS (moto on 127.0.0.1), in accelerated time.
+
+Without ``--scenario`` it runs the default pair: a regression rolled back, then a healthy candidate promoted.
+Exit status 0 when every scenario ended as it should, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from canarywise.cli.output import print_json
+
+HELP = "run a whole rollout on a local AWS (moto on 127.0.0.1) in accelerated time, with a report"
+
+
+def register(subparsers: Any) -> None:
+    from canarywise.demo.scenarios import DEFAULT_SCENARIOS, SCENARIOS
+
+    parser = subparsers.add_parser(
+        "demo",
+        help=HELP,
+        description=(
+            "Starts moto in server mode on a free 127.0.0.1 port, creates the stack's resources from the "
+            "synthesized template, starts the real canary state machine and plays simulated traffic in "
+            "five-minute ticks; the real handlers run in-process. Nothing reaches the network. Scenarios: "
+            + "; ".join(f"{name}: {s.title}" for name, s in SCENARIOS.items())
+        ),
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        metavar="NAME",
+        help=f"a scenario to run (repeatable; default: {' then '.join(DEFAULT_SCENARIOS)}, with approval)",
+    )
+    parser.add_argument(
+        "--approve",
+        action="store_true",
+        help="approve a rollout that reaches READY_FOR_APPROVAL (stands in for the CodePipeline approval: "
+        "starts the promote state machine)",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="the simulation's seed (default 7)")
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        help="use this rollout spec file as it is (e.g. config/mangaassist.yaml, its full 76-hour ladder) "
+        "instead of the scenario's spec with the demo's short ladder",
+    )
+    parser.add_argument(
+        "--reports", type=Path, default=Path("reports"), help="report folder (default reports/)"
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--plain", action="store_true", help="plain progress lines instead of the live panel")
+    output.add_argument("--json", action="store_true", help="no progress; one JSON object with the outcomes")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from canarywise.demo.live import LineProgress, LiveProgress
+    from canarywise.demo.runner import QuietProgress, run_scenario
+    from canarywise.demo.scenarios import DEFAULT_SCENARIOS, SCENARIOS
+
+    names = args.scenario or list(DEFAULT_SCENARIOS)
+    approve = args.approve or not args.scenario  # the default run shows the healthy candidate promoted
+    console = Console(file=sys.stdout)
+    if not console.is_terminal:
+        console = Console(file=sys.stdout, width=140, highlight=False)
+    results = []
+    for name in names:
+        if args.json:
+            progress: Any = QuietProgress()
+        elif args.plain or not console.is_terminal:
+            progress = LineProgress(console)
+        else:
+            progress = LiveProgress(console)
+        results.append(
+            run_scenario(
+                SCENARIOS[name],
+                seed=args.seed,
+                approve=approve,
+                spec_path=args.spec,
+                progress=progress,
+                reports_dir=args.reports,
+            )
+        )
+    if args.json:
+        print_json(
+            {
+                "scenarios": [
+                    {
+                        "scenario": r.scenario,
+                        "outcome": r.outcome,
+                        "expected": r.expected,
+                        "as_expected": r.as_expected,
+                        "experiment_id": r.experiment_id,
+                        "decision": r.decision,
+                        "reason": r.reason,
+                        "decision_hours": r.decision_hours,
+                        "simulated_hours": r.simulated_hours,
+                        "checks": r.ticks,
+                        "wall_seconds": r.wall_seconds,
+                        "report": str(r.report_dir) if r.report_dir else None,
+                    }
+                    for r in results
+                ]
+            }
+        )
+    elif len(results) > 1:
+        from canarywise.cli.output import print_grid
+
+        print_grid(
+            "canarywise demo",
+            ["scenario", "outcome", "expected", "decided after (h)", "checks", "wall s", "report"],
+            [
+                [
+                    r.scenario,
+                    r.outcome,
+                    r.expected,
+                    round(r.decision_hours, 1) if r.decision_hours is not None else None,
+                    r.ticks,
+                    round(r.wall_seconds, 1),
+                    str(r.report_dir / "report.md") if r.report_dir else "",
+                ]
+                for r in results
+            ],
+            console=console,
+        )
+    return 0 if all(r.as_expected for r in results) else 1
