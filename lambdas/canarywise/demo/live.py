@@ -206,7 +206,7 @@ def print_result(console: Console, result: RunResult) -> None:
     lines = Text()
     lines.append(f"{result.scenario}: ", style="bold")
     lines.append(f"{result.outcome}", style=f"bold {style}")
-    lines.append(f"  (expected {result.expected})\n")
+    lines.append(f"  (expected {result.expected}; latest decision {result.decision})\n")
     when = f"{result.decision_hours:.1f} simulated hours" if result.decision_hours is not None else "—"
     lines.append(f"decision after {when}; {result.ticks} five-minute checks in {result.wall_seconds:.1f} s\n")
     if result.reason:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from canarywise.data.models import CheckRecord, Experiment, RollbackRecord, StageStart
 from canarywise.data.registry import Registry
 from canarywise.decision.models import MetricFinding, Verdict
-from canarywise.spec import MetricKind, MetricRole, RolloutSpec
+from canarywise.spec import Direction, MetricKind, MetricRole, RolloutSpec
 
 if TYPE_CHECKING:
     from canarywise.demo.runner import RunResult
@@ -126,11 +126,12 @@ def effect_series(data: ReportData, metric: str) -> tuple[list[EffectPoint], dic
             )
         )
         for finding in tested:
-            method = finding.method.split(":")[0]
-            if finding.threshold is not None and method in {"non-inferiority", "primary"}:
-                thresholds[
-                    "non-inferiority margin" if method == "non-inferiority" else "minimum worthwhile effect"
-                ] = finding.threshold
+            if finding.threshold is None:
+                continue
+            if finding.method.startswith("non-inferiority"):
+                thresholds["non-inferiority margin"] = finding.threshold
+            elif finding.method.startswith("primary"):
+                thresholds["minimum worthwhile effect"] = finding.threshold
     return points, thresholds
 
 
@@ -152,6 +153,14 @@ def decision_point(data: ReportData) -> tuple[float, str] | None:
     """When (hours) and what was decided: the rollback, or the check that made the rollout ready."""
     if data.rollback is not None:
         return data.hours(data.rollback.rolled_back_at), f"ROLLBACK ({data.rollback.source})"
+    if data.checks and data.checks[-1].decision == "HOLD" and data.experiment.status.value == "RUNNING":
+        key = data.checks[-1].reason.split(":", 1)[0]
+        since = data.checks[-1]
+        for check in reversed(data.checks):
+            if check.decision != "HOLD" or check.reason.split(":", 1)[0] != key:
+                break
+            since = check
+        return data.hours(since.checked_at), f"HOLD ({key})"
     last_stage = len(data.spec.stages) - 1
     for check in data.checks:
         if check.decision in {"READY_FOR_APPROVAL", "PROMOTE"} or (
@@ -161,12 +170,18 @@ def decision_point(data: ReportData) -> tuple[float, str] | None:
     return None
 
 
+def _zero_label(spec: RolloutSpec, metric: str) -> str:
+    found = spec.metric(metric)
+    if found.role is MetricRole.PRIMARY:
+        return "0: no difference (a proven effect has the whole band on one side)"
+    worse = "above" if found.direction is Direction.LOWER_IS_BETTER else "below"
+    return f"0: harm proven once the whole band is {worse} it"
+
+
 def _threshold_label(name: str, value: float, unit: str) -> str:
     if name == "non-inferiority margin":
         return f"non-inferiority margin ({value:+g}{unit}): may advance once the band's top is below it"
-    return (
-        f"minimum worthwhile effect ({value:+g}{unit}): promote once the band clears 0 and the estimate this"
-    )
+    return f"minimum worthwhile effect ({value:+g}{unit}): promote once the band clears 0, the estimate this"
 
 
 def plot_effect(data: ReportData, metric: str, path: Path) -> Path:
@@ -221,7 +236,7 @@ def plot_effect(data: ReportData, metric: str, path: Path) -> Path:
         ax.step(
             hours, estimate, where="post", color="#1f3b63", linewidth=1.8, label="estimate (canary − control)"
         )
-    ax.axhline(0.0, color="black", linewidth=1.0, label="0: harm proven once the band's bottom is above it")
+    ax.axhline(0.0, color="black", linewidth=1.0, label=_zero_label(data.spec, metric))
     for name, value in thresholds.items():
         ax.axhline(
             value * factor,
@@ -240,16 +255,19 @@ def plot_effect(data: ReportData, metric: str, path: Path) -> Path:
         y = nearest.estimate * factor if nearest else 0.0
         ax.plot([when], [y], marker="o", markersize=9, color="#b22222", zorder=5)
         detail = ""
-        if nearest is not None and nearest.low is not None and nearest.low > 0:
+        if what.startswith("HOLD") or nearest is None:
+            pass
+        elif nearest.low is not None and nearest.low > 0:
             detail = f"\nband bottom {nearest.low * factor:+.2f}{short_unit} > 0"
-        elif nearest is not None and nearest.high is not None and "non-inferiority margin" in thresholds:
+        elif nearest.high is not None and "non-inferiority margin" in thresholds:
             detail = f"\nband top {nearest.high * factor:+.2f}{short_unit}"
+        left = when < 0.35 * x_max  # keep the label inside the axes
         ax.annotate(
             f"{what}\nat {when:.1f} h{detail}",
             xy=(when, y),
-            xytext=(-10, 18),
+            xytext=(10 if left else -10, 18),
             textcoords="offset points",
-            ha="right",
+            ha="left" if left else "right",
             color="#b22222",
             fontweight="bold",
             fontsize=10,
@@ -258,10 +276,10 @@ def plot_effect(data: ReportData, metric: str, path: Path) -> Path:
     ax.set_xlim(0, x_max * 1.03)
     ax.set_ylim(y_low, y_high)
     ax.set_ylabel(f"{metric}\ncanary − control{unit}")
-    ax.set_title(
-        f"{data.experiment.service} {data.experiment.candidate}: {metric} — {data.experiment.status.value}",
-        fontsize=12,
-    )
+    status = data.experiment.status.value
+    if status == "RUNNING" and data.checks:
+        status = f"RUNNING, latest decision {data.checks[-1].decision}"
+    ax.set_title(f"{data.experiment.service} {data.experiment.candidate}: {metric} — {status}", fontsize=12)
     ax.grid(alpha=0.3)
     if second:
         second(axes[1][0])
@@ -315,19 +333,35 @@ def _second_panel(data: ReportData, metric: str) -> Any:
                 srm_points.append((data.hours(check.checked_at), finding.pvalue, finding.threshold))
     srm_failed = any(p is not None and t is not None and p < t for _, p, t in srm_points)
     if srm_failed:
+        shares = [
+            (data.hours(check.checked_at), f.estimate, f.pvalue, f.threshold)
+            for check in data.checks
+            for f in _findings(check)
+            if f.metric == _SRM and f.estimate is not None
+        ]
 
         def draw_srm(ax: Any) -> None:
-            hours = [h for h, p, _ in srm_points if p is not None]
-            values = [max(p, 1e-300) for _, p, _ in srm_points if p is not None]
-            ax.semilogy(hours, values, color="#f58518", linewidth=1.6, label="SRM chi-square p-value")
-            ax.axhline(
-                srm_points[0][2],
-                color="#e45756",
-                linestyle="--",
-                label=f"SRM threshold ({srm_points[0][2]:g})",
+            hours = [h for h, *_ in shares]
+            ax.step(
+                hours,
+                [e * 100 for _, e, _, _ in shares],
+                where="post",
+                color="#f58518",
+                linewidth=1.6,
+                label="canary's share of units − the weights' share (pt)",
             )
-            ax.set_ylabel("sample ratio p")
-            ax.legend(loc="lower left", fontsize=8)
+            flagged = [h for h, _, p, t in shares if p is not None and t is not None and p < t]
+            if flagged:
+                ax.axvspan(
+                    flagged[0],
+                    hours[-1],
+                    color="#f58518",
+                    alpha=0.12,
+                    label=f"sample ratio mismatch (chi-square p < {shares[0][3]:g}): HOLD",
+                )
+            ax.axhline(0.0, color="black", linewidth=0.9)
+            ax.set_ylabel("share off\nthe weights (pt)")
+            ax.legend(loc="upper right", fontsize=8)
             ax.grid(alpha=0.3)
 
         return draw_srm

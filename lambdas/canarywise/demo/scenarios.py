@@ -79,8 +79,8 @@ class Scenario:
     Attributes
     ----------
     expected
-        The outcome a correct system reaches: ROLLED_BACK, READY_FOR_APPROVAL (PROMOTED with approval),
-        PROMOTED (A/B), HELD (on hold, never promoted).
+        The outcome a correct system reaches: ROLLED_BACK, READY_FOR_APPROVAL (PROMOTED with approval; for an
+        A/B test the decision is PROMOTE), HELD (on hold, never promoted).
     onset_hours
         The candidate's changes apply from this many simulated hours after the rollout starts (a failure
         that develops, like a leak); 0 = from the start.
@@ -193,13 +193,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="guardrail",
             title="A hard limit: the candidate's 5xx rate spikes to 8%",
-            story="Two hours into the 5% stage the candidate starts failing one request in twelve. The "
+            story="Ninety minutes into the 5% stage the candidate starts failing one request in twelve. The "
             "5xx-rate alarm breaches its hard limit (2%) within minutes; the composite critical alarm "
             "invokes the rollback function without waiting for any p-value.",
             spec_path=MANGAASSIST_SPEC,
             control=MANGAASSIST,
             candidate={"error_rate": Rate(0.08)},
-            onset_hours=2.0,
+            onset_hours=1.5,
             expected="ROLLED_BACK",
             headline_metric="error_rate",
             traffic=DEMO_TRAFFIC,
@@ -217,7 +217,7 @@ SCENARIOS: dict[str, Scenario] = {
             misroute=1 / 3,
             expected="HELD",
             headline_metric="escalation_rate",
-            hold_hours=6.0,
+            hold_hours=3.0,
             traffic=DEMO_TRAFFIC,
             ladder=DEMO_LADDER,
         ),
@@ -236,9 +236,12 @@ SCENARIOS: dict[str, Scenario] = {
                 "conversion": Rate(0.094, daily_swing=0.01),
                 "order_value": Mean(42.5, 18.0, response_share=0.094, low=5.0),
             },
-            expected="PROMOTED",
+            expected="READY_FOR_APPROVAL",  # the decision is PROMOTE; a person approves the 100%
             headline_metric="conversion",
-            traffic=TrafficProfile(sessions_per_day=100_000, intents={"all": 1.0}),
+            traffic=TrafficProfile(sessions_per_day=400_000, returning_share=0.0, intents={"all": 1.0}),
+            # The spec file asks for a full day (the daily cycle); the demo settles for six hours.
+            ladder=({"percent": 50, "min_duration": "6h", "max_duration": "14d"},),
+            max_hours=48.0,
         ),
     )
 }

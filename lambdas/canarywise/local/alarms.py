@@ -284,6 +284,16 @@ class CompositeAlarm:
     def arn(self) -> str:
         return f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{self.name}"
 
+    def explain(self, states: Mapping[str, str]) -> str:
+        """Which of the alarms the rule names are in ALARM (the reason CloudWatch would give, shorter)."""
+        named = re.findall(r'(?:ALARM|OK|INSUFFICIENT_DATA)\(\s*"?([^")]+)"?\s*\)', self.rule)
+        firing = [
+            name.split(":alarm:", 1)[-1] for name in dict.fromkeys(named) if _state_of(states, name) == ALARM
+        ]
+        if firing:
+            return f"{', '.join(firing)} in ALARM"
+        return "none of its alarms is in ALARM"
+
     def holds(self, states: Mapping[str, str]) -> bool:
         if self._predicate is None:
             self._predicate = parse_alarm_rule(self.rule)
@@ -356,7 +366,7 @@ class AlarmEvaluator:
         for composite in self.composites:
             state = ALARM if composite.holds(states) else OK
             if state != composite.state:
-                reason = f"composite rule {composite.rule} is {'true' if state == ALARM else 'false'}"
+                reason = composite.explain(states)
                 alarm = {"AlarmName": composite.name, "AlarmArn": composite.arn, "AlarmRule": composite.rule}
                 actions = composite.actions if composite.actions_enabled else ()
                 fired = self._fire(alarm, actions, state, composite.state, reason, now)
