@@ -7,6 +7,7 @@ Exit status 0 when every scenario ended as it should, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _serve(aws: Any, deployment: Any, result: Any) -> None:
+    """Keep the local AWS up until Ctrl-C, saying how to reach it."""
+    import threading
+
+    print(
+        "\nThe local AWS stays up until Ctrl-C. In another shell:\n"
+        f"  export AWS_ENDPOINT_URL={aws.endpoint} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        "AWS_DEFAULT_REGION=us-east-1\n"
+        f"  canarywise status --service {deployment.service}\n"
+        f"  canarywise report {result.experiment_id} --service {deployment.service}\n",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -71,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console = Console(file=sys.stdout, width=140, highlight=False)
     results = []
-    for name in names:
+    for position, name in enumerate(names):
+        serve = _serve if args.serve and position == len(names) - 1 else None
         if args.json:
             progress: Any = QuietProgress()
         elif args.plain or not console.is_terminal:
@@ -86,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 spec_path=args.spec,
                 progress=progress,
                 reports_dir=args.reports,
+                after=serve,
             )
         )
     if args.json:

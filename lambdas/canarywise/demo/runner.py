@@ -370,6 +370,7 @@ def run_scenario(
     start: datetime | None = None,
     log_dir: Path | None = None,
     write_report: Callable[..., Path] | None = None,
+    after: Callable[[LocalAws, Deployment, RunResult], None] | None = None,
 ) -> RunResult:
     """Run `scenario` end to end on a fresh local AWS; see the module docs.
 
@@ -394,6 +395,9 @@ def run_scenario(
         Where the handlers' log lines go (``lambda.log``); default: the report's folder.
     write_report
         The report writer (default :func:`canarywise.demo.report.write_report`).
+    after
+        Called with the local AWS, the deployment and the result before the local AWS stops (``--serve``
+        keeps it up there; tests run the operator commands against it).
     """
     began = time.monotonic()
     progress = progress or QuietProgress()
@@ -432,7 +436,9 @@ def run_scenario(
                 scenario=scenario,
                 result=result,
             )
-    progress.finished(result)
+        progress.finished(result)
+        if after is not None:
+            after(aws, deployment, result)
     return result
 
 

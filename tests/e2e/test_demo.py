@@ -1,0 +1,136 @@
+"""End to end: whole rollouts on moto in server mode (127.0.0.1), the real state machine and handlers.
+
+Each test runs a scenario of ``canarywise demo`` in-process: the stack's template is synthesized (cached in
+build/local/), its resources created on a fresh local AWS, the canary state machine started and simulated
+traffic played in five-minute ticks. Assertions read the registry and the ALB rule, not the runner's own
+summary alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from canarywise.cli.main import main
+from canarywise.data.models import ExperimentStatus, Weights
+from canarywise.data.registry import Registry
+from canarywise.data.traffic import TrafficSplit
+from canarywise.demo.runner import RunResult, run_scenario
+from canarywise.demo.scenarios import SCENARIOS
+from canarywise.local.provision import Deployment
+from canarywise.local.server import LocalAws
+
+pytestmark = pytest.mark.slow
+
+
+def _weights(aws: LocalAws, deployment: Deployment) -> Weights:
+    traffic = deployment.traffic
+    return TrafficSplit(
+        traffic["LISTENER_RULE_ARN"],
+        traffic["CONTROL_TARGET_GROUP_ARN"],
+        traffic["CANARY_TARGET_GROUP_ARN"],
+        boto3_client=aws.client("elbv2"),
+    ).current_weights()
+
+
+def _registry(aws: LocalAws, deployment: Deployment) -> Registry:
+    return Registry(deployment.registry_table, boto3_client=aws.client("dynamodb"))
+
+
+def test_regression_is_rolled_back_by_the_state_machine(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def inspect(aws: LocalAws, deployment: Deployment, result: RunResult) -> None:
+        seen["weights"] = _weights(aws, deployment)
+        registry = _registry(aws, deployment)
+        assert result.experiment_id is not None
+        seen["experiment"] = registry.get_experiment(result.experiment_id)
+        seen["checks"] = registry.list_checks(result.experiment_id)
+        execution = aws.client("stepfunctions").list_executions(
+            stateMachineArn=deployment.canary_state_machine_arn
+        )["executions"][0]
+        seen["execution"] = execution["status"]
+
+    result = run_scenario(SCENARIOS["regression"], seed=7, reports_dir=tmp_path, after=inspect)
+
+    assert result.outcome == "ROLLED_BACK"
+    assert seen["experiment"].status is ExperimentStatus.ROLLED_BACK
+    assert seen["weights"] == Weights(control=100, canary=0)  # restored first, by the rollback handler
+    assert seen["execution"] == "FAILED"  # the state machine's ROLLBACK branch ends in its Fail state
+    assert result.rollback is not None and result.rollback.source == "state_machine"
+    last = seen["checks"][-1]
+    assert last.decision == "ROLLBACK" and last.harm
+    harm = [
+        f for f in last.details["findings"] if f["metric"] == "escalation_rate" and f["verdict"] == "harm"
+    ]
+    assert harm and harm[0]["ci_low"] > 0  # the one-sided confidence sequence excludes "no worse"
+    # The estimate is near the true +2 points (12% -> 14%) with an interval that covers it.
+    assert 0.0 < harm[0]["estimate"] < 0.05
+    # Decided at the 5% stage, within the first stage's 12-hour maximum.
+    assert result.decision_hours is not None and result.decision_hours < 12
+    assert all(stage_check.stage_index == 0 for stage_check in seen["checks"])
+    report = tmp_path / str(result.experiment_id)
+    assert (report / "report.md").read_text().count("ROLLBACK") >= 1
+    assert (report / "report.html").exists()
+    assert (report / "effect.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_healthy_candidate_advances_every_stage_and_is_promoted(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def inspect(aws: LocalAws, deployment: Deployment, result: RunResult) -> None:
+        seen["weights"] = _weights(aws, deployment)
+        registry = _registry(aws, deployment)
+        assert result.experiment_id is not None
+        seen["experiment"] = registry.get_experiment(result.experiment_id)
+        seen["stages"] = registry.stage_history(result.experiment_id)
+        seen["checks"] = registry.list_checks(result.experiment_id)
+
+    result = run_scenario(SCENARIOS["healthy"], seed=7, approve=True, reports_dir=tmp_path, after=inspect)
+
+    assert result.outcome == "PROMOTED"
+    assert seen["experiment"].status is ExperimentStatus.PROMOTED
+    assert seen["weights"] == Weights(control=0, canary=100)
+    assert [s.weights.canary for s in seen["stages"]] == [5, 25, 50]
+    # Every stage lasted at least its minimum (demo ladder: 1 h, 1 h, 2 h) before the next began.
+    starts = [s.started_at for s in seen["stages"]]
+    assert (starts[1] - starts[0]).total_seconds() >= 3600
+    assert (starts[2] - starts[1]).total_seconds() >= 3600
+    assert not any(c.decision == "ROLLBACK" for c in seen["checks"])
+    assert result.rollback is None
+    assert (tmp_path / str(result.experiment_id) / "effect.png").exists()
+
+
+def test_operator_commands_against_the_local_endpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status, rollback and report, run as the CLI, against a rollout the SRM scenario holds."""
+    held = dataclasses.replace(SCENARIOS["srm"], hold_hours=0.5)
+    seen: dict[str, Any] = {}
+
+    def operate(aws: LocalAws, deployment: Deployment, result: RunResult) -> None:
+        capsys.readouterr()
+        service = ["--service", deployment.service]
+        assert main(["status", "--json", *service]) == 0
+        seen["status"] = json.loads(capsys.readouterr().out)
+        assert main(["rollback", "--reason", "operator saw the SRM", "--json", *service]) == 0
+        seen["rollback"] = json.loads(capsys.readouterr().out)
+        seen["weights"] = _weights(aws, deployment)
+        assert result.experiment_id is not None
+        seen["experiment"] = _registry(aws, deployment).get_experiment(result.experiment_id)
+        assert main(["report", result.experiment_id, "--out", str(tmp_path / "cli"), "--json", *service]) == 0
+        seen["report"] = json.loads(capsys.readouterr().out)
+
+    result = run_scenario(held, seed=7, reports_dir=tmp_path, after=operate)
+
+    assert result.outcome == "HELD"
+    (running,) = seen["status"]["experiments"]
+    assert running["decision"] == "HOLD" and running["reason"].startswith("sample ratio mismatch")
+    assert running["weights"] == "control 95 / canary 5"
+    assert seen["experiment"].status is ExperimentStatus.ROLLED_BACK
+    assert seen["weights"] == Weights(control=100, canary=0)
+    assert Path(seen["report"]["plot"]).read_bytes()[:4] == b"\x89PNG"
