@@ -61,17 +61,21 @@ def test_regression_is_rolled_back_by_the_state_machine(tmp_path: Path) -> None:
     assert seen["experiment"].status is ExperimentStatus.ROLLED_BACK
     assert seen["weights"] == Weights(control=100, canary=0)  # restored first, by the rollback handler
     assert seen["execution"] == "FAILED"  # the state machine's ROLLBACK branch ends in its Fail state
-    assert result.rollback is not None and result.rollback.source == "state_machine"
+    assert result.rollback is not None
+    assert result.rollback.source == "state_machine"
     last = seen["checks"][-1]
-    assert last.decision == "ROLLBACK" and last.harm
+    assert last.decision == "ROLLBACK"
+    assert last.harm
     harm = [
         f for f in last.details["findings"] if f["metric"] == "escalation_rate" and f["verdict"] == "harm"
     ]
-    assert harm and harm[0]["ci_low"] > 0  # the one-sided confidence sequence excludes "no worse"
+    assert harm
+    assert harm[0]["ci_low"] > 0  # the one-sided confidence sequence excludes "no worse"
     # The estimate is near the true +2 points (12% -> 14%) with an interval that covers it.
     assert 0.0 < harm[0]["estimate"] < 0.05
     # Decided at the 5% stage, within the first stage's 12-hour maximum.
-    assert result.decision_hours is not None and result.decision_hours < 12
+    assert result.decision_hours is not None
+    assert result.decision_hours < 12
     assert all(stage_check.stage_index == 0 for stage_check in seen["checks"])
     report = tmp_path / str(result.experiment_id)
     assert (report / "report.md").read_text().count("ROLLBACK") >= 1
@@ -129,7 +133,8 @@ def test_operator_commands_against_the_local_endpoint(
 
     assert result.outcome == "HELD"
     (running,) = seen["status"]["experiments"]
-    assert running["decision"] == "HOLD" and running["reason"].startswith("sample ratio mismatch")
+    assert running["decision"] == "HOLD"
+    assert running["reason"].startswith("sample ratio mismatch")
     assert running["weights"] == "control 95 / canary 5"
     assert seen["experiment"].status is ExperimentStatus.ROLLED_BACK
     assert seen["weights"] == Weights(control=100, canary=0)
