@@ -69,8 +69,10 @@ def route_lambda_invokes(runtime: InProcessLambdaRuntime) -> Callable[[], None]:
 
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         # moto hands over the parsed JSON body, or the string "{}" for an empty one.
-        if isinstance(event, str | bytes):
-            event = json.loads(event or "{}")
+        if event == "{}" or event is None:
+            event = {}
+        elif isinstance(event, bytes):
+            event = json.loads(event)
         result = runtime.invoke(
             self.handler,
             event,
