@@ -53,6 +53,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--reports", type=Path, default=Path("reports"), help="report folder (default reports/)"
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the last scenario keep the local AWS running (Ctrl-C stops it) and print how to point "
+        "the operator commands (canarywise status / approve / rollback / report) at it",
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--plain", action="store_true", help="plain progress lines instead of the live panel")
     output.add_argument("--json", action="store_true", help="no progress; one JSON object with the outcomes")
