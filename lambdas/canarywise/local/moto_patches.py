@@ -9,7 +9,8 @@ The moto server runs as a thread of this process, so a patch to a moto class app
   far too slow for days of simulated data; they are answered from a per-metric time index instead.
 - PutMetricData ``Values``/``Counts``: moto stores each value Count times; kept as one distribution datum
   (the local alarm evaluator computes percentiles from it: moto has none).
-- botocore's timestamp parsing of epoch numbers (a local-mode cost, not a moto gap).
+- botocore's timestamp parsing of epoch numbers and the server's closed connections (local-mode costs, not
+  moto gaps).
 - CloudFormation ``Fn::GetAtt`` of ``LoadBalancerFullName`` and ``TargetGroupFullName`` (the ALB metrics'
   dimension values): moto implements neither.
 - Lambda invokes: moto runs function code only in Docker (or echoes a canned response). Invokes are routed to
@@ -346,3 +347,14 @@ def parse_epoch_timestamps_fast() -> Callable[[], None]:
         return original(value)
 
     return _replace(botocore.parsers, "DEFAULT_TIMESTAMP_PARSER", parse)
+
+
+def keep_connections_alive() -> Callable[[], None]:
+    """Serve HTTP/1.1 so boto3 reuses its connections; returns the undo.
+
+    Not a moto gap but a local-mode cost: the development server speaks HTTP/1.0 and closes every connection,
+    so each of the ~20 calls of a simulated check opens a new one (~4 ms each).
+    """
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    return _replace(MotoRequestHandler, "protocol_version", "HTTP/1.1")

@@ -27,6 +27,7 @@ from canarywise.local.lambda_runtime import InProcessLambdaRuntime
 from canarywise.local.moto_patches import (
     add_elbv2_cloudformation_attributes,
     index_cloudwatch_metric_data,
+    keep_connections_alive,
     keep_value_distributions,
     parse_epoch_timestamps_fast,
     patch_sfn_sdk_service_names,
@@ -128,6 +129,7 @@ class LocalAws:
         for name in ("werkzeug", "moto"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         self._undo.append(_guard_connections())
+        self._undo.append(keep_connections_alive())
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         _, port = self._server.get_host_and_port()
