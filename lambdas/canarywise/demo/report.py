@@ -184,7 +184,7 @@ def _threshold_label(name: str, value: float, unit: str) -> str:
     return f"minimum worthwhile effect ({value:+g}{unit}): promote once the band clears 0, the estimate this"
 
 
-def plot_effect(data: ReportData, metric: str, path: Path) -> Path:
+def plot_effect(data: ReportData, metric: str, path: Path, result: RunResult | None = None) -> Path:
     """Draw the metric's effect and confidence sequence over time (PNG at `path`)."""
     import matplotlib
 
@@ -194,7 +194,7 @@ def plot_effect(data: ReportData, metric: str, path: Path) -> Path:
     points, thresholds = effect_series(data, metric)
     factor, unit = _scale(data.spec, metric)
     short_unit = " pt" if factor == 100.0 else ""
-    second = _second_panel(data, metric)
+    second = _second_panel(data, metric, result)
     rows = 2 if second else 1
     fig, axes = plt.subplots(
         rows,
@@ -255,7 +255,9 @@ def plot_effect(data: ReportData, metric: str, path: Path) -> Path:
         y = nearest.estimate * factor if nearest else 0.0
         ax.plot([when], [y], marker="o", markersize=9, color="#b22222", zorder=5)
         detail = ""
-        if what.startswith("HOLD") or nearest is None:
+        if "aws.cloudwatch" in what:
+            detail = "\nby the critical alarm"
+        elif what.startswith("HOLD") or nearest is None:
             pass
         elif nearest.low is not None and nearest.low > 0:
             detail = f"\nband bottom {nearest.low * factor:+.2f}{short_unit} > 0"
@@ -318,7 +320,7 @@ def _mark_stages(ax: Any, data: ReportData, *, label: bool) -> None:
             )
 
 
-def _second_panel(data: ReportData, metric: str) -> Any:
+def _second_panel(data: ReportData, metric: str, result: RunResult | None = None) -> Any:
     """A panel for what decided when the headline effect did not: a hard limit, or the sample ratio."""
     limit_points = []
     srm_points = []
@@ -366,9 +368,34 @@ def _second_panel(data: ReportData, metric: str) -> Any:
 
         return draw_srm
     breached = any(e is not None and t is not None and e > t for _, e, t in limit_points)
-    if breached or (data.rollback is not None and data.rollback.source == "aws.cloudwatch"):
+    alarmed = data.rollback is not None and data.rollback.source == "aws.cloudwatch"
+    if not (breached or alarmed):
+        return None
+    limit = next((t for _, _, t in limit_points if t is not None), None)
+    per_minute = next(
+        (
+            series
+            for name, series in (result.alarm_values if result else {}).items()
+            if name.endswith(f"{metric}-hard-limit")
+        ),
+        None,
+    )
 
-        def draw_limit(ax: Any) -> None:
+    def draw_limit(ax: Any) -> None:
+        if per_minute:
+            # What the hard-limit alarm compared with its threshold, minute by minute; a minute without a 5XX
+            # datapoint has no rate (the alarm treats it as not breaching) and is drawn at 0.
+            hours = [h for h, _ in per_minute]
+            values = [(v or 0.0) * 100 for _, v in per_minute]
+            ax.step(
+                hours,
+                values,
+                where="post",
+                color="#f58518",
+                linewidth=1.0,
+                label=f"canary {metric}, per minute (the alarm's view)",
+            )
+        else:
             hours = [h for h, e, _ in limit_points if e is not None]
             values = [e * 100 for _, e, _ in limit_points if e is not None]
             ax.step(
@@ -379,16 +406,15 @@ def _second_panel(data: ReportData, metric: str) -> Any:
                 linewidth=1.6,
                 label=f"canary {metric} (stage so far)",
             )
-            if limit_points and limit_points[0][2] is not None:
-                ax.axhline(
-                    limit_points[0][2] * 100, color="#e45756", linestyle="--", label="hard limit (alarm)"
-                )
-            ax.set_ylabel("canary rate (%)")
-            ax.legend(loc="upper left", fontsize=8)
-            ax.grid(alpha=0.3)
+        if limit is not None:
+            ax.axhline(
+                limit * 100, color="#e45756", linestyle="--", label=f"hard limit {limit * 100:g}% (alarm)"
+            )
+        ax.set_ylabel("canary rate (%)")
+        ax.legend(loc="upper left", fontsize=8)
+        ax.grid(alpha=0.3)
 
-        return draw_limit
-    return None
+    return draw_limit
 
 
 # -- text ----------------------------------------------------------------------------------------------------
@@ -532,7 +558,7 @@ def write_report(
     data = ReportData.read(registry, experiment_id)
     metric = scenario.headline_metric if scenario is not None else headline_metric(data.spec)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot_effect(data, metric, out_dir / PLOT_NAME)
+    plot_effect(data, metric, out_dir / PLOT_NAME, result)
     summary = _summary(data, result)
     stages = _stage_rows(data)
     findings = findings_rows(data, data.checks[-1]) if data.checks else []

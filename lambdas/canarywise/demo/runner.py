@@ -85,6 +85,8 @@ class RunResult:
     report_dir: Path | None = None
     events: list[tuple[float, str]] = field(default_factory=list)
     stand_ins: dict[str, str] = field(default_factory=dict)
+    # Per metric alarm: (simulated hours, the value CloudWatch compared with the threshold) each minute.
+    alarm_values: dict[str, list[tuple[float, float | None]]] = field(default_factory=dict)
 
     @property
     def as_expected(self) -> bool:
@@ -238,13 +240,15 @@ class _Run:
         for namespace, data in tick.metric_data.items():
             for offset in range(0, len(data), 1000):
                 self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[offset : offset + 1000])
-        now = self.clock.advance(CHECK_INTERVAL)
+        end = start + CHECK_INTERVAL
+        # CloudWatch evaluates alarms every minute: a hard limit acts within the tick, before the next check.
+        changes = self.alarms.evaluate_minutes(start, end, at_minute=self.clock.move_to)
+        now = self.clock.move_to(end)
         self._invoke_significance_check(now)
-        changes = self.alarms.evaluate_minutes(start, now)
         for change in changes:
             if change.state == "ALARM" or change.previous == "ALARM":
                 fired = f"; invoked {', '.join(_short(a) for a in change.fired)}" if change.fired else ""
-                self.event(f"alarm {change.name} → {change.state} ({change.reason}){fired}")
+                self.event(f"alarm {change.name} → {change.state} ({change.reason}){fired}", at=change.at)
         self.pacer.release()
         self.pacer.wait_parked(lambda: self.execution_status() != "RUNNING")
         self.aws.runtime.flush_metrics()
@@ -498,4 +502,8 @@ def _play(run: _Run, *, approve: bool) -> RunResult:
         wall_seconds=0.0,
         rollback=rollback,
         events=run.events,
+        alarm_values={
+            name: [((at - run.clock.start).total_seconds() / 3600, value) for at, value in series]
+            for name, series in run.alarms.series.items()
+        },
     )

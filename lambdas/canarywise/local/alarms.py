@@ -333,17 +333,27 @@ class AlarmEvaluator:
         self.composites = list(composites)
         self.history: list[AlarmChange] = []
         self.action_results: list[dict[str, Any]] = []
+        # Per metric alarm: (evaluation time, the newest period's value) at each evaluation.
+        self.series: dict[str, list[tuple[datetime, float | None]]] = {}
 
     def evaluate(self, now: datetime) -> list[AlarmChange]:
         """Evaluate every alarm at `now`; returns the state changes (actions already fired)."""
         return self._evaluate_at(self._metric_alarms(), now)
 
-    def evaluate_minutes(self, start: datetime, end: datetime) -> list[AlarmChange]:
-        """Evaluate at each minute boundary after `start` up to `end`, as CloudWatch does every minute."""
+    def evaluate_minutes(
+        self, start: datetime, end: datetime, *, at_minute: Callable[[datetime], object] | None = None
+    ) -> list[AlarmChange]:
+        """Evaluate at each minute boundary after `start` up to `end`, as CloudWatch does every minute.
+
+        `at_minute` is called with each minute first (the demo moves its simulated clock there, so an alarm
+        action runs at the minute it would have).
+        """
         alarms = self._metric_alarms()
         changes: list[AlarmChange] = []
         moment = start.replace(second=0, microsecond=0) + timedelta(minutes=1)
         while moment <= end:
+            if at_minute is not None:
+                at_minute(moment)
             changes.extend(self._evaluate_at(alarms, moment))
             moment += timedelta(minutes=1)
         return changes
@@ -394,6 +404,7 @@ class AlarmEvaluator:
             self._period_value(alarm, end - timedelta(seconds=period * k), period)
             for k in range(periods, 0, -1)
         ]
+        self.series.setdefault(alarm["AlarmName"], []).append((now, values[-1]))
         present = [v for v in values if v is not None and not math.isnan(v)]
         breaching = sum(compare(v, threshold) for v in present)
         missing = periods - len(present)

@@ -53,6 +53,15 @@ class SimulatedClock:
         self._now = self._now + step
         return self._now
 
+    def move_to(self, moment: datetime) -> datetime:
+        """Set the clock to `moment`, which must not be in its past."""
+        if moment < self._now:
+            raise ValueError(
+                f"the simulated clock only moves forward: {moment.isoformat()} < {self._now.isoformat()}"
+            )
+        self._now = moment
+        return self._now
+
     @property
     def hours(self) -> float:
         """Simulated hours since the start."""
