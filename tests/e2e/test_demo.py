@@ -139,3 +139,33 @@ def test_operator_commands_against_the_local_endpoint(
     assert seen["experiment"].status is ExperimentStatus.ROLLED_BACK
     assert seen["weights"] == Weights(control=100, canary=0)
     assert Path(seen["report"]["plot"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_guardrail_breach_rolls_back_through_the_critical_alarm(tmp_path: Path) -> None:
+    """A 5xx spike: the hard-limit alarm, the composite critical alarm, its Lambda action; no p-value."""
+    scenario = SCENARIOS["guardrail"]
+    seen: dict[str, Any] = {}
+
+    def inspect(aws: LocalAws, deployment: Deployment, result: RunResult) -> None:
+        seen["weights"] = _weights(aws, deployment)
+        alarms = aws.client("cloudwatch").describe_alarms(
+            AlarmNames=[f"canarywise-{deployment.service}-error_rate-hard-limit"]
+        )
+        seen["alarm"] = alarms["MetricAlarms"][0]["StateValue"]
+        execution = aws.client("stepfunctions").list_executions(
+            stateMachineArn=deployment.canary_state_machine_arn
+        )["executions"][0]
+        seen["execution"] = execution["status"]
+
+    result = run_scenario(scenario, seed=7, reports_dir=tmp_path, after=inspect)
+
+    assert result.outcome == "ROLLED_BACK"
+    assert result.rollback is not None
+    assert result.rollback.source == "aws.cloudwatch"
+    assert "error_rate-hard-limit" in result.rollback.reason
+    assert seen["alarm"] == "ALARM"
+    assert seen["weights"] == Weights(control=100, canary=0)
+    assert seen["execution"] == "ABORTED"  # the rollback function stopped the running canary execution
+    # Within minutes of the spike's start (2 of 3 one-minute datapoints over the limit).
+    assert result.decision_hours is not None
+    assert scenario.onset_hours <= result.decision_hours <= scenario.onset_hours + 0.1
