@@ -149,18 +149,26 @@ def _scale(spec: RolloutSpec, metric: str) -> tuple[float, str]:
     return (1.0, "") if kind is MetricKind.MEAN else (100.0, " (percentage points)")
 
 
+def hold_started(checks: Sequence[CheckRecord]) -> CheckRecord | None:
+    """The first check of the current run of HOLDs for the same kind of reason (None if not holding)."""
+    if not checks or checks[-1].decision != "HOLD":
+        return None
+    kind = checks[-1].reason.split(":", 1)[0]
+    since = checks[-1]
+    for check in reversed(checks):
+        if check.decision != "HOLD" or check.reason.split(":", 1)[0] != kind:
+            break
+        since = check
+    return since
+
+
 def decision_point(data: ReportData) -> tuple[float, str] | None:
     """When (hours) and what was decided: the rollback, or the check that made the rollout ready."""
     if data.rollback is not None:
         return data.hours(data.rollback.rolled_back_at), f"ROLLBACK ({data.rollback.source})"
-    if data.checks and data.checks[-1].decision == "HOLD" and data.experiment.status.value == "RUNNING":
-        key = data.checks[-1].reason.split(":", 1)[0]
-        since = data.checks[-1]
-        for check in reversed(data.checks):
-            if check.decision != "HOLD" or check.reason.split(":", 1)[0] != key:
-                break
-            since = check
-        return data.hours(since.checked_at), f"HOLD ({key})"
+    since = hold_started(data.checks)
+    if since is not None and data.experiment.status.value == "RUNNING":
+        return data.hours(since.checked_at), f"HOLD ({since.reason.split(':', 1)[0]})"
     last_stage = len(data.spec.stages) - 1
     for check in data.checks:
         if check.decision in {"READY_FOR_APPROVAL", "PROMOTE"} or (

@@ -35,6 +35,8 @@ from canarywise.data.models import (
 )
 from canarywise.data.registry import Registry
 from canarywise.data.traffic import TrafficSplit
+from canarywise.demo.report import ReportData, decision_point, hold_started
+from canarywise.demo.report import write_report as default_write_report
 from canarywise.demo.scenarios import Scenario
 from canarywise.demo.simulator import TICK_SECONDS, AlbNames, Tick, TrafficSimulator
 from canarywise.errors import CanarywiseError
@@ -320,47 +322,16 @@ def _short(arn: str) -> str:
 
 def _held_for(checks: list[CheckRecord], now: datetime) -> tuple[float, str]:
     """How long (hours) the decision has been HOLD for the same kind of reason, and that reason."""
-    if not checks or checks[-1].decision != "HOLD":
+    since = hold_started(checks)
+    if since is None:
         return 0.0, ""
-    reason = checks[-1].reason
-    key = reason.split(":", 1)[0]
-    since = checks[-1].checked_at
-    for check in reversed(checks):
-        if check.decision != "HOLD" or check.reason.split(":", 1)[0] != key:
-            break
-        since = check.checked_at
-    return (now - since).total_seconds() / 3600, reason
+    return (now - since.checked_at).total_seconds() / 3600, checks[-1].reason
 
 
 def _outcome(experiment: Experiment, check: CheckRecord | None, held_hours: float) -> str:
     if experiment.status is ExperimentStatus.RUNNING and check is not None and check.decision == "HOLD":
         return "HELD" if held_hours > 0 else "RUNNING"
     return experiment.status.value
-
-
-def _decision_hours(
-    run: _Run, experiment: Experiment, checks: list[CheckRecord], rollback: RollbackRecord | None
-) -> float | None:
-    start = experiment.created_at
-    if rollback is not None:
-        return (rollback.rolled_back_at - start).total_seconds() / 3600
-    final = (
-        {"READY_FOR_APPROVAL", "PROMOTE", "ADVANCE"}
-        if experiment.status is not ExperimentStatus.RUNNING
-        else {"HOLD"}
-    )
-    if experiment.status is ExperimentStatus.RUNNING:
-        held, _ = _held_for(checks, run.clock.now())
-        return None if not held else (run.clock.now() - start).total_seconds() / 3600 - held
-    for check in checks:
-        if (
-            check.decision in final
-            and check.stage_index == len(run.spec.stages) - 1
-            and check.decision != "ADVANCE"
-        ):
-            return (check.checked_at - start).total_seconds() / 3600
-    last = next((c for c in reversed(checks) if c.decision in final), None)
-    return (last.checked_at - start).total_seconds() / 3600 if last else None
 
 
 def run_scenario(
@@ -429,10 +400,7 @@ def run_scenario(
         result.wall_seconds = time.monotonic() - began
         result.stand_ins = dict(deployment.not_provisioned)
         if reports_dir is not None and result.experiment_id:
-            if write_report is None:
-                from canarywise.demo.report import write_report as default_writer
-
-                write_report = default_writer
+            write_report = write_report or default_write_report
             result.report_dir = write_report(
                 run.registry,
                 result.experiment_id,
@@ -480,23 +448,22 @@ def _play(run: _Run, *, approve: bool) -> RunResult:
             )
     elif status != "RUNNING":
         run.event(f"canary state machine {status.lower()}")
-    experiment = run.registry.get_experiment(run.experiment_id)
-    rollback = run.registry.get_rollback(run.experiment_id)
+    data = ReportData.read(run.registry, run.experiment_id)
+    experiment, rollback = data.experiment, data.rollback
     if rollback is not None:
         run.event(f"rolled back by {rollback.source}: {rollback.reason}")
-    all_checks = list(run.registry.list_checks(run.experiment_id))
-    held, _ = _held_for(all_checks, run.clock.now())
+    held, _ = _held_for(list(data.checks), run.clock.now())
     check = experiment.latest_check
+    point = decision_point(data)
+    approved = scenario.expected == "READY_FOR_APPROVAL" and approve
     return RunResult(
         scenario=scenario.name,
-        expected=scenario.expected
-        if scenario.expected != "READY_FOR_APPROVAL" or not approve
-        else "PROMOTED",
+        expected="PROMOTED" if approved else scenario.expected,
         outcome=_outcome(experiment, check, held),
         experiment_id=run.experiment_id,
         decision=check.decision if check else None,
         reason=(rollback.reason if rollback else check.reason if check else ""),
-        decision_hours=_decision_hours(run, experiment, all_checks, rollback),
+        decision_hours=point[0] if point else None,
         simulated_hours=run.clock.hours,
         ticks=ticks,
         wall_seconds=0.0,
