@@ -6,8 +6,9 @@ simulated five minutes:
 
 1. reads the weights in force on the ALB listener rule (the data layer's ``TrafficSplit``),
 2. plays five minutes of the scenario's traffic under those weights and puts the metrics to CloudWatch,
-3. invokes the significance-check function with a scheduled event whose ``time`` is the tick's end,
-4. evaluates the alarms minute by minute (the composite critical alarm invokes the rollback function),
+3. evaluates the alarms minute by minute, the simulated clock at each minute (the composite critical alarm
+   invokes the rollback function),
+4. invokes the significance-check function with a scheduled event whose ``time`` is the tick's end,
 5. lets the state machine ask its gate once and act on the answer (set weights, roll back, finish).
 
 It stops when the state machine ends, when the scenario's clock runs out, or when the scenario has held long
