@@ -444,8 +444,10 @@ def _play(run: _Run, *, approve: bool) -> RunResult:
         run.event("canary state machine succeeded: ready for approval")
         if approve and experiment.status is ExperimentStatus.READY_FOR_APPROVAL:
             promoted = run.promote()
+            # Local stand-in for the CodePipeline manual approval (moto has no CodePipeline): start what the
+            # approval starts, the promote state machine.
             run.event(
-                f"approved: promote state machine {promoted.lower()}; weights now control 0 / canary 100"
+                f"approved (stand-in for the CodePipeline approval): promote state machine {promoted.lower()}"
             )
     elif status != "RUNNING":
         run.event(f"canary state machine {status.lower()}")
