@@ -1,7 +1,8 @@
-"""How every command prints: a rich table for people, ``--json`` for scripts."""
+"""How every command reads numbers and prints: a rich table for people, ``--json`` for scripts."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -9,6 +10,17 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+
+def probability_argument(text: str) -> float:
+    """argparse type: a number in (0, 1) (alpha, power, a baseline rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), found {text!r}")
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -11,19 +11,9 @@ import math
 from typing import Any
 
 from canarywise.cli.main import UsageError
-from canarywise.cli.output import fmt, print_grid, print_json, print_table
+from canarywise.cli.output import fmt, print_grid, print_json, print_table, probability_argument
 from canarywise.stats._checks import ALTERNATIVES
 from canarywise.stats.planning import sample_size_proportions, stage_durations
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), found {text!r}")
-    return value
 
 
 def _mde(text: str) -> float:
@@ -71,13 +61,17 @@ def register(subparsers: Any) -> None:
             "--daily-traffic and --stages how many hours each stage needs for its smaller arm to get there."
         ),
     )
-    parser.add_argument("--baseline", type=_probability, required=True, help="control rate, e.g. 0.78")
+    parser.add_argument(
+        "--baseline", type=probability_argument, required=True, help="control rate, e.g. 0.78"
+    )
     parser.add_argument(
         "--mde", type=_mde, required=True, help="minimum detectable effect, absolute (0.02 = 2 points)"
     )
     parser.add_argument("--relative", action="store_true", help="read --mde as relative (0.02 = +2%%)")
-    parser.add_argument("--alpha", type=_probability, default=0.05, help="type-I error (default 0.05)")
-    parser.add_argument("--power", type=_probability, default=0.8, help="power (default 0.8)")
+    parser.add_argument(
+        "--alpha", type=probability_argument, default=0.05, help="type-I error (default 0.05)"
+    )
+    parser.add_argument("--power", type=probability_argument, default=0.8, help="power (default 0.8)")
     parser.add_argument(
         "--alternative",
         choices=ALTERNATIVES,

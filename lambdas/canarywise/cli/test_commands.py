@@ -22,7 +22,7 @@ from typing import Any
 from rich.markup import escape
 
 from canarywise.cli.main import UsageError
-from canarywise.cli.output import fmt, print_grid, print_json, print_table
+from canarywise.cli.output import fmt, print_grid, print_json, print_table, probability_argument
 from canarywise.stats._checks import ALTERNATIVES
 from canarywise.stats.means import SummaryStats, welch_ttest
 from canarywise.stats.multiple import METHODS, adjust_pvalues
@@ -84,16 +84,6 @@ def _pvalues(text: str) -> list[float]:
     return values
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), found {text!r}")
-    return value
-
-
 def _number(text: str) -> float:
     try:
         value = float(text)
@@ -136,7 +126,7 @@ def _add_common(parser: argparse.ArgumentParser, *, alternative: bool = True, al
         )
     if alpha:
         parser.add_argument(
-            "--alpha", type=_probability, default=0.05, help="1 − confidence level (default 0.05)"
+            "--alpha", type=probability_argument, default=0.05, help="1 − confidence level (default 0.05)"
         )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
 
@@ -178,7 +168,10 @@ def register(subparsers: Any) -> None:
         "--weights", type=_weights, required=True, metavar="W1,W2,...", help="traffic weights, e.g. 95,5"
     )
     s.add_argument(
-        "--threshold", type=_probability, default=0.001, help="p below which it is a mismatch (default 0.001)"
+        "--threshold",
+        type=probability_argument,
+        default=0.001,
+        help="p below which it is a mismatch (default 0.001)",
     )
     _add_common(s, alternative=False, alpha=False)
 
@@ -191,7 +184,10 @@ def register(subparsers: Any) -> None:
     d.add_argument("--pvalues", type=_pvalues, required=True, metavar="P1,P2,...", help="raw p-values")
     d.add_argument("--method", choices=METHODS, default="bh", help="bh (default), by, holm, bonferroni")
     d.add_argument(
-        "--alpha", type=_probability, default=0.05, help="FDR level q or family-wise alpha (default 0.05)"
+        "--alpha",
+        type=probability_argument,
+        default=0.05,
+        help="FDR level q or family-wise alpha (default 0.05)",
     )
     d.add_argument("--json", action="store_true", help="one JSON object instead of a table")
 
