@@ -203,7 +203,9 @@ def test_a_proportion_with_more_successes_than_units_is_refused(aws: Env, spec_d
         "MangaAssist", "Hallucination", {"Variant": "control"}, STAGE1 + timedelta(minutes=2), n=10, total=25
     )
     with pytest.raises(
-        MetricSourceError, match=r"has more successes \(25\) than units \(10\): is it emitted as a 0/1"
+        MetricSourceError,
+        match=r"^metric 'hallucination_rate' \(control, stage 2 of 3\) has more successes \(25\) than "
+        r"units \(10\): is it emitted as a 0/1 value\?$",
     ):
         MetricSource().observe(spec, _stages(), NOW)
 

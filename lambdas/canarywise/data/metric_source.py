@@ -35,7 +35,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from canarywise.data._aws import AwsCallError, client, error_code
-from canarywise.decision.context import evaluated_metrics
+from canarywise.decision.context import evaluated_metrics, stage_label
 from canarywise.decision.models import (
     Aggregate,
     MeanAggregate,
@@ -309,8 +309,9 @@ class MetricSource:
                 # The ALB publishes no 5XX datapoint for a minute without errors: absent means zero.
                 successes = round(sums.get((key, "successes"), 0.0))
                 if successes > n:
+                    where = f"{key.variant}, {stage_label(key.stage, len(spec.stages))}"
                     raise MetricSourceError(
-                        f"metric {key.metric!r} ({key.variant}, stage {key.stage}) has more successes "
-                        f"({successes}) than units ({n:g}): is it emitted as a 0/1 value?"
+                        f"metric {key.metric!r} ({where}) has more successes ({successes}) than units "
+                        f"({n:g}): is it emitted as a 0/1 value?"
                     )
                 yield key, ProportionAggregate(n=round(n), successes=successes)

@@ -74,9 +74,7 @@ def decide_ab(ctx: EvaluationContext) -> Decision:
     )  # fmt: skip
     findings = (*safety.findings, *trust.findings, finding, *report(ctx, ctx.of_role(MetricRole.SECONDARY)))
     at_max = ctx.stage_elapsed >= ctx.stage.max_duration
-    max_reason = (
-        f"stage {ctx.current.index} reached its maximum duration ({duration(ctx.stage.max_duration)})"
-    )
+    max_reason = f"{ctx.stage_name} reached its maximum duration ({duration(ctx.stage.max_duration)})"
     control_value = estimate.control_value if estimate is not None else None
     effect = (
         _effect(primary, finding, control_value, alpha) if finding.pvalue is not None else "no estimate yet"

@@ -38,14 +38,14 @@ def _gate(
     minimum = ctx.spec.statistics.min_samples_per_arm
     if ctx.stage_elapsed < ctx.stage.min_duration:
         lacking.append(
-            f"minimum duration: {duration(ctx.stage_elapsed)} of {duration(ctx.stage.min_duration)} in stage "
-            f"{ctx.current.index}"
+            f"minimum duration: {duration(ctx.stage_elapsed)} of {duration(ctx.stage.min_duration)} in "
+            f"{ctx.stage_name}"
         )
     for metric in ctx.of_role(MetricRole.SAFETY, MetricRole.GUARDRAIL):
         n_control, n_canary = ctx.current_n(metric.name)
         if min(n_control, n_canary) < minimum:
             lacking.append(
-                f"{metric.name}: {n_control} control / {n_canary} canary units in stage {ctx.current.index}, "
+                f"{metric.name}: {n_control} control / {n_canary} canary units in {ctx.stage_name}, "
                 f"needs {minimum} per arm"
             )
         if metric.margin is None:
@@ -75,7 +75,7 @@ def decide_canary(ctx: EvaluationContext) -> Decision:
     findings = (*safety.findings, *trust.findings, *gate_findings, *reported)
     at_max = ctx.stage_elapsed >= ctx.stage.max_duration
     max_reason = (
-        f"stage {ctx.current.index} reached its maximum duration ({duration(ctx.stage.max_duration)}) "
+        f"{ctx.stage_name} reached its maximum duration ({duration(ctx.stage.max_duration)}) "
         "without meeting its gate; the spec's inconclusive policy applies"
     )
 
@@ -88,7 +88,7 @@ def decide_canary(ctx: EvaluationContext) -> Decision:
     elif not lacking:
         kind = DecisionKind.READY_FOR_APPROVAL if ctx.is_last_stage else DecisionKind.ADVANCE
         reasons = [
-            f"stage {ctx.current.index} gate met after {duration(ctx.stage_elapsed)}: no harm proven, "
+            f"{ctx.stage_name}: gate met after {duration(ctx.stage_elapsed)}: no harm proven, "
             + ("; ".join(f"non-inferior: {s}" for s in shown) or "no metric with a margin to prove")
         ]
     elif at_max:

@@ -17,7 +17,21 @@ from canarywise.decision.models import (
 )
 from canarywise.spec import AlbSource, Metric, MetricKind, MetricRole, RolloutSpec, Stage
 
-__all__ = ["EvaluationContext", "evaluated_metrics", "is_alarm_only"]
+__all__ = ["EvaluationContext", "evaluated_metrics", "is_alarm_only", "stage_label"]
+
+
+def stage_label(index: int, count: int) -> str:
+    """A stage as people count it: ``stage_label(2, 3)`` is ``"stage 3 of 3"``.
+
+    Stage indexes are 0-based in data (the registry, the state machine's payloads, `Decision.stage_index`);
+    every text a person reads (reasons, alerts, the CLI, the demo) numbers stages from 1.
+
+    Example
+    -------
+    >>> stage_label(0, 3)
+    'stage 1 of 3'
+    """
+    return f"stage {index + 1} of {count}"
 
 
 def is_alarm_only(metric: Metric) -> bool:
@@ -106,6 +120,11 @@ class EvaluationContext:
     @property
     def current(self) -> StageRecord:
         return self.stages[-1]
+
+    @property
+    def stage_name(self) -> str:
+        """The stage in progress as people count it (``"stage 1 of 3"``)."""
+        return stage_label(self.current.index, len(self.spec.stages))
 
     @property
     def is_last_stage(self) -> bool:

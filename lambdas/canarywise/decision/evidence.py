@@ -114,11 +114,10 @@ def hard_limit_finding(ctx: EvaluationContext, metric: Metric) -> MetricFinding 
     """The canary's value in the stage in progress against `metric.hard_limit` (None without a limit)."""
     if metric.hard_limit is None:
         return None
-    index = ctx.current.index
     n_control, n_canary = ctx.current_n(metric.name)
-    canary = ctx.arm(metric.name, index, Variant.CANARY)
+    canary = ctx.arm(metric.name, ctx.current.index, Variant.CANARY)
     what = "mean" if metric.kind is MetricKind.MEAN else "rate"
-    method = f"hard limit on the canary's observed {what} in stage {index} (no test)"
+    method = f"hard limit on the canary's observed {what} in {ctx.stage_name} (no test)"
     if canary is None or canary.n < HARD_LIMIT_MIN_UNITS:
         return MetricFinding(
             metric.name, None, method, None, None, None, None, n_control, n_canary, metric.hard_limit,
@@ -308,11 +307,7 @@ def freshness_findings(ctx: EvaluationContext, metrics: Sequence[Metric]) -> lis
         n_control, n_canary = ctx.current_n(metric.name)
         latest = ctx.observations.latest.get(metric.name)
         if latest is None or n_control == 0 or n_canary == 0:
-            detail = (
-                "no datapoint at all"
-                if latest is None
-                else f"no units in an arm of stage {ctx.current.index}"
-            )
+            detail = "no datapoint at all" if latest is None else f"no units in an arm of {ctx.stage_name}"
             out.append(
                 _data_finding(
                     metric, None, f"missing data: {detail}", n_control, n_canary, None, Verdict.MISSING
@@ -340,7 +335,7 @@ def freshness_findings(ctx: EvaluationContext, metrics: Sequence[Metric]) -> lis
                     _data_finding(
                         metric,
                         slice_,
-                        f"missing data: critical slice has no units in an arm of stage {ctx.current.index}",
+                        f"missing data: critical slice has no units in an arm of {ctx.stage_name}",
                         slice_control,
                         slice_canary,
                         None,

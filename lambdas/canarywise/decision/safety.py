@@ -77,8 +77,8 @@ def review_safety(ctx: EvaluationContext) -> SafetyReview:
             review.findings.append(limit)
             if limit.verdict is Verdict.HARD_LIMIT_BREACHED:
                 review.rollback_reasons.append(
-                    f"{metric.name} breached its hard limit: the canary's value in stage "
-                    f"{ctx.current.index} is {format_value(metric, limit.estimate)} ({_worse_word(metric)} "
+                    f"{metric.name} breached its hard limit: the canary's value in "
+                    f"{ctx.stage_name} is {format_value(metric, limit.estimate)} ({_worse_word(metric)} "
                     f"than the limit {format_value(metric, metric.hard_limit)}, {limit.n_canary} units)"
                 )
         overall_alpha = harm_alpha(ctx.spec, metric)

@@ -133,6 +133,7 @@ class TestPrimaryOutcomes:
         cells = {("conversion", 0): ((20_000, 1_680), (20_000, 1_700))}
         decision = decide(spec, [stage(0, 0, spec)], make_obs(cells, days(28)), days(28))
         assert decision.kind is DecisionKind.INCONCLUSIVE
+        assert decision.reasons[0] == "stage 1 of 1 reached its maximum duration (672 h)"
 
     def test_late_primary_holds_instead_of_promoting(self) -> None:
         spec = ab_spec()

@@ -129,7 +129,10 @@ class TestRollback:
         assert_allclose(limit.estimate, 300 / 10_000)
         assert limit.threshold == 0.02
         assert decision.finding("error_rate", verdicts=[Verdict.NO_HARM_PROVEN])
-        assert "breached its hard limit" in decision.reasons[0]
+        assert decision.reasons[0].startswith(
+            "error_rate breached its hard limit: the canary's value in stage 1 of 3 is 3.00%"
+        )
+        assert limit.method == "hard limit on the canary's observed rate in stage 1 of 3 (no test)"
 
     def test_hard_limit_needs_100_canary_units(self) -> None:
         spec = make_spec([ESCALATION, metric("error_rate", hard_limit=0.02)])
@@ -315,6 +318,7 @@ class TestDataQuality:
         cells = {("escalation_rate", 0): HEALTHY_0, ("escalation_rate", 1): ((0, 0), (0, 0))}
         decision = decide(spec, records, make_obs(cells, now), now)
         assert decision.kind is DecisionKind.HOLD
+        assert decision.reasons == ("escalation_rate: missing data: no units in an arm of stage 2 of 3",)
 
     def test_no_stage_started(self) -> None:
         decision = decide(make_spec(), [], Observations({}), hours(0))
@@ -357,14 +361,14 @@ class TestProgression:
         now = hours(3.5)
         decision = decide(spec, [stage(0, 0, spec)], make_obs({("escalation_rate", 0): HEALTHY_0}, now), now)
         assert decision.kind is DecisionKind.CONTINUE
-        assert "minimum duration: 3.5 h of 4 h in stage 0" in decision.reasons[0]
+        assert "minimum duration: 3.5 h of 4 h in stage 1 of 3" in decision.reasons[0]
 
     def test_continue_below_the_minimum_sample(self) -> None:
         spec = make_spec(statistics={"min_samples_per_arm": 25_000})
         now = hours(5)
         decision = decide(spec, [stage(0, 0, spec)], make_obs({("escalation_rate", 0): HEALTHY_0}, now), now)
         assert decision.kind is DecisionKind.CONTINUE
-        assert "20000 canary units in stage 0, needs 25000 per arm" in decision.reasons[0]
+        assert "20000 canary units in stage 1 of 3, needs 25000 per arm" in decision.reasons[0]
 
     def test_continue_until_non_inferiority_is_shown(self) -> None:
         spec = make_spec()
@@ -380,7 +384,7 @@ class TestProgression:
         cells = {("escalation_rate", 0): ((95_000, 11_400), (5_000, 600))}
         decision = decide(spec, [stage(0, 0, spec)], make_obs(cells, now), now)
         assert decision.kind is DecisionKind.INCONCLUSIVE
-        assert "maximum duration (24 h)" in decision.reasons[0]
+        assert decision.reasons[0].startswith("stage 1 of 3 reached its maximum duration (24 h)")
 
     def test_inconclusive_rather_than_holding_forever(self) -> None:
         spec = make_spec()
@@ -401,7 +405,8 @@ class TestProgression:
         }
         decision = decide(spec, records, make_obs(cells, now), now)
         assert decision.kind is DecisionKind.READY_FOR_APPROVAL
-        assert decision.stage_index == 2
+        assert decision.stage_index == 2  # 0-based in data
+        assert decision.reasons[0].startswith("stage 3 of 3: gate met after 50 h: no harm proven")
 
     def test_a_retried_first_stage_lasts_longer(self) -> None:
         spec = make_spec()
