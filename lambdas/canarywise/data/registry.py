@@ -14,12 +14,16 @@ pk                         sk                                          what
 ``EXP#<id>``               ``ROLLBACK``                                the rollback, written exactly once
 ``SERVICE#<service>``      ``ROLLBACK#<at>#<experiment or trigger>``   rollback history (anti-flapping)
 ``SERVICE#<service>``      ``ROLLBACK_FAILED#<at>``                    a rollback that could not set weights
+``SERVICE#<service>``      ``LAST_ROLLBACK``                           wall-clock time of the last rollback
+                                                                       written (orders concurrent rollbacks)
 ``TRIGGER#<trigger id>``   ``TRIGGER``                                 an alarm already acted on (TTL)
 =========================  ==========================================  ======================================
 
 Status moves only through conditional writes: RUNNING → READY_FOR_APPROVAL → PROMOTED, or RUNNING /
 READY_FOR_APPROVAL → ROLLED_BACK / REJECTED. A rollback is one DynamoDB transaction (status change, the
 ``ROLLBACK`` item, the history item, the trigger item), so under concurrent triggers exactly one succeeds.
+A rollback that finds no experiment running has nothing to make its write conditional on but time: it is a
+duplicate when another rollback of the service was written after it began (see `Registry.record_rollback`).
 
 Example
 -------
@@ -63,6 +67,9 @@ ANTI_FLAPPING_WINDOW = timedelta(days=7)
 FDR_WINDOW = timedelta(days=365)
 _LIVE = (ExperimentStatus.RUNNING, ExperimentStatus.READY_FOR_APPROVAL)
 _TRANSACTION_ATTEMPTS = 4
+# How far apart two Lambda instances' clocks may be (both are kept by Amazon Time Sync, within milliseconds);
+# a generous bound costs nothing: it only decides whether a rollback with nothing running is a duplicate.
+CLOCK_SKEW = timedelta(seconds=2)
 
 
 class RegistryError(CanarywiseError):
@@ -150,11 +157,19 @@ class Registry:
     """
 
     def __init__(
-        self, table_name: str, *, boto3_client: Any = None, sleep: Callable[[float], None] | None = None
+        self,
+        table_name: str,
+        *,
+        boto3_client: Any = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.table_name = table_name
         self._client = boto3_client if boto3_client is not None else client("dynamodb")
         self._sleep = sleep or time.sleep
+        # The wall clock (epoch seconds) that orders concurrent rollbacks; separate from the `now` the callers
+        # pass, which the demo accelerates.
+        self.clock = clock or time.time
 
     # --- experiments -------------------------------------------------------------------------------------
     def create_experiment(
@@ -367,30 +382,41 @@ class Registry:
             removes=("running_pk",),
         )
 
-    def record_rollback(self, rollback: RollbackRecord, *, pvalue: float | None = None) -> bool:
+    def record_rollback(
+        self, rollback: RollbackRecord, *, pvalue: float | None = None, began: float | None = None
+    ) -> bool:
         """Write the rollback once: True for the call that wrote it, False for every duplicate.
 
         With an experiment: its status moves from RUNNING or READY_FOR_APPROVAL to ``rollback.status``
         (ROLLED_BACK, or REJECTED for a rejected approval), its ``ROLLBACK`` item and a history item are
         written in the same transaction. With a ``trigger_id`` (an alarm's identity), a delivery of the same
         alarm seen before is a duplicate even when no experiment is involved.
+
+        Without an experiment, `began` (the wall-clock time, `clock()`, at which the caller started) makes
+        the write a duplicate when another rollback of the service was written since then (less
+        `CLOCK_SKEW`): a caller that found nothing running because a concurrent rollback had just concluded
+        the experiment must not record a second rollback. Every rollback stamps the service's
+        ``LAST_ROLLBACK`` item in its transaction, so the check and the write are one atomic step.
         """
         status = rollback.status or ExperimentStatus.ROLLED_BACK
         at = to_iso(rollback.rolled_back_at)
         record = rollback.model_dump(mode="json") | {"status": status.value}
         writes: list[_Write] = []
-        if rollback.trigger_id:
-            writes.append(
-                self._put_once(
-                    {
-                        "pk": f"TRIGGER#{rollback.trigger_id}",
-                        "sk": "TRIGGER",
-                        "kind": "trigger",
-                        "seen_at": at,
-                        "expires_at": _epoch(rollback.rolled_back_at + TRIGGER_TTL),
-                    }
-                )
+        trigger = (
+            self._put_once(
+                {
+                    "pk": f"TRIGGER#{rollback.trigger_id}",
+                    "sk": "TRIGGER",
+                    "kind": "trigger",
+                    "seen_at": at,
+                    "expires_at": _epoch(rollback.rolled_back_at + TRIGGER_TTL),
+                }
             )
+            if rollback.trigger_id
+            else None
+        )
+        if trigger:
+            writes.append(trigger)
         if rollback.experiment_id:
             writes.append(
                 self._update_status(
@@ -427,7 +453,25 @@ class Registry:
             "record": json.dumps(record),
         }
         writes.append(_Write({"Put": {"TableName": self.table_name, "Item": _item(history)}}))
-        return self._transact(writes)
+        last: dict[str, Any] = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": _item(
+                    {"pk": f"SERVICE#{rollback.service}", "sk": "LAST_ROLLBACK", "written_at": self.clock()}
+                ),
+            }
+        }
+        concurrent_check = began is not None and not rollback.experiment_id
+        if concurrent_check:
+            last["Put"]["ConditionExpression"] = "attribute_not_exists(written_at) OR written_at < :since"
+            last["Put"]["ExpressionAttributeValues"] = _item({":since": began - CLOCK_SKEW.total_seconds()})
+        writes.append(_Write(last))
+        wrote = self._transact(writes)
+        if not wrote and concurrent_check and trigger:
+            # Overtaken by a concurrent rollback: still remember the alarm, so that its later copies (the SNS
+            # message, Lambda's retries) are duplicates too rather than service-level rollbacks of their own.
+            self._transact([trigger])
+        return wrote
 
     def get_rollback(self, experiment_id: str) -> RollbackRecord | None:
         """The experiment's rollback record, or None."""

@@ -83,6 +83,8 @@ def roll_back(
     if not request.act:
         logger.info("event asks for no rollback", extra={"reason": request.reason})
         return RollbackResult(outcome="IGNORED", reason=request.reason)
+    # A local clock read, not a registry call: it orders this call against concurrent ones (see `_record`).
+    began = registry.clock()
 
     # Weights before anything else, even before reading the registry: a registry outage must not keep users
     # on a bad candidate.
@@ -101,7 +103,7 @@ def roll_back(
     spare = next((e.execution_arn for e in targets if request.source == "state_machine"), None)
     stopped = executions.stop_running(cause=request.reason, spare=spare)
 
-    recorded = _record(request, service, targets, registry, now)
+    recorded = _record(request, service, targets, registry, now, began)
     if not recorded:
         logger.info("rollback already recorded: duplicate trigger", extra={"reason": request.reason})
         return RollbackResult(
@@ -157,8 +159,14 @@ def _record(
     targets: tuple[Experiment, ...],
     registry: Registry,
     now: datetime,
+    began: float,
 ) -> bool:
-    """True when this call wrote the rollback; False when the trigger or the rollback was seen before."""
+    """True when this call wrote the rollback; False when the trigger or the rollback was seen before.
+
+    Experiments make the write conditional on their status. With nothing running, a concurrent trigger may
+    have concluded the experiment between this call's weight change and its registry read; the
+    service-level record is then a duplicate if any rollback was written since this call `began`.
+    """
 
     def record(experiment: Experiment | None, claim_trigger: bool, note: str = "") -> RollbackRecord:
         return RollbackRecord(
@@ -173,7 +181,7 @@ def _record(
         )
 
     if not targets:
-        return registry.record_rollback(record(None, claim_trigger=True))
+        return registry.record_rollback(record(None, claim_trigger=True), began=began)
     recorded = False
     for position, experiment in enumerate(targets):
         # The trigger is claimed with the first experiment: a second delivery of the same alarm stops there.
@@ -184,7 +192,7 @@ def _record(
             # An explicit rollback of an experiment that already ended (e.g. promoted): the weights are
             # 100/0 now; keep a service-level record that says which experiment it concerned.
             note = f" (experiment {experiment.experiment_id} was already {experiment.status})"
-            wrote = registry.record_rollback(record(None, claim, note))
+            wrote = registry.record_rollback(record(None, claim, note), began=began)
         if claim and not wrote:
             return False
         recorded = recorded or wrote
