@@ -201,7 +201,6 @@ def test_an_alarm_overtaken_by_the_cli_is_a_duplicate_and_so_are_its_later_copie
 
     late = rollback.handler(alarm_action_event(), context)
     assert (overtaker[0]["outcome"], late["outcome"]) == ("ROLLED_BACK", "DUPLICATE")
-    monkeypatch.undo()
 
     # The alarm's SNS copy arrives well after the clock-skew allowance: the trigger it shares with the
     # overtaken delivery was remembered, so it is a duplicate too, not a rollback of nothing.
