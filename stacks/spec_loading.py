@@ -8,6 +8,7 @@ infrastructure cares about, with the same message format, and raises the same :c
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from constructs import Construct
@@ -16,6 +17,10 @@ from canarywise.spec import RolloutSpec, SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = "config/mangaassist.yaml"
+# CodePipeline's Step Functions invoke action waits for the canary execution at most this long (its default
+# timeout; AWS raises it only through a Service Quotas request, account-wide). A ladder that can run longer
+# would fail the pipeline while the canary keeps running, and no approval would ever be asked for.
+PIPELINE_ACTION_TIMEOUT = timedelta(days=7)
 
 
 def spec_path(scope: Construct) -> Path:
@@ -47,6 +52,14 @@ def synth_problems(spec: RolloutSpec, source: str) -> list[str]:
                 f"{source}: stages[{i}].percent: must be a whole percent (ALB weights are integers), "
                 f"found {stage.percent:g}"
             )
+    longest = sum(stage.max_duration for stage in spec.stages)
+    if longest > PIPELINE_ACTION_TIMEOUT.total_seconds():
+        hours = " + ".join(f"{stage.max_duration / 3600:g} h" for stage in spec.stages)
+        problems.append(
+            f"{source}: stages: the ladder can run {longest / 3600:g} h (max_duration {hours}), longer than "
+            f"the {PIPELINE_ACTION_TIMEOUT.total_seconds() / 3600:g} h CodePipeline's Step Functions action "
+            "waits for the canary execution: shorten the max_duration values"
+        )
     return problems
 
 

@@ -109,6 +109,13 @@ CASES = [
         "stages[0].percent: must be a whole percent (ALB weights are integers), found 2.5",
     ),
     (
+        "ladder longer than the pipeline waits",
+        _set("stages.2.max_duration", "5d"),
+        "stages: the ladder can run 192 h (max_duration 24 h + 48 h + 120 h), longer than the 168 h "
+        "CodePipeline's Step Functions action waits for the canary execution: "
+        "shorten the max_duration values",
+    ),
+    (
         "imported listener ARN malformed",
         _import_bad_listener,
         "traffic.listener_arn: not an ALB listener ARN (found 'not-an-arn')",
