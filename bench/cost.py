@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,38 +58,66 @@ DAYS_PER_MONTH = 30.4
 
 # --- tick CPU time ------------------------------------------------------------------------------------------
 
+# The moment the tick is measured at: stage 3 of 3, one day in. The heaviest query set of the rollout: three
+# stage windows, the two 24-hour ones read at 1-minute periods (``metric_source.period_for``).
+TICK_AT = timedelta(hours=52)
+RATES = {
+    "Escalation": 0.12, "SlowResponse": 0.02, "Hallucination": 0.03, "SafetyFilterTriggered": 0.01,
+    "TaskCompleted": 0.78, "CSAT": 4.2, "RecommendationClick": 0.10, "HTTPCode_Target_5XX_Count": 0.003,
+    "NewAssignment": 0.5,  # half the sessions are a user's first (the sample-ratio check counts these)
+}  # fmt: skip
+INTENTS = ("order_status", "returns", "product_search", "other")
+UNITS_PER_MINUTE = 300_000 / 1440  # the decision-quality simulation's traffic
+
 
 class _StubCloudWatch:
-    """Answers GetMetricData with one datapoint per query: n units per variant at the weights, events at
-    plausible rates; counts the calls and the metrics requested (what CloudWatch bills)."""
+    """CloudWatch from memory: GetMetricData answers every query with one datapoint per period of its window
+    (what CloudWatch returns), ListMetrics lists the intents; counts calls and metrics requested (the bill).
 
-    def __init__(self, rates: dict[str, float], slices: tuple[str, ...]) -> None:
-        self.rates = rates
-        self.slices = slices
+    The answers are cached per window so that the stub's own work stays out of the measured CPU time."""
+
+    def __init__(self, shares: list[tuple[datetime, float]]) -> None:
+        self.shares = shares  # (stage start, the canary's share), in order
         self.calls = 0
         self.metrics_requested = 0
         self.put_calls = 0
+        self.names: Counter[str] = Counter()  # metric names requested, over all calls
+        self._series: dict[tuple[Any, ...], tuple[list[float], list[datetime]]] = {}
+
+    def _answer(self, start: datetime, end: datetime, period: int, value: float) -> tuple[Any, Any]:
+        key = (start, end, period, value)
+        if key not in self._series:
+            count = math.ceil((end - start).total_seconds() / period)
+            stamps = [start + timedelta(seconds=period * k) for k in range(count)]
+            self._series[key] = ([value] * count, stamps)
+        return self._series[key]
 
     def get_metric_data(self, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1
         queries = kwargs["MetricDataQueries"]
         self.metrics_requested += len(queries)
-        end = kwargs["EndTime"]
         results = []
         for query in queries:
             stat = query["MetricStat"]
             dims = {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]}
             canary = dims.get("Variant") == "canary" or "canary" in dims.get("TargetGroup", "")
-            n = 500.0 if canary else 9500.0
+            share = next(s for began, s in reversed(self.shares) if began <= kwargs["StartTime"])
+            n = UNITS_PER_MINUTE * stat["Period"] / 60 * (share if canary else 1 - share)
+            if "Intent" in dims:
+                n /= len(INTENTS)
             name = stat["Metric"]["MetricName"]
+            self.names[name] += 1
             if stat["Stat"] == "SampleCount" or name == "RequestCount":
                 value = n
             elif name.endswith("Squared"):
                 value = n * (4.2**2 + 1.0)
             else:
-                value = n * self.rates.get(name, 0.01)
+                value = n * RATES.get(name, 0.01)
+            values, stamps = self._answer(
+                kwargs["StartTime"], kwargs["EndTime"], stat["Period"], round(value)
+            )
             results.append(
-                {"Id": query["Id"], "StatusCode": "Complete", "Values": [value], "Timestamps": [end]}
+                {"Id": query["Id"], "StatusCode": "Complete", "Values": values, "Timestamps": stamps}
             )
         return {"MetricDataResults": results}
 
@@ -98,14 +126,12 @@ class _StubCloudWatch:
         return {}
 
     def get_paginator(self, name: str) -> Any:
-        slices = self.slices
-
         class _Pages:
             def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
                 yield {
                     "Metrics": [
                         {"Dimensions": [{"Name": "Variant", "Value": v}, {"Name": "Intent", "Value": s}]}
-                        for s in slices
+                        for s in INTENTS
                         for v in ("control", "canary")
                     ]
                 }
@@ -113,83 +139,195 @@ class _StubCloudWatch:
         return _Pages()
 
 
-class _StubRegistry:
-    """The three registry calls the check makes, in memory."""
-
-    def __init__(self, experiments: list[Any], stages: tuple[Any, ...]) -> None:
-        self.experiments = experiments
-        self.stages = stages
-        self.checks = 0
-
-    def list_running(self, service: str | None = None) -> tuple[Any, ...]:
-        return tuple(self.experiments)
-
-    def stage_history(self, experiment_id: str) -> tuple[Any, ...]:
-        return self.stages
-
-    def record_check(self, experiment_id: str, check: Any) -> None:
-        check.model_dump(mode="json")  # the serialisation the real registry does before writing
-        self.checks += 1
+def _value_bytes(value: dict[str, Any]) -> int:
+    # DynamoDB's item-size rules: strings by their UTF-8 length, numbers about 1 byte per 2 digits + 1,
+    # booleans and nulls 1 byte, maps and lists 3 bytes + their contents (+ 1 byte per element).
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        return len(inner) // 2 + 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_bytes(v) for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(v) for v in inner)
+    return 1
 
 
-def measure_tick(experiments: int, repeats: int) -> dict[str, Any]:
-    """CPU seconds of one warm significance-check tick with ``experiments`` running (this process)."""
+def item_bytes(item: dict[str, Any]) -> int:
+    """The billed size of a DynamoDB item in attribute-value form (names + values).
+
+    Example
+    -------
+    >>> item_bytes({"pk": {"S": "EXP#a"}, "n": {"N": "12345"}})
+    12
+    """
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _capacity_units(items: list[dict[str, Any]], unit_bytes: int) -> int:
+    # 1 KB per write unit, 4 KB per strongly consistent read unit (a query: the sum of the items it reads).
+    return max(1, math.ceil(sum(item_bytes(item) for item in items) / unit_bytes))
+
+
+class _StubDynamoDB:
+    """The DynamoDB calls the registry makes, from memory (items keyed by pk and sk), so the real
+    ``canarywise.data.registry.Registry`` runs unchanged. Counts requests and capacity units."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.reads = self.writes = self.read_units = self.write_units = 0
+
+    @staticmethod
+    def _key(item: dict[str, Any]) -> tuple[str, str]:
+        return item["pk"]["S"], item["sk"]["S"]
+
+    def _write(self, item: dict[str, Any]) -> None:
+        self.writes += 1
+        self.write_units += _capacity_units([item], 1024)
+
+    def put_item(self, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+        item = kwargs["Item"]
+        if "attribute_not_exists" in kwargs.get("ConditionExpression", "") and self._key(item) in self.items:
+            error = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "exists"}}
+            raise ClientError(error, "PutItem")
+        self.items[self._key(item)] = item
+        self._write(item)
+        return {}
+
+    def get_item(self, **kwargs: Any) -> dict[str, Any]:
+        item = self.items.get(self._key(kwargs["Key"]))
+        self.reads += 1
+        self.read_units += _capacity_units([item] if item else [], 4096)
+        return {"Item": item} if item is not None else {}
+
+    def update_item(self, **kwargs: Any) -> dict[str, Any]:
+        # Only the SET form the registry uses: "SET a = :x, #b = :y" (conditions taken as met).
+        item = self.items[self._key(kwargs["Key"])]
+        names = kwargs.get("ExpressionAttributeNames", {})
+        values = kwargs["ExpressionAttributeValues"]
+        assignments = kwargs["UpdateExpression"].removeprefix("SET ").split(" REMOVE ")[0]
+        for assignment in assignments.split(", "):
+            name, value = (part.strip() for part in assignment.split("="))
+            item[names.get(name, name)] = values[value]
+        self._write(item)
+        return {}
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        values = kwargs["ExpressionAttributeValues"]
+        if kwargs.get("IndexName") == "running":
+            service = values.get(":service", {}).get("S")
+            found = [
+                item
+                for item in self.items.values()
+                if item.get("running_pk", {}).get("S") == values[":running"]["S"]
+                and (service is None or item["service"]["S"] == service)
+            ]
+        else:  # pk = :pk AND begins_with(sk, :prefix)
+            pk, prefix = values[":pk"]["S"], values[":prefix"]["S"]
+            found = [item for (p, s), item in sorted(self.items.items()) if p == pk and s.startswith(prefix)]
+        self.reads += 1
+        self.read_units += _capacity_units(found, 4096)
+        return {"Items": found}
+
+
+def _stage_starts(spec: Any, start: datetime, now: datetime) -> list[tuple[int, datetime, int]]:
+    """(index, start, percent) of the stages the ladder has begun by ``now``, each at its minimum duration."""
+    out, at = [], start
+    for index, stage in enumerate(spec.stages):
+        if at > now:
+            break
+        out.append((index, at, int(stage.percent)))
+        at += timedelta(seconds=stage.min_duration)
+    return out
+
+
+def _tick_world(experiments: int, at: timedelta) -> tuple[Any, ...]:
+    """A registry holding ``experiments`` running experiments of the shipped spec at ``at`` into the rollout,
+    and the check's collaborators on stubbed clients."""
     from canarywise.data.executions import HarmSignal
     from canarywise.data.metric_source import AlbDimensions, MetricSource
-    from canarywise.data.models import Experiment, ExperimentStatus, StageStart, Weights
-    from canarywise.runtime.significance import check_all
+    from canarywise.data.models import Weights
+    from canarywise.data.registry import Registry
     from canarywise.spec import load_spec
 
     spec = load_spec(SPEC_PATH)
     start = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
-    rates = {
-        "Escalation": 0.12, "SlowResponse": 0.02, "Hallucination": 0.03, "SafetyFilterTriggered": 0.01,
-        "TaskCompleted": 0.78, "CSAT": 4.2, "RecommendationClick": 0.10, "HTTPCode_Target_5XX_Count": 0.003,
-    }  # fmt: skip
-    cloudwatch = _StubCloudWatch(rates, ("order_status", "returns", "product_search", "other"))
-    registry = _StubRegistry(
-        [
-            Experiment(
-                experiment_id=f"mangaassist-v{i}",
-                service="mangaassist",
-                candidate=f"v{i}",
-                release_id=str(i),
-                execution_arn=None,
-                status=ExperimentStatus.RUNNING,
-                spec=spec,
-                created_at=start,
+    now = start + at
+    stages = _stage_starts(spec, start, now)
+    dynamodb = _StubDynamoDB()
+    cloudwatch = _StubCloudWatch([(began, percent / 100) for _, began, percent in stages])
+    registry = Registry("canarywise-registry", boto3_client=dynamodb)
+    for i in range(experiments):
+        experiment = registry.create_experiment(
+            spec,
+            candidate=f"v{i}",
+            release_id=str(i),
+            execution_arn=f"arn:aws:states:::execution:x:{i}",
+            now=start,
+        )
+        for index, began, percent in stages:
+            registry.record_stage_start(
+                experiment.experiment_id, index, Weights.for_canary_percent(percent), began
             )
-            for i in range(experiments)
-        ],
-        (StageStart(stage_index=0, started_at=start, weights=Weights.for_canary_percent(5)),),
-    )
     source = MetricSource(
         AlbDimensions("app/alb/1", "targetgroup/control/2", "targetgroup/canary/3"), boto3_client=cloudwatch
     )
-    signal = HarmSignal(boto3_client=cloudwatch)
+    return now, registry, source, HarmSignal(boto3_client=cloudwatch), dynamodb, cloudwatch
+
+
+def measure_tick(experiments: int, repeats: int, at: timedelta = TICK_AT) -> dict[str, Any]:
+    """CPU seconds of one warm significance-check tick with ``experiments`` running (this process), and the
+    AWS requests it makes; plus the metrics requested per tick in each stage (one experiment)."""
+    from canarywise.runtime.significance import check_all
+
+    now, registry, source, signal, dynamodb, cloudwatch = _tick_world(experiments, at)
     cpu: list[float] = []
+    counts: dict[str, int] = {}
     for tick in range(repeats + 1):  # the first tick warms caches (a warm Lambda), not counted
-        now = start + timedelta(hours=2, minutes=5 * tick)
-        calls_before, metrics_before = cloudwatch.calls, cloudwatch.metrics_requested
+        when = now + timedelta(minutes=5 * tick)
+        before = (cloudwatch.calls, cloudwatch.metrics_requested, dynamodb.reads, dynamodb.writes,
+                  dynamodb.read_units, dynamodb.write_units)  # fmt: skip
         began = time.process_time()
-        summary = check_all(
-            now=now,
-            service="mangaassist",
-            registry=registry,  # type: ignore[arg-type]
-            metric_source=source,
-            harm_signal=signal,
-        )
+        summary = check_all(now=when, service="mangaassist", registry=registry, metric_source=source,
+                            harm_signal=signal)  # fmt: skip
         if tick:
             cpu.append(time.process_time() - began)
-        assert not summary.failed, summary.failed
+        if summary.failed or len(summary.decisions) != experiments:
+            raise RuntimeError(f"the tick did not check every experiment: {summary.to_dict()}")
+        after = (cloudwatch.calls, cloudwatch.metrics_requested, dynamodb.reads, dynamodb.writes,
+                 dynamodb.read_units, dynamodb.write_units)  # fmt: skip
+        names = ("get_metric_data_calls", "metrics_requested", "dynamodb_reads", "dynamodb_writes",
+                 "dynamodb_read_units", "dynamodb_write_units")  # fmt: skip
+        counts = {name: a - b for name, a, b in zip(names, after, before, strict=True)}
     return {
         "experiments": experiments,
+        "at_hours": at.total_seconds() / 3600,
         "cpu_seconds_median": statistics.median(cpu),
         "cpu_seconds_max": max(cpu),
-        "get_metric_data_calls": cloudwatch.calls - calls_before,
-        "metrics_requested": cloudwatch.metrics_requested - metrics_before,
+        **counts,
         "decision": next(iter(summary.decisions.values())),
+        "metrics_by_stage": metrics_by_stage(),
+        "metric_names_per_tick": {name: n // (repeats + 1) for name, n in cloudwatch.names.items()},
     }
+
+
+def metrics_by_stage() -> list[int]:
+    """Metrics requested by one experiment's tick in each stage of the shipped ladder (at its middle)."""
+    from canarywise.runtime.significance import check_all
+    from canarywise.spec import load_spec
+
+    spec = load_spec(SPEC_PATH)
+    out, began = [], 0
+    for stage in spec.stages:
+        middle = timedelta(seconds=began + stage.min_duration / 2)
+        now, registry, source, signal, _, cloudwatch = _tick_world(1, middle)
+        check_all(now=now, service="mangaassist", registry=registry, metric_source=source, harm_signal=signal)
+        out.append(cloudwatch.metrics_requested)
+        began += stage.min_duration
+    return out
 
 
 def tick_in_fresh_process(experiments: int, repeats: int) -> dict[str, Any]:
@@ -255,20 +393,41 @@ def cold_start(runs: int) -> ColdStart:
 
 # --- bundle size --------------------------------------------------------------------------------------------
 
+BUILD_SCRIPT = ROOT / "scripts" / "build_bundle.py"
+BUNDLE_STAMP = ROOT / "build" / "lambda-bundle.stamp.json"
 
-def bundle_size() -> dict[str, float] | None:
-    """Unzipped and zipped bytes of ``build/lambda-bundle/``; None when it has not been built."""
-    if not BUNDLE.is_dir():
+
+@dataclass
+class Bundle:
+    """``build/lambda-bundle/`` as ``scripts/build_bundle.py`` left it: sizes from its stamp (it zips the
+    bundle the way CDK does), whether its inputs are the current sources."""
+
+    unzipped_bytes: int
+    zipped_bytes: int
+    files: int
+    current: bool
+
+
+def build_bundle() -> bool:
+    """Run ``scripts/build_bundle.py`` (a no-op when the sources are unchanged); False when it failed."""
+    done = subprocess.run([sys.executable, str(BUILD_SCRIPT)], cwd=ROOT, capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def bundle() -> Bundle | None:
+    """The bundle on disk, None when it has not been built."""
+    try:
+        stamp = json.loads(BUNDLE_STAMP.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
         return None
-    unzipped, files = 0, 0
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-        for path in sorted(BUNDLE.rglob("*")):
-            if path.is_file():
-                unzipped += path.stat().st_size
-                files += 1
-                archive.write(path, path.relative_to(BUNDLE))
-    return {"unzipped_bytes": unzipped, "zipped_bytes": buffer.getbuffer().nbytes, "files": files}
+    if not BUNDLE.is_dir() or "zipped_bytes" not in stamp:
+        return None
+    want = subprocess.run([sys.executable, str(BUILD_SCRIPT), "--hash"], cwd=ROOT, capture_output=True,
+                          text=True, check=False).stdout.strip()  # fmt: skip
+    files = sum(1 for path in BUNDLE.rglob("*") if path.is_file())
+    return Bundle(
+        int(stamp["unzipped_bytes"]), int(stamp["zipped_bytes"]), files, stamp.get("input_hash") == want
+    )
 
 
 # --- the bill of one 7-day rollout --------------------------------------------------------------------------
@@ -287,12 +446,28 @@ class CostLine:
         return self.quantity * self.price
 
 
+# The stack's alarms, counted in stacks/alarms.py: the 5xx-rate hard-limit and "approaching" alarms (metric
+# math over two metrics each), p99 latency hard-limit and approaching, StatisticalHarm, check errors, rollback
+# failures. CloudWatch bills an alarm per metric it evaluates.
+ALARM_METRICS = 2 * 2 + 2 + 1 + 1 + 1
+COMPOSITE_ALARMS = 2
+
+
 def rollout_cost(
-    *, days: float, check_interval: int, tick_seconds: float, metrics_per_tick: int, stages: int,
+    *, days: float, check_interval: int, tick_seconds: float, metrics_per_tick: float, stages: int,
+    write_units_per_tick: float, read_units_per_tick: float,
     significance_memory_gb: float = 1.0, gate_memory_gb: float = 0.5, gate_seconds: float = 0.05,
     cold_starts_per_day: float = 4.0, cold_start_seconds: float = 2.0,
 ) -> list[CostLine]:  # fmt: skip
-    """The AWS bill of one rollout that runs ``days`` days, line by line, each with its assumption."""
+    """The AWS bill of one rollout that runs ``days`` days, line by line, each with its assumption.
+
+    Example
+    -------
+    >>> lines = rollout_cost(days=7, check_interval=300, tick_seconds=0.3, metrics_per_tick=140,
+    ...                      stages=3, write_units_per_tick=20, read_units_per_tick=7)
+    >>> next(line for line in lines if line.item == "CloudWatch GetMetricData").quantity
+    282240.0
+    """
     checks = days * 86_400 / check_interval
     p = PRICES
     month = days / DAYS_PER_MONTH
@@ -305,23 +480,32 @@ def rollout_cost(
         CostLine("Lambda compute", lambda_gb_s, "GB-s", p["lambda_per_gb_second"],
                  f"significance check {significance_memory_gb:g} GB x {tick_seconds:.3f} s a tick "
                  f"(measured CPU + AWS latency), stage gate {gate_memory_gb:g} GB x {gate_seconds:g} s, "
-                 f"{cold_starts_per_day:g} billed cold starts a day of {cold_start_seconds:g} s"),
+                 f"{cold_starts_per_day:g} billed cold starts a day of {cold_start_seconds:.1f} s"),
         CostLine("Lambda requests", checks * 2, "requests", p["lambda_per_request"],
                  "one significance check and one stage-gate call per 5-minute check"),
         CostLine("CloudWatch GetMetricData", checks * metrics_per_tick, "metrics requested",
-                 p["get_metric_data_per_metric"], f"{metrics_per_tick} metrics requested per tick (counted)"),
+                 p["get_metric_data_per_metric"],
+                 f"{metrics_per_tick:.1f} metrics requested per tick on average over the ladder (counted per "
+                 "stage: every started stage is re-read)"),
         CostLine("CloudWatch PutMetricData (StatisticalHarm)", checks, "requests",
                  p["put_metric_data_per_request"], "one per tick"),
         CostLine("Custom metric StatisticalHarm", month, "metric-months", p["custom_metric_per_month"],
                  "one metric (Service dimension), prorated to the rollout"),
-        CostLine("Metric alarms", 4 * month, "alarm-metric-months", p["alarm_metric_per_month"],
-                 "5xx rate (metric math over 2 metrics), p99 latency, StatisticalHarm; prorated"),
-        CostLine("Composite alarms", 2 * month, "alarm-months", p["composite_alarm_per_month"],
-                 "critical and warning; prorated"),
-        CostLine("DynamoDB writes", checks * 3, "write units", p["dynamodb_per_write_unit"],
-                 "check record (~2 KB) + latest-decision update per tick"),
-        CostLine("DynamoDB reads", checks * 4, "read units", p["dynamodb_per_read_unit"],
-                 "running experiments + stage history per tick, latest decision per stage-gate call"),
+        CostLine("Metric alarms", ALARM_METRICS * month, "alarm-metric-months",
+                 p["alarm_metric_per_month"],
+                 f"{ALARM_METRICS} metrics in the stack's alarms (5xx rate x2 and p99 latency x2: hard limit "
+                 "and approaching; StatisticalHarm, check errors, rollback failures); a fixed cost of the "
+                 "stack, prorated"),
+        CostLine("Composite alarms", COMPOSITE_ALARMS * month, "alarm-months",
+                 p["composite_alarm_per_month"], "critical and warning; prorated"),
+        CostLine("DynamoDB writes", checks * write_units_per_tick, "write units",
+                 p["dynamodb_per_write_unit"],
+                 f"{write_units_per_tick:g} write units a tick (counted: the check record and the "
+                 "experiment's latest-decision update, each billed per KB of item)"),
+        CostLine("DynamoDB reads", checks * (read_units_per_tick + 3), "read units",
+                 p["dynamodb_per_read_unit"],
+                 f"{read_units_per_tick:g} read units a tick (counted) + 3 for the stage gate's strongly "
+                 "consistent read of the experiment item (~12 KB)"),
         CostLine("EventBridge Scheduler", checks, "invocations", p["scheduler_per_invocation"],
                  "rate(5 minutes); inside the 14 million free a month in practice"),
     ]  # fmt: skip

@@ -9,11 +9,11 @@ import argparse
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from bench.decision_quality import (
     wald_bound_hours,
 )
 from bench.methods import NEVER
-from canarywise.spec import load_spec
+from canarywise.spec import RolloutSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SPRT = "Wald's SPRT told the true effect (bound)"
@@ -187,28 +187,51 @@ def quality_tables(report: QualityReport, alpha: float) -> list[str]:
     return out
 
 
+def _mean_metrics_per_tick(by_stage: list[int], stage_hours: list[float], days: float) -> float:
+    """Metrics requested per tick averaged over a rollout of ``days`` that holds each stage for its minimum
+    duration and the last one to the end."""
+    hours = [*stage_hours[:-1], days * 24 - sum(stage_hours[:-1])]
+    return sum(m * h for m, h in zip(by_stage, hours, strict=True)) / (days * 24)
+
+
 def cost_tables(
-    ticks: list[dict[str, float]], cold: cost.ColdStart, bundle: dict[str, float] | None, spec_days: float
+    ticks: list[dict[str, Any]],
+    cold: cost.ColdStart,
+    bundle: cost.Bundle | None,
+    spec: RolloutSpec,
+    days: float = 7.0,
 ) -> list[str]:
+    one = ticks[0]
     out = [
         "## Cost and speed of the control plane",
         "",
         "### CPU time of one significance-check tick (shipped spec, 8 metrics, AWS calls stubbed)",
         "",
-        "`canarywise.runtime.significance.check_all` in a fresh process, warm (median of repeated ticks "
-        "after one "
-        "warm-up), CloudWatch and the registry answered from memory: the figure is our code only.",
+        "`canarywise.runtime.significance.check_all` with the real `MetricSource`, `Registry` and "
+        "`HarmSignal`, their boto3 clients answered from memory (CloudWatch returns one datapoint per period "
+        "of each window, as it would), in a fresh process, warm: the median of repeated ticks after one "
+        f"warm-up. Measured {one['at_hours']:g} h into the rollout (stage 3 of 3, one day in): the heaviest "
+        "query set, three stage windows of which two are 24 h read at 1-minute periods. The figure is our "
+        "code only: no network, no botocore response parsing.",
         "",
-        "| running experiments | CPU per tick (median) | max | GetMetricData calls | metrics requested |",
-        "|---|---|---|---|---|",
+        "| running experiments | CPU per tick (median) | max | per experiment | GetMetricData calls | "
+        "metrics requested | DynamoDB requests (read / write) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for t in ticks:
         out.append(
             f"| {t['experiments']} | {1000 * t['cpu_seconds_median']:.1f} ms | "
             f"{1000 * t['cpu_seconds_max']:.1f} ms | "
-            f"{t['get_metric_data_calls']} | {t['metrics_requested']} |"
+            f"{1000 * t['cpu_seconds_median'] / t['experiments']:.1f} ms | {t['get_metric_data_calls']} | "
+            f"{t['metrics_requested']} | {t['dynamodb_reads']} / {t['dynamodb_writes']} |"
         )
+    by_stage = one["metrics_by_stage"]
     out += [
+        "",
+        "GetMetricData calls per tick: one per started stage and experiment (each stage's window is one "
+        "request of up to 500 queries); metrics requested per tick for one experiment in stage 1, 2, 3: "
+        + ", ".join(str(m) for m in by_stage)
+        + ".",
         "",
         "### Cold start and bundle",
         "",
@@ -222,35 +245,44 @@ def cost_tables(
     ]
     if bundle is None:
         out.append(
-            "The Lambda bundle (build/lambda-bundle/) was not built: run `python scripts/build_bundle.py`."
+            "The Lambda bundle (build/lambda-bundle/) is not built: `make bundle` builds it (`make bench` "
+            "in full mode builds it itself)."
         )
     else:
         mb = 1024 * 1024
-        out.append(
-            f"Lambda bundle build/lambda-bundle/: {bundle['unzipped_bytes'] / mb:.1f} MB unzipped "
-            f"({bundle['files']:,} files), {bundle['zipped_bytes'] / mb:.1f} MB zipped (deflate level 6). "
-            "Limits: 250 MB unzipped; 50 MB for a direct zip upload (CDK uploads through S3)."
+        state = (
+            "built from the current sources"
+            if bundle.current
+            else "built from older sources (`make bundle` rebuilds it)"
         )
-    one = ticks[0]
-    tick_seconds = (
-        one["cpu_seconds_median"] + 0.25
-    )  # + assumed AWS round trips (GetMetricData, DynamoDB, PutMetricData)
+        out.append(
+            f"Lambda bundle build/lambda-bundle/ ({state}): {bundle.unzipped_bytes / mb:.1f} MB unzipped "
+            f"({bundle.files:,} files), {bundle.zipped_bytes / mb:.1f} MB zipped (deflate level 6, as "
+            "`scripts/build_bundle.py` zips it). Limits: 250 MB unzipped; 50 MB for a direct zip upload "
+            "(CDK uploads through S3)."
+        )
+    stage_hours = [stage.min_duration / 3600 for stage in spec.stages]
+    metrics_per_tick = _mean_metrics_per_tick(by_stage, stage_hours, days)
+    per_experiment = one["cpu_seconds_median"] / one["experiments"]
+    tick_seconds = per_experiment + 0.25  # + assumed AWS round trips (GetMetricData, DynamoDB, PutMetricData)
     lines = cost.rollout_cost(
-        days=spec_days,
-        check_interval=300,
+        days=days,
+        check_interval=spec.check_interval,
         tick_seconds=tick_seconds,
-        metrics_per_tick=int(one["metrics_requested"]),
-        stages=3,
+        metrics_per_tick=metrics_per_tick,
+        stages=len(spec.stages),
+        write_units_per_tick=one["dynamodb_write_units"] / one["experiments"],
+        read_units_per_tick=one["dynamodb_read_units"] / one["experiments"],
         cold_start_seconds=cold.with_pyc,
     )
     total = sum(line.dollars for line in lines)
     out += [
         "",
-        f"### The AWS bill of one {spec_days:g}-day rollout (us-east-1 public prices, no free tier)",
+        f"### The AWS bill of one {days:g}-day rollout (us-east-1 public prices, no free tier)",
         "",
-        f"One experiment running for {spec_days:g} days with checks every 5 minutes. The significance "
-        f"check's "
-        "duration = measured CPU per tick + 0.25 s assumed for the AWS round trips.",
+        f"One experiment running for {days:g} days with checks every {spec.check_interval // 60} minutes, on "
+        "the shipped ladder at its minimum durations (the last stage to the end). The significance check's "
+        "duration = the measured CPU per tick above + 0.25 s assumed for the AWS round trips.",
         "",
         "| item | quantity | unit price | cost | assumption |",
         "|---|---|---|---|---|",
@@ -282,17 +314,15 @@ def main(argv: list[str] | None = None) -> int:
         e2e_replicates=cfg["e2e"],
         family_wise_replicates=cfg["family_wise"],
         seed=args.seed,
-        log=lambda s: print(s, file=sys.stderr),
+        log=lambda s: print(f"[{time.perf_counter() - started:5.1f} s] {s}", file=sys.stderr),
     )
     counts = (1, 10) if mode == "quick" else (1, 10, 100)
     ticks = [cost.tick_in_fresh_process(n, cfg["tick_repeats"]) for n in counts]
     print("bench: ticks measured", file=sys.stderr)
-    if mode == "full" and (ROOT / "scripts" / "build_bundle.py").exists():
-        # Rebuild the bundle if the sources changed (a no-op otherwise); measure what is there if it fails.
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "build_bundle.py")], cwd=ROOT, check=False,
-                       capture_output=True)  # fmt: skip
+    if mode == "full" and not cost.build_bundle():
+        print("bench: scripts/build_bundle.py failed; measuring the bundle on disk", file=sys.stderr)
     cold = cost.cold_start(cfg["cold"])
-    bundle = cost.bundle_size()
+    bundle = cost.bundle()
     print("bench: cold start and bundle measured", file=sys.stderr)
     elapsed = time.perf_counter() - started
     command = (
@@ -326,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         "variance), tested one-sided through `msprt_normal`.",
         "",
     ]
-    body = [*quality_tables(report, spec.statistics.alpha), "", *cost_tables(ticks, cold, bundle, 7.0)]
+    body = [*quality_tables(report, spec.statistics.alpha), "", *cost_tables(ticks, cold, bundle, spec)]
     text = "\n".join(header + body) + "\n"
     Path(args.out).write_text(text)
     print(text)

@@ -1,0 +1,93 @@
+"""The control-plane cost benchmark measures what it says.
+
+The tick runs the real significance check (``check_all`` with the real ``MetricSource``, ``Registry`` and
+``HarmSignal``) on stubbed boto3 clients; the counts it reports are checked against hand derivations from
+config/mangaassist.yaml and the AWS billing rules, never against the benchmark's own output.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+from numpy.testing import assert_allclose
+
+from bench import cost
+from bench.run import _mean_metrics_per_tick
+
+# Queries per stage window, by hand from config/mangaassist.yaml (p99_latency is alarm-only, not read):
+# escalation_rate: SampleCount + Sum, 2 variants, overall + 4 intents = 2 * 2 * 5 = 20
+# error_rate (ALB): RequestCount + 5XX Sum, 2 variants = 4
+# slow_response, hallucination, safety_filter, task_completion, recommendation_ctr: 2 * 2 = 4 each -> 20
+# csat (mean): SampleCount + Sum + Sum of squares, 2 variants = 6
+QUERIES_PER_WINDOW = 20 + 4 + 20 + 6
+# Besides the spec's metrics the data layer may read the new-assignment counts (one query per variant) for the
+# sample-ratio check.
+ASSIGNMENTS = "NewAssignment"
+
+
+def test_tick_checks_every_experiment_through_the_real_registry_and_metric_source() -> None:
+    """Two experiments 52 h in (three stages started): one GetMetricData request per stage window each, every
+    query of the spec in it, and one check record + one latest-decision update per experiment."""
+    result = cost.measure_tick(2, 1, at=timedelta(hours=52))
+    assert result["decision"] == "CONTINUE"  # A/A-like answers, the third stage well under way
+    assert result["get_metric_data_calls"] == 2 * 3
+    names = result["metric_names_per_tick"]
+    assignment_queries = names.get(ASSIGNMENTS, 0)
+    assert assignment_queries in (0, 2 * 3 * 2)
+    assert sum(names.values()) - assignment_queries == 2 * 3 * QUERIES_PER_WINDOW
+    assert result["metrics_requested"] == sum(names.values())
+    assert result["dynamodb_writes"] == 2 * 2
+    per_window = QUERIES_PER_WINDOW + assignment_queries // (2 * 3)
+    assert result["metrics_by_stage"] == [per_window * k for k in (1, 2, 3)]
+    assert result["cpu_seconds_median"] > 0
+
+
+def test_item_bytes_follows_dynamodb_item_size_rules() -> None:
+    """DynamoDB item size (Developer Guide, 'Item sizes'): attribute name length + value size; a string is
+    its UTF-8 byte length, a number about (significant digits) / 2 + 1 bytes, a map 3 bytes + its entries,
+    a boolean 1 byte."""
+    item = {
+        "pk": {"S": "EXP#é"},  # 2 + 6 (é is two bytes in UTF-8)
+        "n": {"N": "123456"},  # 1 + (6 // 2 + 1) = 5
+        "m": {"M": {"ok": {"BOOL": True}}},  # 1 + 3 + (2 + 1) = 7
+    }
+    assert cost.item_bytes(item) == 8 + 5 + 7
+
+
+def test_rollout_cost_lines_multiply_quantity_by_price() -> None:
+    """7 days of 5-minute checks = 2,016 ticks; GetMetricData billed per metric requested at $0.01 / 1,000."""
+    lines = {
+        line.item: line
+        for line in cost.rollout_cost(
+            days=7, check_interval=300, tick_seconds=0.3, metrics_per_tick=140.0, stages=3,
+            write_units_per_tick=20, read_units_per_tick=7,
+        )
+    }  # fmt: skip
+    gmd = lines["CloudWatch GetMetricData"]
+    assert gmd.quantity == 2016 * 140.0
+    assert_allclose(gmd.dollars, 2016 * 140 * 0.01 / 1000, rtol=1e-12)
+    assert lines["DynamoDB writes"].quantity == 2016 * 20
+    # Lambda: 2,016 checks x (1 GB x 0.3 s + 0.5 GB x 0.05 s) + 7 days x 4 cold starts x 1 GB x 2 s.
+    assert_allclose(lines["Lambda compute"].quantity, 2016 * (0.3 + 0.025) + 7 * 4 * 2.0, rtol=1e-12)
+    assert_allclose(lines["Metric alarms"].quantity, 9 * 7 / 30.4, rtol=1e-12)
+
+
+def test_mean_metrics_per_tick_weights_each_stage_by_its_hours() -> None:
+    """4 h at 50, 24 h at 100, the remaining 140 h of 7 days at 150: (200 + 2400 + 21000) / 168."""
+    assert_allclose(_mean_metrics_per_tick([50, 100, 150], [4.0, 24.0, 48.0], 7.0), 23_600 / 168, rtol=1e-12)
+
+
+@pytest.mark.parametrize("hours", [4.0, 28.0])
+def test_stage_starts_follow_the_ladder_at_its_minimum_durations(hours: float) -> None:
+    from datetime import UTC, datetime
+
+    from canarywise.spec import load_spec
+
+    start = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    stages = cost._stage_starts(load_spec(cost.SPEC_PATH), start, start + timedelta(hours=hours))
+    # 5% from 0 h, 25% from 4 h, 50% from 28 h (the spec's minimum durations 4 h and 24 h).
+    expected = [(0, 0.0, 5), (1, 4.0, 25), (2, 28.0, 50)][: 2 if hours < 28 else 3]
+    assert [(i, (t - start).total_seconds() / 3600, p) for i, t, p in stages] == expected
+    assert not math.isnan(hours)
