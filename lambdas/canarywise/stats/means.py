@@ -153,6 +153,24 @@ def t_pvalue(t: float, df: float, alternative: str) -> float:
     return float(2.0 * special.stdtr(df, -abs(t)))
 
 
+def _undefined(
+    diff: float, df: float, *, alternative: str, margin: float, method: str, message: str
+) -> MeansResult:
+    """A result whose statistic, p-value and interval are undefined (NaN), with the coded ``message``."""
+    return MeansResult(
+        statistic=math.nan,
+        pvalue=math.nan,
+        diff=diff,
+        ci_low=math.nan,
+        ci_high=math.nan,
+        df=df,
+        method=method,
+        alternative=alternative,
+        margin=margin,
+        message=message,
+    )
+
+
 def t_test_result(
     diff: float, se: float, df: float, *, alternative: str, alpha: float, margin: float, method: str
 ) -> MeansResult:
@@ -161,16 +179,12 @@ def t_test_result(
     Shared by the Welch and the paired t-tests; ``se == 0`` gives the documented ``zero-variance`` result.
     """
     if se == 0:
-        return MeansResult(
-            statistic=math.nan,
-            pvalue=math.nan,
-            diff=diff,
-            ci_low=math.nan,
-            ci_high=math.nan,
-            df=df,
-            method=method,
+        return _undefined(
+            diff,
+            df,
             alternative=alternative,
             margin=margin,
+            method=method,
             message="zero-variance: the standard error is 0, so the t statistic is undefined",
         )
     statistic = (diff - margin) / se
@@ -193,16 +207,12 @@ def t_test_result(
 
 def insufficient_data(diff: float, *, alternative: str, margin: float, method: str) -> MeansResult:
     """The documented result when an arm has fewer than two observations."""
-    return MeansResult(
-        statistic=math.nan,
-        pvalue=math.nan,
-        diff=diff,
-        ci_low=math.nan,
-        ci_high=math.nan,
-        df=math.nan,
-        method=method,
+    return _undefined(
+        diff,
+        math.nan,
         alternative=alternative,
         margin=margin,
+        method=method,
         message="insufficient-data: each arm needs at least 2 observations for a variance",
     )
 
