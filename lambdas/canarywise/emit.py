@@ -13,7 +13,17 @@ proportion         ``<MetricName>`` = 1 if it happened, else 0 (SampleCount = n,
 mean               ``<MetricName>`` = the value and ``<MetricName>Squared`` = its square, so the
                    variance is recoverable from the sums: (Σx² − (Σx)²/n) / (n − 1)
 tail_exceedance    ``<MetricName>`` = 1 if the value is above the spec's threshold, else 0
+new assignment     ``Canarywise/NewAssignment`` = 1, dimensions ``Service`` and ``Variant``, for a
+                   request the ALB has just assigned to this variant by the weights in force
 =================  ==================================================================================
+
+New assignments are what the sample-ratio check counts. With target-group stickiness a returning user keeps
+the variant of their cookie, so after a ramp (5% → 25%) the *sessions* per variant lag the new weights and a
+check on sessions would cry "mismatch" after every ramp. A request that arrives **without** the ALB's
+target-group stickiness cookie (``AWSALBTG``; the ALB passes the client's ``Cookie`` header through to the
+target) is one the ALB has just placed by the weights in force: those requests follow the weights exactly, so
+their counts per variant are the clean signal. `is_new_assignment` reads that from the ``Cookie`` header; a
+service with its own notion of "first visit" can call `VariantMetrics.new_assignment` on that instead.
 
 Example
 -------
@@ -22,6 +32,8 @@ Example
 >>> metrics.record("escalation_rate", True, slice_value="returns")
 >>> metrics.record("slow_response_rate", 9.3)  # seconds; 1 because it is above the 8 s threshold
 >>> metrics.record("csat", 4.0)
+>>> if is_new_assignment("session=abc"):  # no AWSALBTG cookie: the ALB just drew this variant
+...     metrics.new_assignment()
 """
 
 from __future__ import annotations
@@ -37,10 +49,44 @@ from canarywise.spec import MetricKind, RolloutSpec, ServiceSource
 VARIANTS = ("control", "canary")
 VARIANT_DIMENSION = "Variant"
 SQUARED_SUFFIX = "Squared"
+# New assignments: canarywise's own namespace (beside StatisticalHarm), a series per service and variant.
+ASSIGNMENT_NAMESPACE = "Canarywise"
+ASSIGNMENT_METRIC = "NewAssignment"
+SERVICE_DIMENSION = "Service"
+# The cookie an ALB sets for target-group stickiness on a weighted forward action (AWSALBTGCORS is its CORS
+# copy); reserved by the ALB, so no application cookie can carry the name.
+STICKINESS_COOKIE = "AWSALBTG"
 
 
 class EmitError(CanarywiseError, ValueError):
     """A metric cannot be emitted as asked (unknown variant or metric, not a service metric)."""
+
+
+def is_new_assignment(cookie_header: str | None) -> bool:
+    """True when a request carries no ALB target-group stickiness cookie: the ALB has just drawn its variant.
+
+    Parameters
+    ----------
+    cookie_header : str or None
+        The request's ``Cookie`` header as the target receives it (None or empty when there is none).
+
+    Notes
+    -----
+    A request with the ``AWSALBTG`` (or ``AWSALBTGCORS``) cookie goes back to the target group the cookie
+    names, whatever the weights are now; a request without one is forwarded by the weights in force and gets a
+    cookie in the response. An expired cookie is dropped by the client, so its next request is a new draw too.
+    Only the cookie names are read, split on ``;`` as clients send them (``http.cookies`` stops at the first
+    value it finds malformed, which would hide a later ``AWSALBTG``).
+
+    Example
+    -------
+    >>> is_new_assignment(None), is_new_assignment("AWSALBTG=eyJ0...; session=abc")
+    (True, False)
+    """
+    if not cookie_header:
+        return True
+    names = {pair.split("=", 1)[0].strip() for pair in cookie_header.split(";")}
+    return names.isdisjoint({STICKINESS_COOKIE, STICKINESS_COOKIE + "CORS"})
 
 
 class VariantMetrics:
@@ -98,6 +144,21 @@ class VariantMetrics:
     ) -> None:
         """One request of a tail metric: 1 if `value` is above `threshold` (latency above 8 s), else 0."""
         self.proportion(namespace, metric_name, float(value) > threshold, slice_=slice_)
+
+    def new_assignment(self, service: str | None = None) -> None:
+        """One request the ALB has just assigned to this variant (see `is_new_assignment`).
+
+        The significance check counts these per stage for its sample-ratio check. `service` is the spec's
+        ``service`` (taken from the spec when given to the constructor).
+        """
+        service = service or (self.spec.service if self.spec is not None else None)
+        if not service:
+            raise EmitError("`new_assignment` needs the spec's service: pass spec= or service=")
+        metrics = EphemeralMetrics(namespace=ASSIGNMENT_NAMESPACE, service="")
+        metrics.add_dimension(SERVICE_DIMENSION, service)
+        metrics.add_dimension(VARIANT_DIMENSION, self.variant)
+        metrics.add_metric(name=ASSIGNMENT_METRIC, unit=MetricUnit.Count, value=1.0)
+        self._output(json.dumps(metrics.serialize_metric_set(), separators=(",", ":")))
 
     def record(self, metric: str, value: float | bool, *, slice_value: str | None = None) -> None:
         """Record one unit of the spec metric called `metric`, shaped by its kind.

@@ -106,6 +106,24 @@ def test_healthy_candidate_advances_every_stage_and_is_promoted(tmp_path: Path) 
     assert (starts[2] - starts[1]).total_seconds() >= 3600
     assert not any(c.decision == "ROLLBACK" for c in seen["checks"])
     assert result.rollback is None
+    # Sticky returning users: the canary's share of sessions lags the ramps, its share of new assignments
+    # follows the weights, and the sample-ratio check counts the latter, so nothing was held for SRM.
+    assert not any(c.decision == "HOLD" for c in seen["checks"])
+    last = seen["checks"][-1].details["findings"]
+    srm = next(f for f in last if f["metric"] == "(sample ratio)")
+    assert "counting new assignments per variant" in srm["method"]
+    assert all(
+        f["verdict"] == "srm_ok"
+        for c in seen["checks"]
+        for f in c.details["findings"]
+        if f["metric"] == srm["metric"]
+    )
+    sessions = next(
+        f for f in last if f["metric"] == "hallucination_rate" and f["verdict"] == "no_harm_proven"
+    )
+    assert sessions["n_canary"] / (sessions["n_canary"] + sessions["n_control"]) < 0.8 * (
+        srm["n_canary"] / (srm["n_canary"] + srm["n_control"])
+    )
     assert (tmp_path / str(result.experiment_id) / "effect.png").exists()
 
 

@@ -49,6 +49,7 @@ def test_what_the_emitter_writes_is_what_the_source_reads(aws: Env, spec_data: d
     spec = _spec(spec_data, "escalation_rate", "csat", "slow_response_rate")
     rng = np.random.default_rng(7)
     truth: dict[tuple[str, int, str, str | None], list[float]] = {}
+    new_assignments: dict[tuple[int, Variant], int] = {}
     for stage, start in ((0, STAGE0), (1, STAGE1)):
         for variant in ("control", "canary"):
             lines: list[str] = []
@@ -58,6 +59,10 @@ def test_what_the_emitter_writes_is_what_the_source_reads(aws: Env, spec_data: d
                 escalated = bool(rng.random() < 0.2)
                 csat = float(rng.integers(1, 6))
                 latency = float(rng.gamma(2.0, 3.0))
+                if rng.random() < 0.4:  # arrived without the stickiness cookie
+                    emitter.new_assignment()
+                    key = (stage, Variant(variant))
+                    new_assignments[key] = new_assignments.get(key, 0) + 1
                 emitter.record("escalation_rate", escalated, slice_value=intent)
                 emitter.record("csat", csat)
                 emitter.record("slow_response_rate", latency)
@@ -85,6 +90,54 @@ def test_what_the_emitter_writes_is_what_the_source_reads(aws: Env, spec_data: d
         else:
             assert got == ProportionAggregate(n=len(values), successes=int(sum(values)))
     assert set(observations.latest) == {"escalation_rate", "csat", "slow_response_rate"}
+    assert len(new_assignments) == 4  # every stage and variant had some
+    assert observations.assignments == new_assignments
+
+
+def test_without_new_assignment_data_the_assignments_stay_empty(aws: Env, spec_data: dict[str, Any]) -> None:
+    """The service does not emit NewAssignment: the engine then falls back to counting a metric's units."""
+    spec = _spec(spec_data, "hallucination_rate")
+    put_aggregate(
+        "MangaAssist", "Hallucination", {"Variant": "canary"}, STAGE1 + timedelta(minutes=5), n=50, total=1
+    )
+    # Another service's assignments are not this experiment's.
+    put_aggregate(
+        "Canarywise",
+        "NewAssignment",
+        {"Service": "storefront", "Variant": "canary"},
+        STAGE1 + timedelta(minutes=5),
+        n=40,
+        total=40,
+    )
+    observations = MetricSource().observe(spec, _stages(), NOW)
+    assert observations.get("hallucination_rate", 1, Variant.CANARY) == ProportionAggregate(50, 1)
+    assert observations.assignments == {}
+
+
+def test_new_assignments_are_counted_per_stage_window(aws: Env, spec_data: dict[str, Any]) -> None:
+    spec = _spec(spec_data, "hallucination_rate")
+
+    def assigned(variant: str, at: datetime, count: int) -> None:
+        dims = {"Service": "mangaassist", "Variant": variant}
+        put_aggregate("Canarywise", "NewAssignment", dims, at, n=count, total=count)
+
+    assigned("control", STAGE0 + timedelta(minutes=10), 950)
+    assigned("canary", STAGE0 + timedelta(minutes=10), 50)
+    assigned("control", STAGE1 - timedelta(minutes=1), 95)  # the last minute of stage 1
+    assigned("control", STAGE1 + timedelta(minutes=1), 300)
+    assigned("canary", STAGE1 + timedelta(minutes=1), 100)
+    assigned("canary", STAGE0 - timedelta(minutes=3), 7)  # before the experiment: no stage's
+
+    observations = MetricSource().observe(spec, _stages(), NOW)
+
+    # Hand count per stage window: stage 1 [STAGE0, STAGE1), stage 2 [STAGE1, NOW).
+    assert observations.assignments == {
+        (0, Variant.CONTROL): 950 + 95,
+        (0, Variant.CANARY): 50,
+        (1, Variant.CONTROL): 300,
+        (1, Variant.CANARY): 100,
+    }
+    assert "(new assignments)" not in observations.latest  # freshness is judged on the metrics
 
 
 def test_alb_requests_and_5xx_per_target_group(aws: Env, spec_data: dict[str, Any]) -> None:
@@ -168,11 +221,12 @@ def test_batches_of_at_most_n_queries_and_pagination(aws: Env, spec_data: dict[s
 
     assert got == expected
     # Queries per stage: escalation 2 stats x 2 variants x (1 + 3 intents) = 16, csat 3 x 2 = 6,
-    # hallucination 2 x 2 = 4 -> 26 per stage, in ceil(26 / 5) = 6 batches; each batch is 2 pages.
+    # hallucination 2 x 2 = 4, new assignments 1 x 2 = 2 -> 28 per stage, in ceil(28 / 5) = 6 batches;
+    # each batch is 2 pages.
     sizes = [len(r["MetricDataQueries"]) for r in fake.requests if "NextToken" not in r]
-    assert sizes == [5, 5, 5, 5, 5, 1] * 2
+    assert sizes == [5, 5, 5, 5, 5, 3] * 2
     assert max(len(r["MetricDataQueries"]) for r in fake.requests) <= 5
-    assert len(fake.requests) == 22
+    assert len(fake.requests) == 24
     assert got.get("escalation_rate", 1, Variant.CANARY, "recommend") == ProportionAggregate(100, 3)
 
 

@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 from aws_kit import TABLE, Env, put_aggregate, put_alb_counts, set_rule_weights, start_execution
+from numpy.testing import assert_allclose
+from scipy import stats
 
 from canarywise.data.models import CheckRecord, Weights
 from canarywise.data.registry import Registry
@@ -207,6 +210,119 @@ def test_alb_5xx_in_the_check(aws: Env, spec_data: dict[str, Any], context: Any)
     assert check.decision == "ROLLBACK"
     error_findings = [f for f in check.details["findings"] if f["metric"] == "error_rate"]
     assert {f["n_canary"] for f in error_findings} == {29 * 500}
+
+
+# --- the sample-ratio check across a ramp with sticky returning users --------------------------------------
+RAMP_START = NOW - timedelta(hours=2)  # stage 2 (75/25) began two hours ago, stage 1 (95/5) five hours ago
+# Sessions per (stage, variant). In stage 2, 60% of the sessions come from returning users who keep the
+# control cookie they got before the ramp, so the canary has 16% of the sessions under a 25% weight.
+RAMP_SESSIONS = {(0, "control"): 95_000, (0, "canary"): 5_000, (1, "control"): 84_000, (1, "canary"): 16_000}
+
+
+def _ramp_experiment(env: Env, spec_data: dict[str, Any]) -> str:
+    """Stage 1 at 95/5, then stage 2 at 75/25, of a spec whose one decisive metric is hallucination_rate."""
+    data = dict(spec_data)
+    data["metrics"] = [m for m in spec_data["metrics"] if m["name"] == "hallucination_rate"]
+    registry = Registry(TABLE)
+    experiment = registry.create_experiment(
+        parse_spec(data),
+        candidate="v42",
+        release_id="release-42",
+        execution_arn=start_execution(env, "release-42"),
+        now=STAGE_START - timedelta(minutes=1),
+    )
+    registry.record_stage_start(experiment.experiment_id, 0, Weights(control=95, canary=5), STAGE_START)
+    registry.record_stage_start(experiment.experiment_id, 1, Weights(control=75, canary=25), RAMP_START)
+    set_rule_weights(env, 75, 25)
+    # Each stage's sessions: 90% half an hour in, 10% at its end (for stage 2: two minutes ago, fresh data).
+    ends = {0: RAMP_START - timedelta(minutes=10), 1: NOW - timedelta(minutes=2)}
+    for (stage, variant), sessions in RAMP_SESSIONS.items():
+        start = STAGE_START if stage == 0 else RAMP_START
+        for at, share in ((start + timedelta(minutes=30), 0.9), (ends[stage], 0.1)):
+            n = sessions * share
+            dims = {"Variant": variant}
+            put_aggregate("MangaAssist", "Hallucination", dims, at, n=n, total=round(n * 0.03))
+    return experiment.experiment_id
+
+
+def _new_assignments(counts: dict[tuple[int, str], int]) -> None:
+    """What VariantMetrics.new_assignment adds up to: one 1 per request without the stickiness cookie."""
+    for (stage, variant), count in counts.items():
+        at = (STAGE_START if stage == 0 else RAMP_START) + timedelta(minutes=20)
+        dims = {"Service": "mangaassist", "Variant": variant}
+        put_aggregate("Canarywise", "NewAssignment", dims, at, n=count, total=count)
+
+
+def _srm(experiment_id: str) -> tuple[str, dict[str, Any]]:
+    check = Registry(TABLE).get_experiment(experiment_id).latest_check
+    assert check is not None
+    return check.decision, next(f for f in check.details["findings"] if f["metric"] == "(sample ratio)")
+
+
+def test_after_a_ramp_srm_on_new_assignments_stays_quiet(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id = _ramp_experiment(aws, spec_data)
+    # 40% of the sessions are first visits, placed by the weights in force (drawn, seeded).
+    rng = np.random.default_rng(11)
+    new: dict[tuple[int, str], int] = {}
+    for stage, share in ((0, 0.05), (1, 0.25)):
+        total = round(0.4 * (RAMP_SESSIONS[(stage, "control")] + RAMP_SESSIONS[(stage, "canary")]))
+        new[(stage, "canary")] = int(rng.binomial(total, share))
+        new[(stage, "control")] = total - new[(stage, "canary")]
+    _new_assignments(new)
+
+    significance_check.handler(_scheduled(), context)
+
+    decision, srm = _srm(experiment_id)
+    # Each stage's expected counts from its own weights, summed over stages (stats.srm.staged_srm_test):
+    # scipy.stats.chisquare([O_control, O_canary], f_exp=[40000*.95 + 40000*.75, 40000*.05 + 40000*.25])
+    observed = [new[(0, "control")] + new[(1, "control")], new[(0, "canary")] + new[(1, "canary")]]
+    reference = stats.chisquare(observed, f_exp=[40_000 * 1.7, 40_000 * 0.3])
+    assert_allclose(srm["pvalue"], reference.pvalue, rtol=1e-9)
+    assert (srm["n_control"], srm["n_canary"]) == tuple(observed)
+    assert srm["verdict"] == "srm_ok"
+    assert "counting new assignments per variant" in srm["method"]
+    assert decision == "CONTINUE"  # stage 2's 24-hour minimum is far off; nothing is held
+
+
+def test_without_new_assignments_the_check_falls_back_to_sessions_and_says_so(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id = _ramp_experiment(aws, spec_data)
+
+    significance_check.handler(_scheduled(), context)
+
+    decision, srm = _srm(experiment_id)
+    # The sessions lag the ramp: scipy.stats.chisquare([95000 + 84000, 5000 + 16000],
+    #     f_exp=[100000 * .95 + 100000 * .75, 100000 * .05 + 100000 * .25])
+    reference = stats.chisquare([179_000, 21_000], f_exp=[170_000, 30_000])
+    assert_allclose(srm["pvalue"], reference.pvalue, rtol=1e-9)
+    assert srm["verdict"] == "srm"
+    assert "counting units of hallucination_rate (fallback: no new-assignment counts" in srm["method"]
+    assert decision == "HOLD"
+
+
+def test_a_real_mismatch_in_new_assignments_still_holds(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    experiment_id = _ramp_experiment(aws, spec_data)
+    # A broken assignment: a third of the candidate's new users land on control in stage 2.
+    _new_assignments(
+        {(0, "control"): 38_000, (0, "canary"): 2_000, (1, "control"): 33_333, (1, "canary"): 6_667}
+    )
+
+    significance_check.handler(_scheduled(), context)
+
+    decision, srm = _srm(experiment_id)
+    # scipy.stats.chisquare([38000 + 33333, 2000 + 6667], f_exp=[68000, 12000])
+    reference = stats.chisquare([71_333, 8_667], f_exp=[68_000, 12_000])
+    assert_allclose(srm["pvalue"], reference.pvalue, rtol=1e-9)
+    assert srm["verdict"] == "srm"
+    assert decision == "HOLD"
+    check = Registry(TABLE).get_experiment(experiment_id).latest_check
+    assert check is not None
+    assert check.reason.startswith("sample ratio mismatch: the canary's share is -4.17 pt off the weights")
 
 
 @pytest.mark.parametrize(

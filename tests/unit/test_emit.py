@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from canarywise.emit import EmitError, VariantMetrics
+from canarywise.emit import EmitError, VariantMetrics, is_new_assignment
 from canarywise.spec import load_spec
 
 SPEC = load_spec(Path(__file__).resolve().parents[2] / "config" / "mangaassist.yaml")
@@ -68,6 +68,40 @@ def test_low_level_calls_without_a_spec() -> None:
     assert (value["OrderValue"], value["OrderValueSquared"]) == ([3.0], [9.0])
 
 
+def test_a_new_assignment_is_a_count_per_service_and_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "mangaassist-api")  # must not become a dimension
+    emitter, out = _lines("canary")
+    emitter.new_assignment()
+    VariantMetrics("control", output=out.append).new_assignment("other-service")
+    canary, control = _emitted(out)
+    [directive] = canary["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "Canarywise"
+    assert directive["Dimensions"] == [["Service", "Variant"]]
+    assert directive["Metrics"] == [{"Name": "NewAssignment", "Unit": "Count"}]
+    assert (canary["Service"], canary["Variant"], canary["NewAssignment"]) == ("mangaassist", "canary", [1.0])
+    assert (control["Service"], control["Variant"]) == ("other-service", "control")
+    assert "service" not in canary
+
+
+@pytest.mark.parametrize(
+    ("cookie_header", "new"),
+    [
+        (None, True),
+        ("", True),
+        ("session=abc; theme=dark", True),
+        ("AWSALB=abc", True),  # target stickiness inside a group, not the group the weights chose
+        ("AWSALBTG=Zm9v; session=abc", False),
+        ('prefs={"a": 1, "b": [2]}; AWSALBTGCORS=Zm9v', False),  # a value http.cookies would stop at
+        ("session=abc;AWSALBTG=Zm9v", False),
+    ],
+    ids=["no-header", "empty", "other-cookies", "target-stickiness", "tg-cookie", "cors-copy", "no-space"],
+)
+def test_a_request_without_the_target_group_cookie_is_a_new_assignment(
+    cookie_header: str | None, new: bool
+) -> None:
+    assert is_new_assignment(cookie_header) is new
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -91,8 +125,12 @@ def test_low_level_calls_without_a_spec() -> None:
             lambda: VariantMetrics("canary", spec=SPEC).record("hallucination_rate", 0.5),
             "metric 'hallucination_rate' is a proportion: the value must be 0/1, found 0.5",
         ),
+        (
+            lambda: VariantMetrics("canary").new_assignment(),
+            "`new_assignment` needs the spec's service: pass spec= or service=",
+        ),
     ],
-    ids=["variant", "no-spec", "alb-metric", "no-slice", "not-0-1"],
+    ids=["variant", "no-spec", "alb-metric", "no-slice", "not-0-1", "assignment-without-service"],
 )
 def test_raises(call: Any, message: str) -> None:
     with pytest.raises(EmitError) as raised:

@@ -11,11 +11,17 @@ service, mean                     ``<MetricName>`` SampleCount → n, Sum → su
                                   ``<MetricName>Squared`` Sum → sum of squares
 ALB ``http_5xx``                  ``AWS/ApplicationELB`` RequestCount Sum → n,
                                   HTTPCode_Target_5XX_Count Sum → successes
+new assignments (all metrics)     ``Canarywise`` NewAssignment Sum (dimensions ``Service``, ``Variant``)
+                                  → `Observations.assignments`, for the sample-ratio check
 ================================  ========================================================================
 
 Service metrics carry the dimension ``Variant`` (``control`` | ``canary``) and, for a sliced metric, also
 the slice dimension (``canarywise.emit`` emits both dimension sets). ALB metrics carry ``TargetGroup`` and
 ``LoadBalancer``. Only aggregates cross the wire: the cost of a check does not grow with traffic.
+
+New assignments (see `canarywise.emit.is_new_assignment`) follow the weights in force even when sticky users
+return to the variant of their cookie; when the service does not emit them, `Observations.assignments` stays
+empty and the engine falls back to counting a metric's units (and says so in the SRM finding).
 
 Example
 -------
@@ -45,6 +51,13 @@ from canarywise.decision.models import (
     StageRecord,
     Variant,
 )
+from canarywise.emit import (
+    ASSIGNMENT_METRIC,
+    ASSIGNMENT_NAMESPACE,
+    SERVICE_DIMENSION,
+    SQUARED_SUFFIX,
+    VARIANT_DIMENSION,
+)
 from canarywise.errors import CanarywiseError
 from canarywise.spec import AlbSource, Metric, MetricKind, RolloutSpec, ServiceSource
 
@@ -52,8 +65,9 @@ logger = Logger(child=True)
 
 MAX_QUERIES_PER_CALL = 500  # the GetMetricData limit
 ALB_NAMESPACE = "AWS/ApplicationELB"
-VARIANT_DIMENSION = "Variant"
-SQUARED_SUFFIX = "Squared"
+# The key under which new-assignment counts travel with the metrics' queries; never a spec metric name (those
+# start with a lowercase letter).
+_ASSIGNMENTS = "(new assignments)"
 
 
 class MetricSourceError(CanarywiseError, RuntimeError):
@@ -116,6 +130,13 @@ def _ceil_minute(moment: datetime) -> datetime:
     return floor if floor == moment else floor + timedelta(minutes=1)
 
 
+def _assignment_query(spec: RolloutSpec, stage: int, variant: Variant) -> _Query:
+    """New assignments to `variant` during `stage` (the emitter's NewAssignment, one 1 per assignment)."""
+    dims = ((SERVICE_DIMENSION, spec.service), (VARIANT_DIMENSION, variant.value))
+    key = ObservationKey(_ASSIGNMENTS, stage, variant)
+    return _Query(key, "n", ASSIGNMENT_NAMESPACE, ASSIGNMENT_METRIC, dims, "Sum")
+
+
 class MetricSource:
     """Reads the spec's metrics from CloudWatch into `Observations`.
 
@@ -165,12 +186,21 @@ class MetricSource:
                         continue
                     slot = (query.key, query.field)
                     sums[slot] = sums.get(slot, 0.0) + math.fsum(values)
+                    if query.key.metric == _ASSIGNMENTS:
+                        continue
                     newest = max(timestamps).astimezone(UTC)
                     if query.key.metric not in latest or newest > latest[query.key.metric]:
                         latest[query.key.metric] = newest
         except AwsCallError as exc:
             raise MetricSourceError(f"CloudWatch read failed: {error_code(exc)}: {exc}") from exc
-        return Observations(aggregates=dict(self._aggregates(spec, sums)), latest=latest)
+        assignments = {
+            (key.stage, key.variant): round(total)
+            for (key, _), total in sums.items()
+            if key.metric == _ASSIGNMENTS
+        }
+        return Observations(
+            aggregates=dict(self._aggregates(spec, sums)), latest=latest, assignments=assignments
+        )
 
     # --- queries -----------------------------------------------------------------------------------------
     def _windows(self, spec: RolloutSpec, stages: Sequence[StageRecord], now: datetime) -> list[_Window]:
@@ -191,6 +221,7 @@ class MetricSource:
                     for slice_value in (None, *slices.get(metric.name, ())):
                         key = ObservationKey(metric.name, stage.index, variant, slice_value)
                         window.queries.extend(self._queries(metric, key))
+            window.queries.extend(_assignment_query(spec, stage.index, variant) for variant in Variant)
             windows.append(window)
         return windows
 
@@ -295,7 +326,7 @@ class MetricSource:
         self, spec: RolloutSpec, sums: dict[tuple[ObservationKey, str], float]
     ) -> Iterator[tuple[ObservationKey, Aggregate]]:
         kinds = {m.name: m.kind for m in spec.metrics}
-        keys = {key for key, _ in sums}
+        keys = {key for key, _ in sums if key.metric != _ASSIGNMENTS}
         for key in sorted(keys, key=lambda k: (k.metric, k.stage, k.variant.value, k.slice or "")):
             n = sums.get((key, "n"))
             if n is None or n <= 0:

@@ -232,11 +232,16 @@ def _with_adjusted(finding: MetricFinding, adjusted: float) -> MetricFinding:
     )  # fmt: skip
 
 
-def _assignment_counts(ctx: EvaluationContext) -> list[tuple[int, int, int]]:
-    """(stage index, control units, canary units) per recorded stage, for the SRM check."""
+def _assignment_counts(ctx: EvaluationContext) -> tuple[list[tuple[int, int, int]], str]:
+    """(stage index, control units, canary units) per recorded stage for the SRM check, and what was counted.
+
+    New assignments per variant when the data layer has them (they follow the weights in force even with
+    sticky users); otherwise the units of the first evaluated metric (in spec order) that has data, which
+    sticky returning users skew after every ramp.
+    """
     assignments = ctx.observations.assignments
     if assignments:
-        return [
+        counts = [
             (
                 r.index,
                 assignments.get((r.index, Variant.CONTROL), 0),
@@ -244,14 +249,15 @@ def _assignment_counts(ctx: EvaluationContext) -> list[tuple[int, int, int]]:
             )
             for r in ctx.stages
         ]
-    # No explicit counts: the units of the first evaluated metric (in spec order) that has data.
+        return counts, "new assignments per variant"
     for metric in ctx.metrics:
         if any(s is None for (_, _, s) in ctx.cells[metric.name]):
-            return [
-                (r.index, *_units(ctx, metric.name, r.index))
-                for r in ctx.stages
-            ]  # fmt: skip
-    return []
+            counts = [(r.index, *_units(ctx, metric.name, r.index)) for r in ctx.stages]
+            return counts, (
+                f"units of {metric.name} (fallback: no new-assignment counts, so users returning to the "
+                "variant of their stickiness cookie can look like a mismatch after a ramp)"
+            )
+    return [], ""
 
 
 def _units(ctx: EvaluationContext, metric: str, stage: int) -> tuple[int, int]:
@@ -263,12 +269,13 @@ def _units(ctx: EvaluationContext, metric: str, stage: int) -> tuple[int, int]:
 def srm_finding(ctx: EvaluationContext) -> MetricFinding | None:
     """Sample-ratio mismatch against the weights in force during each stage; None without any traffic."""
     by_stage = {r.index: r for r in ctx.stages}
+    counts, counted = _assignment_counts(ctx)
     stages = [
         (
             (control, canary),
             (by_stage[index].weights[Variant.CONTROL], by_stage[index].weights[Variant.CANARY]),
         )
-        for index, control, canary in _assignment_counts(ctx)
+        for index, control, canary in counts
         if control + canary > 0
     ]
     if not stages:
@@ -283,7 +290,10 @@ def srm_finding(ctx: EvaluationContext) -> MetricFinding | None:
     return MetricFinding(
         metric=SRM_FINDING,
         slice=None,
-        method=f"{result.method} (canary share observed − expected, {len(stages)} stage(s))",
+        method=(
+            f"{result.method}, counting {counted}; estimate: canary share observed − expected over "
+            f"{len(stages)} stage(s)"
+        ),
         estimate=observed_share - expected_share,
         ci_low=None,
         ci_high=None,

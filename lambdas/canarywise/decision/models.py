@@ -95,9 +95,11 @@ class Observations:
         Timestamp of the newest datapoint seen per metric name; a metric without one is "missing", one older
         than two check intervals is "late". Both mean HOLD, never ADVANCE.
     assignments
-        Units assigned per (stage index, variant), for the sample-ratio-mismatch check. Optional: when empty
-        the engine uses the overall n of the first metric of the spec that has data. With ALB stickiness,
-        count *new* units per stage (returning users keep their variant, so their share lags a ramp).
+        New assignments per (stage index, variant), for the sample-ratio-mismatch check: units the ALB placed
+        by the weights in force (the data layer reads the service's ``NewAssignment`` metric; see
+        `canarywise.emit`). Returning users keep the variant of their stickiness cookie, so other counts lag a
+        ramp. Optional: when empty the engine falls back to the overall n of the first metric of the spec
+        that has data, and the SRM finding's method says so.
     """
 
     aggregates: Mapping[ObservationKey, Aggregate]

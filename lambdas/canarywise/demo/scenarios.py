@@ -156,9 +156,10 @@ DEMO_LADDER = (
     {"percent": 25, "min_duration": "1h", "max_duration": "12h"},
     {"percent": 50, "min_duration": "2h", "max_duration": "24h"},
 )
-# Everyone a first-time visitor: with returning users the canary's share of sessions lags each ramp (they
-# keep their stickiness cookie), and the engine's sample-ratio check counts sessions, not new assignments.
-DEMO_TRAFFIC = TrafficProfile(sessions_per_day=2_000_000, returning_share=0.0)
+# Six sessions in ten from returning users, who keep the variant of their stickiness cookie: after each ramp
+# the canary's share of sessions lags its weight, while the new assignments (which the sample-ratio check
+# counts) follow the weights in force.
+DEMO_TRAFFIC = TrafficProfile(sessions_per_day=5_000_000, returning_share=0.6)
 CHATBOT_AB_SPEC = PACKAGE / "specs" / "storefront-chatbot.yaml"
 
 SCENARIOS: dict[str, Scenario] = {
@@ -208,9 +209,10 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="srm",
             title="A broken assignment: a third of the candidate's users land on control",
-            story="A CDN layer drops the stickiness cookie for some users, so the split is not the one the "
-            "weights set. The sample-ratio check fails (p < 0.001): canarywise holds and says why, and never "
-            "promotes on data it cannot trust.",
+            story="A stale listener rule ahead of the weighted one sends a third of the users the weights "
+            "give the candidate to control, so the split is not the one the weights set. The sample-ratio "
+            "check on new assignments fails (p < 0.001): canarywise holds and says why, and never promotes "
+            "on data it cannot trust.",
             spec_path=MANGAASSIST_SPEC,
             control=MANGAASSIST,
             candidate={},

@@ -8,7 +8,10 @@ response-time figures. It emits the shapes :mod:`canarywise.data.metric_source` 
   ``Variant`` + the slice dimension per slice value for a sliced metric);
 - a service mean: ``<MetricName>`` (SampleCount, Sum) and ``<MetricName>Squared`` (Sum of squares);
 - the ALB, per target group and minute: ``RequestCount``, ``HTTPCode_Target_5XX_Count`` (only in minutes with
-  errors, as the ALB does) and ``TargetResponseTime`` (a histogram of values and counts).
+  errors, as the ALB does) and ``TargetResponseTime`` (a histogram of values and counts);
+- new assignments: ``Canarywise`` ``NewAssignment`` (dimensions ``Service``, ``Variant``), the sessions that
+  arrived without a stickiness cookie and were placed by the weights in force, as
+  :meth:`canarywise.emit.VariantMetrics.new_assignment` emits them (a 1 each).
 
 Only aggregates are drawn (binomial counts, normal sums), never one event at a time, so a simulated week takes
 seconds.
@@ -23,7 +26,7 @@ Example
 ...                        alb=AlbNames("app/demo/1", "targetgroup/control/2", "targetgroup/canary/3"))
 >>> tick = sim.tick(datetime(2026, 11, 16, 9, 0, tzinfo=UTC), canary_percent=5.0, hours_in=0.0)
 >>> sorted(tick.metric_data)
-['AWS/ApplicationELB', 'MangaAssist']
+['AWS/ApplicationELB', 'Canarywise', 'MangaAssist']
 """
 
 from __future__ import annotations
@@ -35,9 +38,16 @@ from typing import Any
 
 import numpy as np
 
-from canarywise.data.metric_source import ALB_NAMESPACE, SQUARED_SUFFIX, VARIANT_DIMENSION
+from canarywise.data.metric_source import ALB_NAMESPACE
 from canarywise.demo.scenarios import Latency, Mean, Model, Rate, Scenario
 from canarywise.demo.traffic import CANARY, CONTROL, StickyPool
+from canarywise.emit import (
+    ASSIGNMENT_METRIC,
+    ASSIGNMENT_NAMESPACE,
+    SERVICE_DIMENSION,
+    SQUARED_SUFFIX,
+    VARIANT_DIMENSION,
+)
 from canarywise.errors import CanarywiseError
 from canarywise.spec import AlbSource, Metric, MetricKind, RolloutSpec, ServiceSource
 
@@ -163,6 +173,7 @@ class TrafficSimulator:
                 assert isinstance(metric.source, ServiceSource)
                 self._service_metric(metric, model, n, intents, phase, variant, stamp, arm, data)
             self._alb_metrics(models, n, variant, start, arm, data)
+            self._new_assignments(int(split.new[index]), variant, stamp, data)
             arms.append(arm)
         return Tick(
             start=start,
@@ -172,6 +183,19 @@ class TrafficSimulator:
             new_users=(int(split.new[CONTROL]), int(split.new[CANARY])),
             arms=(arms[0], arms[1]),
             metric_data=data,
+        )
+
+    def _new_assignments(
+        self, new: int, variant: str, stamp: datetime, data: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        if not new:
+            return
+        dims = [
+            {"Name": SERVICE_DIMENSION, "Value": self.spec.service},
+            {"Name": VARIANT_DIMENSION, "Value": variant},
+        ]
+        data.setdefault(ASSIGNMENT_NAMESPACE, []).append(
+            self._datum(ASSIGNMENT_METRIC, dims, stamp, new, new, 1.0, 1.0)
         )
 
     def _intents(self, n: int) -> dict[str, int]:

@@ -33,6 +33,7 @@ from statsmodels.stats.proportion import proportions_ztest
 from canarywise.decision.engine import decide
 from canarywise.decision.models import (
     SRM_FINDING,
+    Decision,
     DecisionInputError,
     DecisionKind,
     Observations,
@@ -283,6 +284,63 @@ class TestDataQuality:
         srm = decision.finding(SRM_FINDING)
         assert (srm.n_control, srm.n_canary) == (95_000, 6_000)
         assert decision.kind is DecisionKind.HOLD
+
+    # A ramp with sticky returning users: in stage 2 (75/25) the sessions lag the weights (17.5% canary,
+    # returning users keep the control cookie they got before), the new assignments follow them.
+    RAMP_SESSIONS: ClassVar = {
+        ("escalation_rate", 0): ((380_000, 45_600), (20_000, 2_400)),
+        ("escalation_rate", 1): ((330_000, 39_600), (70_000, 8_400)),
+    }
+    RAMP_NEW: ClassVar = {
+        (0, "control"): 152_000,
+        (0, "canary"): 8_000,
+        (1, "control"): 120_300,
+        (1, "canary"): 39_700,
+    }
+
+    def ramp(self, assignments: dict[tuple[int, str], int] | None) -> Decision:
+        spec = make_spec()
+        now = hours(8)
+        records = [stage(0, 0, spec, ended_hours=5), stage(1, 5, spec)]
+        return decide(spec, records, make_obs(self.RAMP_SESSIONS, now, assignments=assignments), now)
+
+    def test_srm_on_new_assignments_stays_quiet_after_a_ramp(self) -> None:
+        decision = self.ramp(self.RAMP_NEW)
+        srm = decision.finding(SRM_FINDING)
+        # Each stage's expected counts from its own weights, summed (stats.srm.staged_srm_test's Notes):
+        # scipy.stats.chisquare([152000 + 120300, 8000 + 39700], f_exp=[160000 * .95 + 160000 * .75,
+        #                                                            160000 * .05 + 160000 * .25])
+        reference = stats.chisquare(
+            [152_000 + 120_300, 8_000 + 39_700], f_exp=[160_000 * 0.95 + 160_000 * 0.75, 160_000 * 0.3]
+        )
+        assert_allclose(srm.pvalue, reference.pvalue, rtol=1e-9)
+        assert srm.verdict is Verdict.SRM_OK
+        assert (srm.n_control, srm.n_canary) == (272_300, 47_700)
+        assert "counting new assignments per variant" in srm.method
+        assert decision.kind is DecisionKind.CONTINUE  # stage 2 needs 24 h; nothing held
+
+    def test_without_assignment_counts_sessions_are_counted_and_the_ramp_looks_like_srm(self) -> None:
+        decision = self.ramp(None)
+        srm = decision.finding(SRM_FINDING)
+        # scipy.stats.chisquare([380000 + 330000, 20000 + 70000], f_exp=[400000 * .95 + 400000 * .75,
+        #                                                               400000 * .05 + 400000 * .25])
+        reference = stats.chisquare([710_000, 90_000], f_exp=[400_000 * 1.7, 400_000 * 0.3])
+        assert_allclose(srm.pvalue, reference.pvalue, rtol=1e-9)
+        assert srm.verdict is Verdict.SRM
+        assert "counting units of escalation_rate (fallback: no new-assignment counts" in srm.method
+        assert decision.kind is DecisionKind.HOLD
+
+    def test_a_real_mismatch_in_new_assignments_still_holds(self) -> None:
+        # A third of the candidate's new users land on control in stage 2 (a broken assignment).
+        broken = {**self.RAMP_NEW, (1, "control"): 133_533, (1, "canary"): 26_467}
+        decision = self.ramp(broken)
+        srm = decision.finding(SRM_FINDING)
+        # scipy.stats.chisquare([152000 + 133533, 8000 + 26467], f_exp=[272000, 48000])
+        reference = stats.chisquare([285_533, 34_467], f_exp=[272_000, 48_000])
+        assert_allclose(srm.pvalue, reference.pvalue, rtol=1e-9)
+        assert srm.verdict is Verdict.SRM
+        assert decision.kind is DecisionKind.HOLD
+        assert decision.reasons[0].startswith("sample ratio mismatch: the canary's share is -4.23 pt off")
 
     def test_late_data_holds(self) -> None:
         spec = make_spec()
