@@ -15,10 +15,9 @@ from scipy import special
 from canarywise.stats._checks import (
     StatsInputError,
     check_alternative,
-    check_count,
+    check_arms,
     check_finite,
     check_probability,
-    check_successes,
 )
 
 __all__ = [
@@ -128,15 +127,6 @@ def _z_quantile(alpha: float, alternative: str) -> float:
     return float(-special.ndtri(tail))
 
 
-def _check_arms(x_control: int, n_control: int, x_treatment: int, n_treatment: int) -> None:
-    check_count("n_control", n_control, minimum=1)
-    check_count("n_treatment", n_treatment, minimum=1)
-    check_count("x_control", x_control)
-    check_count("x_treatment", x_treatment)
-    check_successes("x_control", x_control, n_control)
-    check_successes("x_treatment", x_treatment, n_treatment)
-
-
 def _wilson(x: int, n: int, z: float) -> tuple[float, float]:
     """Wilson score interval for one proportion (Wilson 1927)."""
     centre = (x + z * z / 2) / (n + z * z)
@@ -243,7 +233,7 @@ def two_proportion_ztest(
     >>> round(r.statistic, 2), f"{r.pvalue:.2e}", round(r.diff, 4)
     (4.33, '1.51e-05', 0.02)
     """
-    _check_arms(x_control, n_control, x_treatment, n_treatment)
+    check_arms(x_control, n_control, x_treatment, n_treatment)
     check_alternative(alternative)
     check_probability("alpha", alpha)
     check_finite("margin", margin)
@@ -344,7 +334,7 @@ def fisher_exact_test(
     >>> round(r.pvalue, 4)
     0.0283
     """
-    _check_arms(x_control, n_control, x_treatment, n_treatment)
+    check_arms(x_control, n_control, x_treatment, n_treatment)
     check_alternative(alternative)
     # Imported here: scipy.stats costs ~0.5 s at Lambda cold start, and only this test needs it.
     from scipy import stats

@@ -20,6 +20,7 @@ the sample sizes grow; Waudby-Smith et al.): do not decide on a handful of obser
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,11 +34,10 @@ from scipy.special import lambertw, log_ndtr
 from canarywise.stats._checks import (
     StatsInputError,
     check_alternative,
-    check_count,
+    check_arms,
     check_finite,
     check_positive,
     check_probability,
-    check_successes,
 )
 
 __all__ = [
@@ -207,10 +207,7 @@ def msprt_normal(
     """
     estimate = check_finite("estimate", estimate)
     variance = check_positive("variance", variance)
-    tau2 = check_positive("tau2", tau2)
-    alpha = check_probability("alpha", alpha)
-    alternative = check_alternative(alternative)
-    null = check_finite("null", null)
+    tau2, alpha, alternative, null = _check_common(tau2, alpha, alternative, null)
 
     sd = math.sqrt(variance)
     ratio = tau2 / variance
@@ -284,21 +281,22 @@ def msprt_proportions(
     >>> r.pvalue < 0.05
     True
     """
-    n_control = check_count("n_control", n_control, minimum=1)
-    n_treatment = check_count("n_treatment", n_treatment, minimum=1)
-    x_control = check_count("x_control", x_control)
-    x_treatment = check_count("x_treatment", x_treatment)
-    check_successes("x_control", x_control, n_control)
-    check_successes("x_treatment", x_treatment, n_treatment)
+    x_control, n_control, x_treatment, n_treatment = check_arms(
+        x_control, n_control, x_treatment, n_treatment
+    )
     p_control = x_control / n_control
     p_treatment = x_treatment / n_treatment
     variance = p_control * (1 - p_control) / n_control + p_treatment * (1 - p_treatment) / n_treatment
     estimate = p_treatment - p_control
-    if variance == 0.0:
-        _check_common(tau2, alpha, alternative, null)
-        return _no_evidence(estimate, alternative, null, "mSPRT, difference of proportions")
-    result = msprt_normal(estimate, variance, tau2=tau2, alpha=alpha, alternative=alternative, null=null)
-    return _renamed(result, "difference of proportions")
+    return _msprt_difference(
+        estimate,
+        variance,
+        "difference of proportions",
+        tau2=tau2,
+        alpha=alpha,
+        alternative=alternative,
+        null=null,
+    )
 
 
 def msprt_means(
@@ -342,30 +340,38 @@ def msprt_means(
             raise StatsInputError(f"`{name}.n` must be an integer >= 2, found {arm.n!r}")
     estimate = treatment.mean - control.mean
     variance = control.variance / control.n + treatment.variance / treatment.n
+    return _msprt_difference(
+        estimate, variance, "difference of means", tau2=tau2, alpha=alpha, alternative=alternative, null=null
+    )
+
+
+def _msprt_difference(
+    estimate: float,
+    variance: float,
+    what: str,
+    *,
+    tau2: float,
+    alpha: float,
+    alternative: str,
+    null: float,
+) -> SequentialResult:
+    """`msprt_normal` on a two-arm difference, named after ``what``; a zero variance gives "no evidence"."""
     if variance == 0.0:
         _check_common(tau2, alpha, alternative, null)
-        return _no_evidence(estimate, alternative, null, "mSPRT, difference of means")
+        return _no_evidence(estimate, alternative, null, f"mSPRT, {what}")
     result = msprt_normal(estimate, variance, tau2=tau2, alpha=alpha, alternative=alternative, null=null)
-    return _renamed(result, "difference of means")
+    return dataclasses.replace(result, method=f"{result.method}, {what}")
 
 
-def _check_common(tau2: float, alpha: float, alternative: str, null: float) -> None:
-    check_positive("tau2", tau2)
-    check_probability("alpha", alpha)
-    check_alternative(alternative)
-    check_finite("null", null)
-
-
-def _renamed(result: SequentialResult, what: str) -> SequentialResult:
-    return SequentialResult(
-        result.statistic,
-        result.pvalue,
-        result.diff,
-        result.ci_low,
-        result.ci_high,
-        f"{result.method}, {what}",
-        result.alternative,
-        result.null,
+def _check_common(
+    tau2: float, alpha: float, alternative: str, null: float
+) -> tuple[float, float, str, float]:
+    """The arguments every mSPRT takes, checked in this order and returned as floats."""
+    return (
+        check_positive("tau2", tau2),
+        check_probability("alpha", alpha),
+        check_alternative(alternative),
+        check_finite("null", null),
     )
 
 
