@@ -52,13 +52,14 @@ def check_arms(
     x_control: int, n_control: int, x_treatment: int, n_treatment: int
 ) -> tuple[int, int, int, int]:
     """Successes and trials of two arms: each ``n >= 1``, ``0 <= x <= n``; returns them as ints."""
-    n_control = check_count("n_control", n_control, minimum=1)
-    n_treatment = check_count("n_treatment", n_treatment, minimum=1)
-    x_control = check_count("x_control", x_control)
-    x_treatment = check_count("x_treatment", x_treatment)
+    n_c = check_count("n_control", n_control, minimum=1)
+    n_t = check_count("n_treatment", n_treatment, minimum=1)
+    x_c = check_count("x_control", x_control)
+    x_t = check_count("x_treatment", x_treatment)
+    # The messages show the values as given (2.0, not 2), as check_count's do.
     check_successes("x_control", x_control, n_control)
     check_successes("x_treatment", x_treatment, n_treatment)
-    return x_control, n_control, x_treatment, n_treatment
+    return x_c, n_c, x_t, n_t
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:

@@ -116,14 +116,26 @@ class StageDuration:
     hours: float
 
 
-def _z_alpha(alpha: float, alternative: str) -> float:
-    return float(special.ndtri(1 - alpha / 2 if alternative == "two-sided" else 1 - alpha))
+_FLEISS = "two proportions: pooled variance under H0, unpooled under H1 (Fleiss)"
+_NORMAL_MEANS = "two means: normal approximation, unequal variances allowed"
 
 
-def _check_plan(alpha: float, power: float, alternative: str) -> None:
+def _quantiles(alpha: float, power: float, alternative: str) -> tuple[float, float]:
+    """Checked ``alpha``, ``power`` and ``alternative`` as the normal quantiles ``z_{1-a}``, ``z_{1-b}``."""
     check_probability("alpha", alpha)
     check_probability("power", power)
     check_alternative(alternative)
+    z_alpha = float(special.ndtri(1 - alpha / 2 if alternative == "two-sided" else 1 - alpha))
+    return z_alpha, float(special.ndtri(power))
+
+
+def _means_plan(
+    sd: float, sd_treatment: float | None, alpha: float, power: float, alternative: str
+) -> tuple[float, float]:
+    """``z_{1-a} + z_{1-b}`` and ``sd² + sd_treatment²`` for the means formulas (``sd`` checked already)."""
+    sd_t = sd if sd_treatment is None else check_positive("sd_treatment", sd_treatment)
+    z_alpha, z_power = _quantiles(alpha, power, alternative)
+    return z_alpha + z_power, sd * sd + sd_t * sd_t
 
 
 def _n_proportions(p1: float, p2: float, z_a: float, z_b: float) -> float:
@@ -191,14 +203,14 @@ def sample_size_proportions(
     """
     check_probability("baseline", baseline)
     check_finite("mde", mde)
-    _check_plan(alpha, power, alternative)
+    z_a, z_b = _quantiles(alpha, power, alternative)
     p2 = baseline * (1 + mde) if relative else baseline + mde
     if mde == 0 or not 0 < p2 < 1:
         raise StatsInputError(
             f"`mde` must be non-zero and keep the treatment rate in (0, 1), found {mde!r} "
             f"(treatment rate {p2!r})"
         )
-    n = _n_proportions(baseline, p2, _z_alpha(alpha, alternative), float(special.ndtri(power)))
+    n = _n_proportions(baseline, p2, z_a, z_b)
     return SampleSizeResult(
         n_per_arm=math.ceil(n),
         n_exact=n,
@@ -206,7 +218,7 @@ def sample_size_proportions(
         alpha=alpha,
         power=power,
         alternative=alternative,
-        method="two proportions: pooled variance under H0, unpooled under H1 (Fleiss)",
+        method=_FLEISS,
         p_control=baseline,
         p_treatment=p2,
     )
@@ -252,10 +264,9 @@ def mde_proportions(
     """
     check_probability("baseline", baseline)
     check_count("n_per_arm", n_per_arm, minimum=1)
-    _check_plan(alpha, power, alternative)
+    z_a, z_b = _quantiles(alpha, power, alternative)
     if direction not in ("increase", "decrease"):
         raise StatsInputError(f"`direction` must be one of ('increase', 'decrease'), found {direction!r}")
-    z_a, z_b = _z_alpha(alpha, alternative), float(special.ndtri(power))
 
     def excess(p2: float) -> float:
         return _n_proportions(baseline, p2, z_a, z_b) - n_per_arm
@@ -276,7 +287,7 @@ def mde_proportions(
         alpha=alpha,
         power=power,
         alternative=alternative,
-        method="two proportions: pooled variance under H0, unpooled under H1 (Fleiss)",
+        method=_FLEISS,
         p_control=baseline,
         p_treatment=p2,
     )
@@ -325,10 +336,8 @@ def sample_size_means(
     check_finite("mde", mde)
     if mde == 0:
         raise StatsInputError(f"`mde` must be non-zero, found {mde!r}")
-    sd_t = sd if sd_treatment is None else check_positive("sd_treatment", sd_treatment)
-    _check_plan(alpha, power, alternative)
-    z = _z_alpha(alpha, alternative) + float(special.ndtri(power))
-    n = z * z * (sd * sd + sd_t * sd_t) / (mde * mde)
+    z, variances = _means_plan(sd, sd_treatment, alpha, power, alternative)
+    n = z * z * variances / (mde * mde)
     return SampleSizeResult(
         n_per_arm=math.ceil(n),
         n_exact=n,
@@ -336,7 +345,7 @@ def sample_size_means(
         alpha=alpha,
         power=power,
         alternative=alternative,
-        method="two means: normal approximation, unequal variances allowed",
+        method=_NORMAL_MEANS,
     )
 
 
@@ -363,10 +372,8 @@ def mde_means(
     """
     check_positive("sd", sd)
     check_count("n_per_arm", n_per_arm, minimum=1)
-    sd_t = sd if sd_treatment is None else check_positive("sd_treatment", sd_treatment)
-    _check_plan(alpha, power, alternative)
-    z = _z_alpha(alpha, alternative) + float(special.ndtri(power))
-    mde = z * math.sqrt((sd * sd + sd_t * sd_t) / n_per_arm)
+    z, variances = _means_plan(sd, sd_treatment, alpha, power, alternative)
+    mde = z * math.sqrt(variances / n_per_arm)
     return MDEResult(
         mde=mde,
         relative_mde=math.nan,
@@ -374,7 +381,7 @@ def mde_means(
         alpha=alpha,
         power=power,
         alternative=alternative,
-        method="two means: normal approximation, unequal variances allowed",
+        method=_NORMAL_MEANS,
     )
 
 
