@@ -12,12 +12,25 @@ from rich.console import Console
 from rich.table import Table
 
 
+def read_number(text: str) -> float:
+    """``text`` as a float, NaN when it is not a number (so one range check rejects both)."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def read_numbers(text: str) -> list[float]:
+    """Comma-separated floats, or ``[]`` when any part is not a number."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        return []
+
+
 def probability_argument(text: str) -> float:
     """argparse type: a number in (0, 1) (alpha, power, a baseline rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = read_number(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1), found {text!r}")
     return value

@@ -11,26 +11,28 @@ import math
 from typing import Any
 
 from canarywise.cli.main import UsageError
-from canarywise.cli.output import fmt, print_grid, print_json, print_table, probability_argument
+from canarywise.cli.output import (
+    fmt,
+    print_grid,
+    print_json,
+    print_table,
+    probability_argument,
+    read_number,
+    read_numbers,
+)
 from canarywise.stats._checks import ALTERNATIVES
 from canarywise.stats.planning import sample_size_proportions, stage_durations
 
 
 def _mde(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = read_number(text)
     if not math.isfinite(value) or value == 0:
         raise argparse.ArgumentTypeError(f"must be a non-zero number such as 0.02, found {text!r}")
     return value
 
 
 def _traffic(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = read_number(text)
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(
             f"must be a number of units per day > 0, e.g. 300000, found {text!r}"
@@ -39,10 +41,7 @@ def _traffic(text: str) -> float:
 
 
 def _stages(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        values = []
+    values = read_numbers(text)
     if not values or not all(0 < v < 100 for v in values):
         raise argparse.ArgumentTypeError(
             f"must be comma-separated canary percentages in (0, 100), e.g. 5,25,50, found {text!r}"

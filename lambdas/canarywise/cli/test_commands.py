@@ -22,11 +22,24 @@ from typing import Any
 from rich.markup import escape
 
 from canarywise.cli.main import UsageError
-from canarywise.cli.output import fmt, print_grid, print_json, print_table, probability_argument
+from canarywise.cli.output import (
+    fmt,
+    print_grid,
+    print_json,
+    print_table,
+    probability_argument,
+    read_number,
+    read_numbers,
+)
 from canarywise.stats._checks import ALTERNATIVES
-from canarywise.stats.means import SummaryStats, welch_ttest
+from canarywise.stats.means import MeansResult, SummaryStats, welch_ttest
 from canarywise.stats.multiple import METHODS, adjust_pvalues
-from canarywise.stats.proportions import fisher_exact_test, two_proportion_ztest
+from canarywise.stats.proportions import (
+    FisherResult,
+    ProportionsResult,
+    fisher_exact_test,
+    two_proportion_ztest,
+)
 from canarywise.stats.srm import srm_test
 
 _FRACTION = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -43,10 +56,7 @@ def _successes_trials(text: str) -> tuple[int, int]:
 
 
 def _numbers(text: str, example: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        values = []
+    values = read_numbers(text)
     if not values or not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(f"must be comma-separated numbers such as {example}, found {text!r}")
     return values
@@ -85,10 +95,7 @@ def _pvalues(text: str) -> list[float]:
 
 
 def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = read_number(text)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, found {text!r}")
     return value
@@ -106,6 +113,29 @@ def _percent(value: float) -> str:
 def _level(alpha: float, alternative: str) -> str:
     sided = "" if alternative == "two-sided" else ", one-sided"
     return f"{100 * (1 - alpha):g}% CI{sided}"
+
+
+def _rate_rows(
+    r: ProportionsResult | FisherResult, control: tuple[int, int], treatment: tuple[int, int]
+) -> list[tuple[str, Any]]:
+    """The two rates with their counts, then the difference: how both tests of proportions open."""
+    (x_c, n_c), (x_t, n_t) = control, treatment
+    return [
+        ("control rate", f"{fmt(r.rate_control)}  ({x_c:,}/{n_c:,})"),
+        ("treatment rate", f"{fmt(r.rate_treatment)}  ({x_t:,}/{n_t:,})"),
+        ("difference (treatment − control)", r.diff),
+    ]
+
+
+def _print_test(r: ProportionsResult | MeansResult, rows: list[tuple[str, Any]]) -> int:
+    """Print a test with a margin: the margin after the difference when set, the p-value, any note."""
+    rows.append((f"p-value ({r.alternative})", r.pvalue))
+    if r.margin != 0:
+        rows.insert(3, ("margin (difference under H0)", r.margin))
+    if r.message:
+        rows.append(("note", r.message))
+    print_table(r.method, rows)
+    return 0
 
 
 def _add_command(
@@ -203,23 +233,17 @@ def _proportions(args: argparse.Namespace) -> int:
         print_json({**dataclasses.asdict(r), "alpha": args.alpha})
         return 0
     level = _level(args.alpha, args.alternative)
-    rows: list[tuple[str, Any]] = [
-        ("control rate", f"{fmt(r.rate_control)}  ({x_c:,}/{n_c:,})"),
-        ("treatment rate", f"{fmt(r.rate_treatment)}  ({x_t:,}/{n_t:,})"),
-        ("difference (treatment − control)", r.diff),
-        (f"{level} (Newcombe)", _interval(r.ci_low, r.ci_high)),
-        (f"{level} (Wald)", _interval(r.wald_ci_low, r.wald_ci_high)),
-        ("relative lift", _percent(r.lift)),
-        (f"{level} lift (log ratio)", escape(f"[{_percent(r.lift_ci_low)}, {_percent(r.lift_ci_high)}]")),
-        ("z", r.statistic),
-        (f"p-value ({r.alternative})", r.pvalue),
-    ]
-    if r.margin != 0:
-        rows.insert(3, ("margin (difference under H0)", r.margin))
-    if r.message:
-        rows.append(("note", r.message))
-    print_table(r.method, rows)
-    return 0
+    return _print_test(
+        r,
+        [
+            *_rate_rows(r, args.control, args.treatment),
+            (f"{level} (Newcombe)", _interval(r.ci_low, r.ci_high)),
+            (f"{level} (Wald)", _interval(r.wald_ci_low, r.wald_ci_high)),
+            ("relative lift", _percent(r.lift)),
+            (f"{level} lift (log ratio)", escape(f"[{_percent(r.lift_ci_low)}, {_percent(r.lift_ci_high)}]")),
+            ("z", r.statistic),
+        ],
+    )
 
 
 def _means(args: argparse.Namespace) -> int:
@@ -228,21 +252,17 @@ def _means(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**dataclasses.asdict(r), "alpha": args.alpha})
         return 0
-    rows: list[tuple[str, Any]] = [
-        ("control mean (sd, n)", f"{fmt(control.mean)}  ({fmt(control.sd)}, {control.n:,})"),
-        ("treatment mean (sd, n)", f"{fmt(treatment.mean)}  ({fmt(treatment.sd)}, {treatment.n:,})"),
-        ("difference (treatment − control)", r.diff),
-        (_level(args.alpha, r.alternative), _interval(r.ci_low, r.ci_high)),
-        ("t", r.statistic),
-        ("df (Welch-Satterthwaite)", r.df),
-        (f"p-value ({r.alternative})", r.pvalue),
-    ]
-    if r.margin != 0:
-        rows.insert(3, ("margin (difference under H0)", r.margin))
-    if r.message:
-        rows.append(("note", r.message))
-    print_table(r.method, rows)
-    return 0
+    return _print_test(
+        r,
+        [
+            ("control mean (sd, n)", f"{fmt(control.mean)}  ({fmt(control.sd)}, {control.n:,})"),
+            ("treatment mean (sd, n)", f"{fmt(treatment.mean)}  ({fmt(treatment.sd)}, {treatment.n:,})"),
+            ("difference (treatment − control)", r.diff),
+            (_level(args.alpha, r.alternative), _interval(r.ci_low, r.ci_high)),
+            ("t", r.statistic),
+            ("df (Welch-Satterthwaite)", r.df),
+        ],
+    )
 
 
 def _srm(args: argparse.Namespace) -> int:
@@ -282,10 +302,8 @@ def _fisher(args: argparse.Namespace) -> int:
     if args.json:
         print_json(dataclasses.asdict(r))
         return 0
-    rows: list[tuple[str, Any]] = [
-        ("control rate", f"{fmt(r.rate_control)}  ({x_c:,}/{n_c:,})"),
-        ("treatment rate", f"{fmt(r.rate_treatment)}  ({x_t:,}/{n_t:,})"),
-        ("difference (treatment − control)", r.diff),
+    rows = [
+        *_rate_rows(r, args.control, args.treatment),
         ("odds ratio (treatment / control)", r.statistic),
         (f"p-value ({r.alternative})", r.pvalue),
     ]

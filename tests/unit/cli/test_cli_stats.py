@@ -132,6 +132,17 @@ def test_fdr_json_matches_statsmodels(
     assert payload["rejected"] == list(reject)
 
 
+def assert_usage_error(argv: list[str], name: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit code 2, nothing on stdout, one line on stderr naming the flag and showing the value."""
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert name in err
+    assert value in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("argv", "names", "value"),
     [
@@ -181,13 +192,7 @@ def test_fdr_json_matches_statsmodels(
 def test_bad_argument_exits_2_with_one_line(
     argv: list[str], names: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(argv, capsys)
-    assert code == 2
-    assert out == ""
-    assert err.count("\n") == 1, err
-    assert names in err
-    assert value in err
-    assert "Traceback" not in err
+    assert_usage_error(argv, names, value, capsys)
 
 
 def test_human_output_is_a_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -276,9 +281,4 @@ def test_plan_human_output(capsys: pytest.CaptureFixture[str]) -> None:
 def test_plan_bad_argument_exits_2_with_one_line(
     argv: list[str], name: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(argv, capsys)
-    assert code == 2
-    assert out == ""
-    assert err.count("\n") == 1, err
-    assert name in err
-    assert value in err
+    assert_usage_error(argv, name, value, capsys)
