@@ -462,7 +462,7 @@ class Registry:
             }
         }
         concurrent_check = began is not None and not rollback.experiment_id
-        if concurrent_check:
+        if began is not None and concurrent_check:
             last["Put"]["ConditionExpression"] = "attribute_not_exists(written_at) OR written_at < :since"
             last["Put"]["ExpressionAttributeValues"] = _item({":since": began - CLOCK_SKEW.total_seconds()})
         writes.append(_Write(last))
