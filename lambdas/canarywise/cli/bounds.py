@@ -7,19 +7,19 @@ import math
 from typing import Any
 
 from canarywise.cli.main import UsageError
-from canarywise.cli.output import print_grid, print_json
+from canarywise.cli.output import print_grid, print_json, read_numbers
 from canarywise.stats.group_sequential import SPENDING_FUNCTIONS, lan_demets_bounds
 
 HELP = "group-sequential boundaries (Lan-DeMets O'Brien-Fleming or Pocock alpha spending)"
 
 
 def _fractions(text: str) -> list[float]:
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
+    fractions = read_numbers(text)
+    if not fractions:
         raise argparse.ArgumentTypeError(
             f"must be comma-separated numbers such as 0.2857,0.5714,1, found {text!r}"
-        ) from None
+        )
+    return fractions
 
 
 def register(subparsers: Any) -> None:
