@@ -274,7 +274,8 @@ def test_indexed_get_metric_data_equals_motos_own(aws: LocalAws) -> None:
             [{"Name": "Variant", "Value": "canary"}],
             [{"Name": "Variant", "Value": "control"}, {"Name": "Intent", "Value": "a"}],
         )
-        for period in (60, 300, 3600)
+        # 8 h spans the whole window below: one datapoint, the way the metric source reads a stage
+        for period in (60, 300, 3600, 8 * 3600)
         for stat in ("Sum", "SampleCount", "Average", "Maximum")
     ]
     queries = [

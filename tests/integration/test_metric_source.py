@@ -15,7 +15,13 @@ import pytest
 from aws_kit import Env, put_aggregate, put_alb_counts, put_emf
 from numpy.testing import assert_allclose
 
-from canarywise.data.metric_source import AlbDimensions, MetricSource, MetricSourceError, period_for
+from canarywise.data.metric_source import (
+    AlbDimensions,
+    MetricSource,
+    MetricSourceError,
+    resolution_at,
+    whole_window,
+)
 from canarywise.decision.models import MeanAggregate, ProportionAggregate, StageRecord, Variant
 from canarywise.emit import VariantMetrics
 from canarywise.spec import parse_spec
@@ -145,7 +151,7 @@ def test_alb_requests_and_5xx_per_target_group(aws: Env, spec_data: dict[str, An
     for minute in range(10):
         put_alb_counts(aws, "control", STAGE1 + timedelta(minutes=5 + minute), requests=950, errors=2)
         put_alb_counts(aws, "canary", STAGE1 + timedelta(minutes=5 + minute), requests=50, errors=0)
-    put_alb_counts(aws, "canary", STAGE1 + timedelta(minutes=30), requests=50, errors=3)
+    put_alb_counts(aws, "canary", NOW - timedelta(minutes=7), requests=50, errors=3)
 
     observations = MetricSource(_alb(aws)).observe(spec, _stages(), NOW)
 
@@ -156,7 +162,8 @@ def test_alb_requests_and_5xx_per_target_group(aws: Env, spec_data: dict[str, An
     assert observations.get("error_rate", 0, Variant.CONTROL) is None  # no data in stage 0's window
     # target_response_time is alarm-only (percentiles are not sufficient statistics): never queried.
     assert {k.metric for k in observations.aggregates} == {"error_rate"}
-    assert observations.latest["error_rate"] == STAGE1 + timedelta(minutes=30)
+    # The freshness probe sees the newest minute exactly.
+    assert observations.latest["error_rate"] == NOW - timedelta(minutes=7)
 
 
 def test_stage_windows_do_not_mix_and_late_data_shows(aws: Env, spec_data: dict[str, Any]) -> None:
@@ -172,8 +179,39 @@ def test_stage_windows_do_not_mix_and_late_data_shows(aws: Env, spec_data: dict[
 
     assert observations.get("hallucination_rate", 0, Variant.CANARY) == ProportionAggregate(110, 5)
     assert observations.get("hallucination_rate", 1, Variant.CANARY) == ProportionAggregate(300, 6)
-    # The newest datapoint is 1 h 59 min old: the engine will call this late (HOLD), not fresh.
-    assert observations.latest["hallucination_rate"] == STAGE1 + timedelta(minutes=1)
+    # The newest datapoint is 1 h 59 min old, older than the freshness probe's hour: "no datapoint since"
+    # the probe's start, which the engine calls late (HOLD), not fresh.
+    assert observations.latest["hallucination_rate"] == NOW - timedelta(hours=1)
+
+
+class _RecordingCloudWatch:
+    """Moto's CloudWatch, with every GetMetricData request and its results recorded."""
+
+    def __init__(self) -> None:
+        self._real = boto3.client("cloudwatch")
+        self.requests: list[dict[str, Any]] = []
+        self.results: list[list[dict[str, Any]]] = []
+
+    def get_paginator(self, name: str) -> Any:
+        return self._real.get_paginator(name)
+
+    def get_metric_data(self, **kwargs: Any) -> dict[str, Any]:
+        self.requests.append(dict(kwargs))
+        response = self._real.get_metric_data(**kwargs)
+        self.results.append(response["MetricDataResults"])
+        return dict(response)
+
+    def reads(self) -> list[tuple[datetime, datetime, set[int], int]]:
+        """(StartTime, EndTime, the periods asked for, queries) of each request."""
+        return [
+            (
+                r["StartTime"],
+                r["EndTime"],
+                {q["MetricStat"]["Period"] for q in r["MetricDataQueries"]},
+                len(r["MetricDataQueries"]),
+            )
+            for r in self.requests
+        ]
 
 
 class _PagingCloudWatch:
@@ -221,12 +259,13 @@ def test_batches_of_at_most_n_queries_and_pagination(aws: Env, spec_data: dict[s
 
     assert got == expected
     # Queries per stage: escalation 2 stats x 2 variants x (1 + 3 intents) = 16, csat 3 x 2 = 6,
-    # hallucination 2 x 2 = 4, new assignments 1 x 2 = 2 -> 28 per stage, in ceil(28 / 5) = 6 batches;
-    # each batch is 2 pages.
+    # hallucination 2 x 2 = 4, new assignments 1 x 2 = 2 -> 28 per stage, in ceil(28 / 5) = 6 batches; the
+    # freshness probe: units of 3 metrics x 2 variants = 6, in 2 batches. A batch of more than one query
+    # comes in 2 pages: 13 x 2 + 1 requests.
     sizes = [len(r["MetricDataQueries"]) for r in fake.requests if "NextToken" not in r]
-    assert sizes == [5, 5, 5, 5, 5, 3] * 2
+    assert sizes == [5, 5, 5, 5, 5, 3] * 2 + [5, 1]
     assert max(len(r["MetricDataQueries"]) for r in fake.requests) <= 5
-    assert len(fake.requests) == 24
+    assert len(fake.requests) == 27
     assert got.get("escalation_rate", 1, Variant.CANARY, "recommend") == ProportionAggregate(100, 3)
 
 
@@ -264,13 +303,155 @@ def test_a_proportion_with_more_successes_than_units_is_refused(aws: Env, spec_d
         MetricSource().observe(spec, _stages(), NOW)
 
 
-def test_period_for_a_window() -> None:
-    # CloudWatch retention: 1-minute data 15 days, 5-minute data 63 days.
-    assert [period_for(timedelta(hours=h)) for h in (1, 24, 25, 15 * 24, 15 * 24 + 1)] == [
-        60,
-        60,
-        300,
-        300,
-        3600,
+# --- periods: one datapoint per stage window, at a resolution CloudWatch keeps ------------------------------
+FIXED_NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("age", "resolution"),
+    [
+        (timedelta(days=2), 60),
+        (timedelta(days=14, hours=22, minutes=59), 60),
+        (timedelta(days=14, hours=23, minutes=30), 300),  # the 15-day limit, taken an hour early
+        (timedelta(days=20), 300),
+        (timedelta(days=62, hours=23, minutes=30), 3600),
+        (timedelta(days=70), 3600),
+    ],
+)
+def test_resolution_by_age(age: timedelta, resolution: int) -> None:
+    # CloudWatch's MetricStat.Period: StartTime 3 h-15 days ago: a multiple of 60 s; 15-63 days: of 300 s;
+    # older: of 3600 s.
+    assert resolution_at(FIXED_NOW - age, FIXED_NOW) == resolution
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        # 2 days old: whole minutes, rounded inward.
+        ("2026-11-28T09:03:20", "2026-11-28T13:03:20", ("2026-11-28T09:04:00", "2026-11-28T13:03:00")),
+        # 20 days old: 5-minute clock.
+        ("2026-11-10T09:03:00", "2026-11-10T13:03:00", ("2026-11-10T09:05:00", "2026-11-10T13:00:00")),
+        # 70 days old: the hour.
+        ("2026-09-21T09:03:00", "2026-09-21T13:03:00", ("2026-09-21T10:00:00", "2026-09-21T13:00:00")),
+        # 20 days old and shorter than a 5-minute step once rounded: nothing to read.
+        ("2026-11-10T09:01:00", "2026-11-10T09:04:00", None),
+    ],
+)
+def test_whole_window_rounds_inward(start: str, end: str, expected: tuple[str, str] | None) -> None:
+    got = whole_window(_at(start), _at(end), FIXED_NOW)
+    assert got == (None if expected is None else (_at(expected[0]), _at(expected[1])))
+
+
+def test_each_stage_is_one_datapoint_per_query_and_freshness_comes_from_a_probe(
+    aws: Env, spec_data: dict[str, Any]
+) -> None:
+    spec = _spec(spec_data, "hallucination_rate")
+    rng = np.random.default_rng(3)
+    put: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    # A datapoint every minute: stage 1 from STAGE0 to STAGE1, stage 2 up to three minutes ago.
+    for stage, begin, minutes in ((0, STAGE0, 240), (1, STAGE1, 118)):
+        for variant in ("control", "canary"):
+            for minute in range(minutes):
+                n = int(rng.integers(20, 40))
+                hits = int(rng.binomial(n, 0.03))
+                at = begin + timedelta(minutes=minute)
+                put_aggregate("MangaAssist", "Hallucination", {"Variant": variant}, at, n=n, total=hits)
+                put.setdefault((stage, variant), []).append((n, hits))
+    fake = _RecordingCloudWatch()
+
+    observations = MetricSource(boto3_client=fake).observe(spec, _stages(), NOW)
+
+    # One request per stage window, its period the whole window; then the probe: the last hour at a minute.
+    assert fake.reads() == [
+        (STAGE0, STAGE1, {4 * 3600}, 6),  # units and events x 2 variants + new assignments x 2
+        (STAGE1, NOW, {2 * 3600}, 6),
+        (NOW - timedelta(hours=1), NOW, {60}, 2),  # units x 2 variants
     ]
-    assert math.isclose(period_for(timedelta(minutes=5)), 60)
+    stage_results = [r for results in fake.results[:2] for r in results]
+    assert {len(r["Values"]) for r in stage_results} == {0, 1}  # one datapoint per query (none: no data)
+    assert [q["MetricStat"]["Stat"] for q in fake.requests[2]["MetricDataQueries"]] == ["SampleCount"] * 2
+    # Sums by hand (numpy) of the minute datapoints put: moto aggregated each window into its one datapoint.
+    for (stage, variant), rows in put.items():
+        n, hits = np.sum(rows, axis=0)
+        assert observations.get("hallucination_rate", stage, Variant(variant)) == ProportionAggregate(
+            int(n), int(hits)
+        )
+    assert observations.latest == {"hallucination_rate": NOW - timedelta(minutes=3)}
+
+
+def test_old_stages_are_read_at_the_resolution_cloudwatch_keeps(aws: Env, spec_data: dict[str, Any]) -> None:
+    """Stage 1 began 71 days before the check (hourly data left), stage 2 18 days (5-minute), stage 3 two."""
+    spec = _spec(spec_data, "hallucination_rate")
+    starts = (_at("2026-09-20T09:07"), _at("2026-11-12T09:02"), _at("2026-11-28T09:03"))
+    stages = [
+        StageRecord(0, 5.0, {"control": 95, "canary": 5}, starts[0], starts[1]),
+        StageRecord(1, 25.0, {"control": 75, "canary": 25}, starts[1], starts[2]),
+        StageRecord(2, 50.0, {"control": 50, "canary": 50}, starts[2]),
+    ]
+    units = {
+        "2026-09-20T09:30": 1,  # stage 1's first, partial hour: left out (CloudWatch has it as an hour only)
+        "2026-09-25T12:00": 10,
+        "2026-11-12T08:30": 100,  # stage 1's last whole hour
+        "2026-11-12T09:01": 1_000,  # stage 1's last, partial hour: left out
+        "2026-11-12T09:03": 10_000,  # stage 2's first, partial 5 minutes: left out
+        "2026-11-20T00:00": 100_000,
+        "2026-11-28T08:59": 1_000_000,  # stage 2's last whole 5 minutes
+        "2026-11-28T09:03": 10_000_000,  # stage 3, at a minute's resolution
+    }
+    for at, n in units.items():
+        put_aggregate("MangaAssist", "Hallucination", {"Variant": "control"}, _at(at), n=n, total=0)
+    fake = _RecordingCloudWatch()
+
+    observations = MetricSource(boto3_client=fake).observe(spec, stages, FIXED_NOW)
+
+    windows = [
+        (_at("2026-09-20T10:00"), _at("2026-11-12T09:00")),  # inward to the hour
+        (_at("2026-11-12T09:05"), _at("2026-11-28T09:00")),  # inward to 5 minutes
+        (_at("2026-11-28T09:03"), FIXED_NOW),
+    ]
+    assert [(start, end) for start, end, _, _ in fake.reads()[:3]] == windows
+    periods = [periods for _, _, periods, _ in fake.reads()[:3]]
+    assert periods == [{int((end - start).total_seconds())} for start, end in windows]
+    # Hand counts of the units above, per window.
+    got = [observations.get("hallucination_rate", i, Variant.CONTROL) for i in range(3)]
+    assert [agg.n if agg else 0 for agg in got] == [10 + 100, 100_000 + 1_000_000, 10_000_000]
+
+
+def test_datapoints_per_call_stay_under_the_limit(aws: Env, spec_data: dict[str, Any]) -> None:
+    spec = _spec(spec_data, "escalation_rate", "hallucination_rate")
+    for intent in ("returns", "order_status", "recommend"):
+        for variant in ("control", "canary"):
+            dims = {"Variant": variant, "Intent": intent}
+            put_aggregate("MangaAssist", "Escalation", dims, NOW - timedelta(minutes=4), n=30, total=4)
+            put_aggregate(
+                "MangaAssist", "Escalation", {"Variant": variant}, NOW - timedelta(minutes=4), n=90, total=12
+            )
+    expected = MetricSource().observe(spec, _stages(), NOW)
+    fake = _RecordingCloudWatch()
+
+    got = MetricSource(boto3_client=fake, max_datapoints_per_call=130).observe(spec, _stages(), NOW)
+
+    assert got == expected
+    # Datapoints a request can return: queries x periods in its window (the probe: 60 one-minute periods).
+    points = [n * math.ceil((end - start).total_seconds() / min(ps)) for start, end, ps, n in fake.reads()]
+    assert max(points) <= 130
+    # Stage windows: escalation 2 x 2 x (1 + 3) + hallucination 2 x 2 + assignments 2 = 22 queries, one
+    # datapoint each, one request; the probe's 4 queries (units of 2 metrics x 2 variants) go 2 by 2.
+    assert [n for _, _, _, n in fake.reads()] == [22, 22, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_queries_per_call": 501}, "`max_queries_per_call` must be in [1, 500], found 501"),
+        ({"max_datapoints_per_call": 0}, "`max_datapoints_per_call` must be in [1, 100800], found 0"),
+    ],
+)
+def test_raises(aws: Env, kwargs: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=r"^`max_") as raised:
+        MetricSource(**kwargs)
+    assert str(raised.value) == message

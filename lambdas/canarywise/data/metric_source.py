@@ -23,6 +23,12 @@ New assignments (see `canarywise.emit.is_new_assignment`) follow the weights in 
 return to the variant of their cookie; when the service does not emit them, `Observations.assignments` stays
 empty and the engine falls back to counting a metric's units (and says so in the SRM finding).
 
+Every stage window is read as **one datapoint per query**: the period is the whole window (see
+`whole_window`), so a check re-reading a two-day stage asks for the same few hundred datapoints as one reading
+a ten-minute stage, far below GetMetricData's 100,800 datapoints per call. Freshness comes from a separate
+probe: the ``n`` query of each metric and variant over the last hour (at least three check intervals) at one
+minute, which gives the newest datapoint's minute (see `Observations.latest`).
+
 Example
 -------
 >>> alb = AlbDimensions("app/alb/1", "targetgroup/control/2", "targetgroup/canary/3")
@@ -42,6 +48,7 @@ from aws_lambda_powertools import Logger
 
 from canarywise.data._aws import AwsCallError, client, error_code
 from canarywise.decision.context import evaluated_metrics, stage_label
+from canarywise.decision.evidence import LATE_AFTER_INTERVALS
 from canarywise.decision.models import (
     Aggregate,
     MeanAggregate,
@@ -63,7 +70,11 @@ from canarywise.spec import AlbSource, Metric, MetricKind, RolloutSpec, ServiceS
 
 logger = Logger(child=True)
 
-MAX_QUERIES_PER_CALL = 500  # the GetMetricData limit
+MAX_QUERIES_PER_CALL = 500  # the GetMetricData limits
+MAX_DATAPOINTS_PER_CALL = 100_800
+# The freshness probe reads at least this far back at one-minute resolution (and always past the engine's
+# "late" limit, so that a metric it finds nothing for is late for sure).
+FRESHNESS_PROBE = timedelta(hours=1)
 ALB_NAMESPACE = "AWS/ApplicationELB"
 # The key under which new-assignment counts travel with the metrics' queries; never a spec metric name (those
 # start with a lowercase letter).
@@ -104,30 +115,69 @@ class _Window:
     end: datetime
     period: int
     queries: list[_Query] = field(default_factory=list)
+    probe: bool = False  # the freshness probe: its values give the newest minute only, never sums
+
+    @property
+    def points_per_query(self) -> int:
+        """The most datapoints one query of this window returns (one per period, the last one partial)."""
+        return math.ceil((self.end - self.start).total_seconds() / self.period)
 
 
-def period_for(window: timedelta) -> int:
-    """The datapoint period for a stage window: 1 minute up to a day, 5 minutes up to 15 days, else 1 hour.
+# The resolution CloudWatch still keeps for data of a given age (1-minute datapoints 15 days, 5-minute ones
+# 63 days, then hourly for 455 days). A request whose StartTime is older than 15 (63) days must use a period
+# that is a multiple of 300 (3600) s, and CloudWatch rounds that StartTime down to the 5-minute (hour) clock.
+# The limits are taken an hour early: CloudWatch measures the age when the request arrives, not at `now`.
+_RESOLUTION_BY_AGE = ((timedelta(days=15, hours=-1), 60), (timedelta(days=63, hours=-1), 300))
+_OLDEST_RESOLUTION = 3600
 
-    CloudWatch keeps 1-minute datapoints for 15 days and 5-minute ones for 63 days; coarser periods also
-    keep the datapoint count of a long stage within one GetMetricData page. The period bounds how stale the
-    newest timestamp looks, well under the engine's "late" limit of two check intervals.
+
+def resolution_at(start: datetime, now: datetime) -> int:
+    """The finest period (seconds) CloudWatch serves for a request starting at `start`, asked at `now`.
 
     Example
     -------
-    >>> period_for(timedelta(hours=4)), period_for(timedelta(days=3)), period_for(timedelta(days=20))
-    (60, 300, 3600)
+    >>> from datetime import UTC, datetime, timedelta
+    >>> now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    >>> [resolution_at(now - timedelta(days=d), now) for d in (2, 20, 70)]
+    [60, 300, 3600]
     """
-    if window <= timedelta(days=1):
-        return 60
-    if window <= timedelta(days=15):
-        return 300
-    return 3600
+    age = now - start
+    return next((seconds for limit, seconds in _RESOLUTION_BY_AGE if age < limit), _OLDEST_RESOLUTION)
 
 
-def _ceil_minute(moment: datetime) -> datetime:
-    floor = moment.replace(second=0, microsecond=0)
-    return floor if floor == moment else floor + timedelta(minutes=1)
+def _floor(moment: datetime, seconds: int) -> datetime:
+    epoch = moment.timestamp()
+    return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
+
+
+def _ceil(moment: datetime, seconds: int) -> datetime:
+    floor = _floor(moment, seconds)
+    return floor if floor == moment else floor + timedelta(seconds=seconds)
+
+
+def whole_window(start: datetime, end: datetime, now: datetime) -> tuple[datetime, datetime] | None:
+    """The part of ``[start, end)`` one datapoint can cover, read at `now`: ``(first, last)``, period
+    ``last - first``; None when no whole step of the available resolution fits.
+
+    Both ends are rounded *inward* to the resolution CloudWatch still keeps for `start`'s age (a minute for
+    the last 15 days, then 5 minutes, then an hour), so the period is a multiple of it and a window never
+    takes in a minute of the stage before or after it (where other weights were in force). The price, for
+    windows older than 15 days only: up to one step of data at each end is left out.
+
+    Example
+    -------
+    >>> from datetime import UTC, datetime, timedelta
+    >>> now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    >>> start = datetime(2026, 11, 28, 9, 3, 20, tzinfo=UTC)
+    >>> whole_window(start, start + timedelta(hours=4), now)[0].isoformat()
+    '2026-11-28T09:04:00+00:00'
+    >>> old = datetime(2026, 11, 2, 9, 3, tzinfo=UTC)  # 28 days ago: 5-minute data
+    >>> [t.strftime("%H:%M") for t in whole_window(old, old + timedelta(hours=4), now)]
+    ['09:05', '13:00']
+    """
+    step = resolution_at(start, now)
+    first, last = _ceil(start, step), _floor(end, step)
+    return (first, last) if last > first else None
 
 
 def _assignment_query(spec: RolloutSpec, stage: int, variant: Variant) -> _Query:
@@ -148,6 +198,9 @@ class MetricSource:
         A CloudWatch client; one is created when omitted.
     max_queries_per_call : int
         Queries per GetMetricData request (CloudWatch allows 500).
+    max_datapoints_per_call : int
+        Datapoints one request may return before CloudWatch paginates (100,800); a batch holds no more queries
+        than fit.
     """
 
     def __init__(
@@ -156,20 +209,28 @@ class MetricSource:
         *,
         boto3_client: Any = None,
         max_queries_per_call: int = MAX_QUERIES_PER_CALL,
+        max_datapoints_per_call: int = MAX_DATAPOINTS_PER_CALL,
     ) -> None:
         if not 1 <= max_queries_per_call <= MAX_QUERIES_PER_CALL:
             raise ValueError(
                 f"`max_queries_per_call` must be in [1, {MAX_QUERIES_PER_CALL}], "
                 f"found {max_queries_per_call!r}"
             )
+        if not 1 <= max_datapoints_per_call <= MAX_DATAPOINTS_PER_CALL:
+            raise ValueError(
+                f"`max_datapoints_per_call` must be in [1, {MAX_DATAPOINTS_PER_CALL}], "
+                f"found {max_datapoints_per_call!r}"
+            )
         self.alb = alb
         self._client = boto3_client if boto3_client is not None else client("cloudwatch")
         self._max_queries = max_queries_per_call
+        self._max_datapoints = max_datapoints_per_call
         self.calls = 0  # GetMetricData requests made (cost is per metric queried, not per call)
 
     def observe(self, spec: RolloutSpec, stages: Sequence[StageRecord], now: datetime) -> Observations:
         """Sufficient statistics per metric, stage, variant and slice, from each stage's start to its end
-        (the next stage's start) or to `now`; plus the newest datapoint time per metric.
+        (the next stage's start) or to `now`; the new assignments per stage and variant; and per metric with
+        data, the time since which it has no datapoint (`Observations.latest`).
 
         Raises
         ------
@@ -179,20 +240,23 @@ class MetricSource:
         try:
             windows = self._windows(spec, stages, now)
             sums: dict[tuple[ObservationKey, str], float] = {}
-            latest: dict[str, datetime] = {}
+            newest: dict[str, datetime] = {}  # per metric, the newest minute the probe saw
             for window in windows:
                 for query, values, timestamps in self._run(window):
                     if not values:
                         continue
+                    if window.probe:
+                        seen = max(timestamps).astimezone(UTC)
+                        newest[query.key.metric] = max(seen, newest.get(query.key.metric, seen))
+                        continue
                     slot = (query.key, query.field)
                     sums[slot] = sums.get(slot, 0.0) + math.fsum(values)
-                    if query.key.metric == _ASSIGNMENTS:
-                        continue
-                    newest = max(timestamps).astimezone(UTC)
-                    if query.key.metric not in latest or newest > latest[query.key.metric]:
-                        latest[query.key.metric] = newest
         except AwsCallError as exc:
             raise MetricSourceError(f"CloudWatch read failed: {error_code(exc)}: {exc}") from exc
+        # A metric with data but nothing in the probe has had no datapoint since the probe's start.
+        probe_start = next((w.start for w in windows if w.probe), now)
+        with_data = {key.metric for key, _ in sums if key.metric != _ASSIGNMENTS}
+        latest = {metric: newest.get(metric, probe_start) for metric in with_data | set(newest)}
         assignments = {
             (key.stage, key.variant): round(total)
             for (key, _), total in sums.items()
@@ -204,26 +268,46 @@ class MetricSource:
 
     # --- queries -----------------------------------------------------------------------------------------
     def _windows(self, spec: RolloutSpec, stages: Sequence[StageRecord], now: datetime) -> list[_Window]:
+        """One whole-window read per stage, then the freshness probe."""
         ordered = sorted(stages, key=lambda s: s.index)
-        slices = {m.name: self._slice_values(m) for m in evaluated_metrics(spec) if m.slice_dimension}
+        if not ordered:
+            return []
+        metrics = evaluated_metrics(spec)
+        slices = {m.name: self._slice_values(m) for m in metrics if m.slice_dimension}
         windows = []
         for position, stage in enumerate(ordered):
-            # Whole minutes from the stage's start (CloudWatch stores minutes), so a window never mixes in the
-            # minute before the weights changed.
-            start = _ceil_minute(stage.started_at)
-            end = ordered[position + 1].started_at if position + 1 < len(ordered) else now
-            end = _ceil_minute(end) if position + 1 < len(ordered) else end
-            if end <= start:
+            # Stage boundaries on whole minutes (CloudWatch stores minutes): the minute in which the weights
+            # changed belongs to the stage before. The stage in progress ends at `now`.
+            end = _ceil(ordered[position + 1].started_at, 60) if position + 1 < len(ordered) else now
+            bounds = whole_window(stage.started_at, end, now)
+            if bounds is None:
                 continue
-            window = _Window(start=start, end=end, period=period_for(end - start))
-            for metric in evaluated_metrics(spec):
+            start, end = bounds
+            window = _Window(start=start, end=end, period=int((end - start).total_seconds()))
+            for metric in metrics:
                 for variant in Variant:
                     for slice_value in (None, *slices.get(metric.name, ())):
                         key = ObservationKey(metric.name, stage.index, variant, slice_value)
                         window.queries.extend(self._queries(metric, key))
             window.queries.extend(_assignment_query(spec, stage.index, variant) for variant in Variant)
             windows.append(window)
+        windows.append(self._probe(spec, ordered[0].started_at, now))
         return windows
+
+    def _probe(self, spec: RolloutSpec, first_start: datetime, now: datetime) -> _Window:
+        """Each metric's units per variant over the last hour, a datapoint a minute: the newest minute.
+
+        It reaches back at least past the engine's "late" limit (plus a check interval), so that a metric with
+        nothing in it is late whatever its older data says; never before the experiment began.
+        """
+        late = timedelta(seconds=(LATE_AFTER_INTERVALS + 1) * spec.check_interval)
+        start = max(_floor(now, 60) - max(FRESHNESS_PROBE, late), _ceil(first_start, 60))
+        window = _Window(start=start, end=now, period=60, probe=True)
+        for metric in evaluated_metrics(spec):
+            for variant in Variant:
+                queries = self._queries(metric, ObservationKey(metric.name, -1, variant))
+                window.queries.extend(q for q in queries if q.field == "n")
+        return window
 
     def _queries(self, metric: Metric, key: ObservationKey) -> list[_Query]:
         source = metric.source
@@ -277,8 +361,10 @@ class MetricSource:
         return tuple(sorted(values))
 
     def _run(self, window: _Window) -> Iterator[tuple[_Query, list[float], list[datetime]]]:
-        for offset in range(0, len(window.queries), self._max_queries):
-            batch = window.queries[offset : offset + self._max_queries]
+        # As many queries as fit both limits (CloudWatch would paginate past the datapoints one).
+        size = max(1, min(self._max_queries, self._max_datapoints // window.points_per_query))
+        for offset in range(0, len(window.queries), size):
+            batch = window.queries[offset : offset + size]
             request = [
                 {
                     "Id": f"q{i}",

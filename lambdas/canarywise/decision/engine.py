@@ -48,8 +48,8 @@ def decide(
     stages : sequence of StageRecord
         The stages started so far with the weights in force; the one with the highest index is in progress.
     observations : Observations
-        Per (metric, stage, variant, slice) aggregates over each stage's window, the newest datapoint per
-        metric, and optionally the assignment counts for the sample-ratio check.
+        Per (metric, stage, variant, slice) aggregates over each stage's window, per metric the time since
+        which it has had no datapoint, and optionally the new assignments for the sample-ratio check.
     now : datetime
         The time of this look (timezone-aware; the scheduled event's time, so a simulation can replay time).
     first_stage_multiplier : float, default 1.0

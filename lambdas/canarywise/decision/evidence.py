@@ -44,7 +44,7 @@ __all__ = [
 # A hard limit is judged once the canary has this many units in the stage: one failed request out of three is
 # not a 33% error rate. The CloudWatch alarm on the same limit is the fast path; this is the backstop.
 HARD_LIMIT_MIN_UNITS = 100
-# Data is late when the newest datapoint is older than this many check intervals.
+# Data is late when a metric has had no datapoint for more than this many check intervals.
 LATE_AFTER_INTERVALS = 2
 
 
@@ -308,8 +308,8 @@ def srm_finding(ctx: EvaluationContext) -> MetricFinding | None:
 def freshness_findings(ctx: EvaluationContext, metrics: Sequence[Metric]) -> list[MetricFinding]:
     """MISSING / LATE findings for `metrics` (and their critical slices); empty when all data is fresh.
 
-    Missing: no datapoint timestamp at all, or no units in an arm of the stage in progress. Late: the newest
-    datapoint is older than `LATE_AFTER_INTERVALS` check intervals.
+    Missing: no datapoint timestamp at all, or no units in an arm of the stage in progress. Late: no datapoint
+    for more than `LATE_AFTER_INTERVALS` check intervals (`Observations.latest` is older than that).
     """
     out: list[MetricFinding] = []
     late_after = LATE_AFTER_INTERVALS * ctx.spec.check_interval
@@ -330,7 +330,7 @@ def freshness_findings(ctx: EvaluationContext, metrics: Sequence[Metric]) -> lis
                 _data_finding(
                     metric,
                     None,
-                    f"late data: newest datapoint {latest.isoformat()}",
+                    f"late data: no datapoint since {latest.isoformat()}",
                     n_control,
                     n_canary,
                     age,
@@ -366,7 +366,7 @@ def _data_finding(
     *,
     threshold: float | None = None,
 ) -> MetricFinding:
-    # estimate: the age of the newest datapoint in seconds (late data); threshold: the age that counts as late
+    # estimate: seconds without a datapoint (late data); threshold: the age that counts as late
     return MetricFinding(
         metric.name, slice_, method, age, None, None, None, n_control, n_canary, threshold, verdict
     )

@@ -92,8 +92,10 @@ class Observations:
         the stage's start to its end or to now). Slice None is the metric over all traffic; a sliced metric
         also has one entry per slice value (e.g. per intent).
     latest
-        Timestamp of the newest datapoint seen per metric name; a metric without one is "missing", one older
-        than two check intervals is "late". Both mean HOLD, never ADVANCE.
+        Per metric name, the time since which it has had no datapoint: its newest datapoint's minute, or, when
+        that is older than the data layer's freshness probe (an hour, always past the late limit), the probe's
+        start. A metric without one is "missing", one older than two check intervals is "late". Both mean
+        HOLD, never ADVANCE.
     assignments
         New assignments per (stage index, variant), for the sample-ratio-mismatch check: units the ALB placed
         by the weights in force (the data layer reads the service's ``NewAssignment`` metric; see
