@@ -95,7 +95,8 @@ def test_what_the_emitter_writes_is_what_the_source_reads(aws: Env, spec_data: d
             )
         else:
             assert got == ProportionAggregate(n=len(values), successes=int(sum(values)))
-    assert set(observations.latest) == {"escalation_rate", "csat", "slow_response_rate"}
+    # Freshness is read for the metrics it can hold a rollout for (not csat, a secondary metric).
+    assert set(observations.latest) == {"escalation_rate", "slow_response_rate"}
     assert len(new_assignments) == 4  # every stage and variant had some
     assert observations.assignments == new_assignments
 
@@ -260,12 +261,12 @@ def test_batches_of_at_most_n_queries_and_pagination(aws: Env, spec_data: dict[s
     assert got == expected
     # Queries per stage: escalation 2 stats x 2 variants x (1 + 3 intents) = 16, csat 3 x 2 = 6,
     # hallucination 2 x 2 = 4, new assignments 1 x 2 = 2 -> 28 per stage, in ceil(28 / 5) = 6 batches; the
-    # freshness probe: units of 3 metrics x 2 variants = 6, in 2 batches. A batch of more than one query
-    # comes in 2 pages: 13 x 2 + 1 requests.
+    # freshness probe: units x 2 variants of the safety and guardrail metrics (escalation, hallucination) = 4,
+    # 1 batch. Each batch comes in 2 pages: 13 x 2 requests.
     sizes = [len(r["MetricDataQueries"]) for r in fake.requests if "NextToken" not in r]
-    assert sizes == [5, 5, 5, 5, 5, 3] * 2 + [5, 1]
+    assert sizes == [5, 5, 5, 5, 5, 3] * 2 + [4]
     assert max(len(r["MetricDataQueries"]) for r in fake.requests) <= 5
-    assert len(fake.requests) == 27
+    assert len(fake.requests) == 26
     assert got.get("escalation_rate", 1, Variant.CANARY, "recommend") == ProportionAggregate(100, 3)
 
 

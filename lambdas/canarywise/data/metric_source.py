@@ -26,8 +26,9 @@ empty and the engine falls back to counting a metric's units (and says so in the
 Every stage window is read as **one datapoint per query**: the period is the whole window (see
 `whole_window`), so a check re-reading a two-day stage asks for the same few hundred datapoints as one reading
 a ten-minute stage, far below GetMetricData's 100,800 datapoints per call. Freshness comes from a separate
-probe: the ``n`` query of each metric and variant over the last hour (at least three check intervals) at one
-minute, which gives the newest datapoint's minute (see `Observations.latest`).
+probe: the ``n`` query of each variant of each metric whose freshness the engine judges (safety and guardrail
+metrics, and the primary one in A/B mode) over the last hour (at least three check intervals) at one minute,
+which gives the newest datapoint's minute (see `Observations.latest`).
 
 Example
 -------
@@ -47,7 +48,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from canarywise.data._aws import AwsCallError, client, error_code
-from canarywise.decision.context import evaluated_metrics, stage_label
+from canarywise.decision.context import decisive_metrics, evaluated_metrics, stage_label
 from canarywise.decision.evidence import LATE_AFTER_INTERVALS
 from canarywise.decision.models import (
     Aggregate,
@@ -253,10 +254,14 @@ class MetricSource:
                     sums[slot] = sums.get(slot, 0.0) + math.fsum(values)
         except AwsCallError as exc:
             raise MetricSourceError(f"CloudWatch read failed: {error_code(exc)}: {exc}") from exc
-        # A metric with data but nothing in the probe has had no datapoint since the probe's start.
-        probe_start = next((w.start for w in windows if w.probe), now)
-        with_data = {key.metric for key, _ in sums if key.metric != _ASSIGNMENTS}
-        latest = {metric: newest.get(metric, probe_start) for metric in with_data | set(newest)}
+        # A probed metric with data but nothing in the probe has had no datapoint since the probe's start.
+        probe = next((w for w in windows if w.probe), None)
+        latest = dict(newest)
+        if probe is not None:
+            probed = {q.key.metric for q in probe.queries}
+            for key, _ in sums:
+                if key.metric in probed:
+                    latest.setdefault(key.metric, probe.start)
         assignments = {
             (key.stage, key.variant): round(total)
             for (key, _), total in sums.items()
@@ -295,7 +300,8 @@ class MetricSource:
         return windows
 
     def _probe(self, spec: RolloutSpec, first_start: datetime, now: datetime) -> _Window:
-        """Each metric's units per variant over the last hour, a datapoint a minute: the newest minute.
+        """The units per variant of each metric the engine judges for freshness (`decisive_metrics`) over
+        the last hour, a datapoint a minute: the newest minute.
 
         It reaches back at least past the engine's "late" limit (plus a check interval), so that a metric with
         nothing in it is late whatever its older data says; never before the experiment began.
@@ -303,7 +309,7 @@ class MetricSource:
         late = timedelta(seconds=(LATE_AFTER_INTERVALS + 1) * spec.check_interval)
         start = max(_floor(now, 60) - max(FRESHNESS_PROBE, late), _ceil(first_start, 60))
         window = _Window(start=start, end=now, period=60, probe=True)
-        for metric in evaluated_metrics(spec):
+        for metric in decisive_metrics(spec):
             for variant in Variant:
                 queries = self._queries(metric, ObservationKey(metric.name, -1, variant))
                 window.queries.extend(q for q in queries if q.field == "n")

@@ -64,7 +64,7 @@ def decide_ab(ctx: EvaluationContext) -> Decision:
     alpha = ctx.spec.statistics.alpha
     mde = metric_mde(ctx, primary)
     safety = review_safety(ctx)
-    trust = review_trust(ctx, (*ctx.of_role(MetricRole.SAFETY, MetricRole.GUARDRAIL), primary))
+    trust = review_trust(ctx)
     estimate = stratified_difference(ctx.pairs(primary.name))
     finding = sequential_finding(ctx, primary, "two_sided", alpha=alpha, estimate=estimate)
     verdict = _primary_verdict(primary, finding, mde)

@@ -69,7 +69,7 @@ def _gate(
 
 def decide_canary(ctx: EvaluationContext) -> Decision:
     safety = review_safety(ctx)
-    trust = review_trust(ctx, ctx.of_role(MetricRole.SAFETY, MetricRole.GUARDRAIL))
+    trust = review_trust(ctx)
     gate_findings, lacking, shown = _gate(ctx, safety.estimates)
     reported = report(ctx, ctx.of_role(MetricRole.SECONDARY), ctx.of_role(MetricRole.PRIMARY))
     findings = (*safety.findings, *trust.findings, *gate_findings, *reported)

@@ -17,7 +17,7 @@ from canarywise.decision.models import (
 )
 from canarywise.spec import AlbSource, Metric, MetricKind, MetricRole, RolloutSpec, Stage
 
-__all__ = ["EvaluationContext", "evaluated_metrics", "is_alarm_only", "stage_label"]
+__all__ = ["EvaluationContext", "decisive_metrics", "evaluated_metrics", "is_alarm_only", "stage_label"]
 
 
 def stage_label(index: int, count: int) -> str:
@@ -50,6 +50,22 @@ def evaluated_metrics(spec: RolloutSpec) -> tuple[Metric, ...]:
     ['escalation_rate', 'error_rate', 'slow_response_rate']
     """
     return tuple(m for m in spec.metrics if not is_alarm_only(m))
+
+
+def decisive_metrics(spec: RolloutSpec) -> tuple[Metric, ...]:
+    """The metrics whose data must be present and fresh before a rollout moves on: every evaluated safety
+    and guardrail metric and, in A/B mode, the primary metric (spec order).
+
+    Example
+    -------
+    >>> from canarywise.spec import load_spec
+    >>> [m.name for m in decisive_metrics(load_spec("config/mangaassist.yaml"))][:2]
+    ['escalation_rate', 'error_rate']
+    """
+    roles = {MetricRole.SAFETY, MetricRole.GUARDRAIL}
+    if spec.mode == "ab":
+        roles.add(MetricRole.PRIMARY)
+    return tuple(m for m in evaluated_metrics(spec) if m.role in roles)
 
 
 _Cell = tuple[int, Variant, str | None]

@@ -92,10 +92,10 @@ class Observations:
         the stage's start to its end or to now). Slice None is the metric over all traffic; a sliced metric
         also has one entry per slice value (e.g. per intent).
     latest
-        Per metric name, the time since which it has had no datapoint: its newest datapoint's minute, or, when
-        that is older than the data layer's freshness probe (an hour, always past the late limit), the probe's
-        start. A metric without one is "missing", one older than two check intervals is "late". Both mean
-        HOLD, never ADVANCE.
+        Per metric name (at least those of `decisive_metrics`), the time since which it has had no datapoint:
+        its newest datapoint's minute, or, when that is older than the data layer's freshness probe (an hour,
+        always past the late limit), the probe's start. A decisive metric without one is "missing", one older
+        than two check intervals is "late". Both mean HOLD, never ADVANCE.
     assignments
         New assignments per (stage index, variant), for the sample-ratio-mismatch check: units the ALB placed
         by the weights in force (the data layer reads the service's ``NewAssignment`` metric; see

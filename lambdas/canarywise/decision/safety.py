@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from canarywise.decision.context import EvaluationContext, evaluated_metrics
+from canarywise.decision.context import EvaluationContext, decisive_metrics, evaluated_metrics
 from canarywise.decision.estimates import StratifiedEstimate, stratified_difference
 from canarywise.decision.evidence import (
     bh_adjust,
@@ -123,8 +123,9 @@ def _set_verdict(finding: MetricFinding, verdict: Verdict) -> MetricFinding:
     )  # fmt: skip
 
 
-def review_trust(ctx: EvaluationContext, decisive: tuple[Metric, ...]) -> TrustReview:
-    """Sample-ratio mismatch and missing or late data for the metrics that can move the rollout forward."""
+def review_trust(ctx: EvaluationContext) -> TrustReview:
+    """Sample-ratio mismatch, and missing or late data for the metrics that can move the rollout forward
+    (`decisive_metrics`)."""
     review = TrustReview()
     srm = srm_finding(ctx)
     if srm is not None:
@@ -136,7 +137,7 @@ def review_trust(ctx: EvaluationContext, decisive: tuple[Metric, ...]) -> TrustR
                 f"({srm.n_control} control vs {srm.n_canary} canary units), chi-square p {srm.pvalue:.2g} "
                 f"< {srm.threshold:g}; the comparison cannot be trusted"
             )
-    for finding in freshness_findings(ctx, decisive):
+    for finding in freshness_findings(ctx, decisive_metrics(ctx.spec)):
         review.findings.append(finding)
         where = f" (slice {finding.slice!r})" if finding.slice else ""
         review.hold_reasons.append(f"{finding.metric}{where}: {finding.method}")

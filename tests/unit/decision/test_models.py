@@ -7,6 +7,7 @@ import json
 import pytest
 from decision_kit import ESCALATION, hours, make_obs, make_spec, metric, stage
 
+from canarywise.decision.context import decisive_metrics, stage_label
 from canarywise.decision.engine import decide
 from canarywise.decision.models import (
     Decision,
@@ -64,3 +65,20 @@ def test_raises_on_malformed_input() -> None:
         Observations.from_dict({})
     with pytest.raises(DecisionInputError, match=r"^malformed stage record: KeyError\('index'\)$"):
         StageRecord.from_dict({})
+
+
+def test_stage_labels_count_from_one() -> None:
+    assert [stage_label(i, 3) for i in range(3)] == ["stage 1 of 3", "stage 2 of 3", "stage 3 of 3"]
+
+
+def test_decisive_metrics_are_safety_and_guardrails_plus_the_ab_primary() -> None:
+    metrics = [
+        ESCALATION,
+        metric("error_rate"),
+        metric("conversion", role="primary", direction="higher_is_better"),
+        metric("clicks", role="secondary"),
+    ]
+    canary = make_spec(metrics)
+    ab = make_spec(metrics, mode="ab", stages=[{"percent": 50, "min_duration": "1d", "max_duration": "7d"}])
+    assert [m.name for m in decisive_metrics(canary)] == ["escalation_rate", "error_rate"]
+    assert [m.name for m in decisive_metrics(ab)] == ["escalation_rate", "error_rate", "conversion"]
