@@ -146,7 +146,7 @@ def test_stage_started_checks_the_weights_against_the_spec(
     experiment_id, _ = start_rollout(aws, spec_data, context)
     with pytest.raises(
         StageMismatchError,
-        match=r"^stage 1 sends 25% to the canary, found weights \{'control': 90, 'canary': 10\}$",
+        match=r"^stage 2 of 3 sends 25% to the canary, found weights \{'control': 90, 'canary': 10\}$",
     ):
         stage_gate.handler(
             {
@@ -187,7 +187,7 @@ def test_gate_returns_the_fresh_decision_for_its_stage(
     assert _gate(experiment_id, context) == {"decision": "ADVANCE", "reason": "ADVANCE!"}
     assert _gate(experiment_id, context, stage=1) == {
         "decision": "HOLD",
-        "reason": "the latest decision is for stage 0, not stage 1",
+        "reason": "the latest decision is for stage 1, not stage 2",
     }
 
 

@@ -21,6 +21,7 @@ from aws_lambda_powertools import Logger
 from canarywise.data.models import ALL_CANARY, ExperimentStatus
 from canarywise.data.registry import Registry
 from canarywise.data.traffic import TrafficSplit
+from canarywise.decision.context import stage_label
 from canarywise.decision.models import DecisionKind
 from canarywise.errors import CanarywiseError
 from canarywise.runtime.events import GateAction, PromoteEvent, ReadyAction, StageStartedAction, StartAction
@@ -118,7 +119,8 @@ def record_stage_started(action: StageStartedAction, *, registry: Registry, now:
         )
     if action.weights.canary != stages[action.stage_index].percent:
         raise StageMismatchError(
-            f"stage {action.stage_index} sends {stages[action.stage_index].percent:g}% to the canary, "
+            f"{stage_label(action.stage_index, len(stages))} sends {stages[action.stage_index].percent:g}% "
+            "to the canary, "
             f"found weights {action.weights.as_dict()}"
         )
     stage = registry.record_stage_start(action.experiment_id, action.stage_index, action.weights, now)
@@ -138,7 +140,7 @@ def gate(action: GateAction, *, registry: Registry, now: datetime) -> dict[str, 
     if check.stage_index != action.stage_index:
         return _answer(
             DecisionKind.HOLD,
-            f"the latest decision is for stage {check.stage_index}, not stage {action.stage_index}",
+            f"the latest decision is for stage {check.stage_index + 1}, not stage {action.stage_index + 1}",
         )
     limit = timedelta(seconds=STALE_AFTER_INTERVALS * experiment.spec.check_interval)
     if now - check.checked_at > limit:
