@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Nothing at run time talks to real AWS: tests and the demo use moto on 127.0.0.1.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help setup test lint format synth demo bench bench-quick clean
+.PHONY: help setup test lint format readme synth demo bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ lint: setup  ## ruff and mypy
 format: setup  ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+readme: setup  ## copy docs/demo.md, docs/decision-rule.md and docs/deploying.md into README.md's sections
+	$(PY) scripts/sync_readme.py
 
 .PHONY: bundle
 bundle: setup  ## build the Lambda bundle into build/lambda-bundle/ (a no-op when its inputs are unchanged)
