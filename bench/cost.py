@@ -11,7 +11,7 @@
 - **Bundle**: the size of ``build/lambda-bundle/``, unzipped and zipped (deflate level 6).
 - **Rollout cost**: one 7-day rollout priced from the AWS public prices for us-east-1 (constants below).
 
-Run one part alone: ``python -m bench.cost tick --experiments 10``.
+Run one part alone: ``python -m bench.cost tick --experiments 1 10``.
 """
 
 from __future__ import annotations
@@ -159,8 +159,8 @@ def item_bytes(item: dict[str, Any]) -> int:
 
     Example
     -------
-    >>> item_bytes({"pk": {"S": "EXP#a"}, "n": {"N": "12345"}})
-    12
+    >>> item_bytes({"pk": {"S": "EXP#a"}, "n": {"N": "12345"}})  # (2 + 5) + (1 + 5 // 2 + 1)
+    11
     """
     return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
 
@@ -330,25 +330,18 @@ def metrics_by_stage() -> list[int]:
     return out
 
 
-def tick_in_fresh_process(experiments: int, repeats: int) -> dict[str, Any]:
-    """`measure_tick` in a fresh interpreter, its log lines (INFO, as in Lambda) discarded."""
+def ticks_in_fresh_process(counts: tuple[int, ...], repeats: int) -> list[dict[str, Any]]:
+    """`measure_tick` for each number of experiments, in one fresh interpreter (imports paid once), its
+    log lines (INFO, as in Lambda) discarded."""
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.cost",
-            "tick",
-            "--experiments",
-            str(experiments),
-            "--repeats",
-            str(repeats),
-        ],
+        [sys.executable, "-m", "bench.cost", "tick", "--experiments", *map(str, counts),
+         "--repeats", str(repeats)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, "POWERTOOLS_SERVICE_NAME": "canarywise", "POWERTOOLS_TRACE_DISABLED": "1"},
-    )
+    )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -515,14 +508,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="one part of the cost benchmark")
     sub = parser.add_subparsers(dest="part", required=True)
     tick = sub.add_parser("tick", help="CPU time of one significance-check tick (prints JSON)")
-    tick.add_argument("--experiments", type=int, default=1)
+    tick.add_argument("--experiments", type=int, nargs="+", default=[1])
     tick.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     if args.part == "tick":
         real_stdout = sys.stdout
         sys.stdout = io.StringIO()  # the handler logs every decision at INFO, as in Lambda: not our output
         try:
-            result = measure_tick(args.experiments, args.repeats)
+            result = [measure_tick(n, args.repeats) for n in args.experiments]
         finally:
             sys.stdout = real_stdout
         print(json.dumps(result))

@@ -59,6 +59,10 @@ from canarywise.spec import RolloutSpec
 
 HORIZON_SECONDS = HORIZON_TICKS * TICK_SECONDS
 SAFETY_METRIC = "escalation_rate"
+SPRT = "Wald's SPRT told the true effect (bound)"
+SPRT_SHIPPED = "Wald's SPRT told the true effect, at the shipped spec's alpha share (bound)"
+ENGINE_ALONE = "canarywise decide, escalation alone (alpha 0.05)"
+ENGINE_SHIPPED = "canarywise decide, shipped spec (escalation's share)"
 PRIMARY_METRIC = "task_completion"
 
 HARM_SCENARIOS = (
@@ -131,7 +135,6 @@ class QualityReport:
     harm: list[ScenarioResult]
     ab: list[AbResult]
     agreements: list[Agreement]
-    family_wise: list[Agreement]
     schedule: Schedule
     ab_schedule: Schedule
     engine_alpha: dict[str, float]
@@ -163,6 +166,7 @@ def _methods_on_chunk(
     growthbook: MsprtBoundary,
     alpha: float,
     power: float,
+    shipped_alpha: float,
 ) -> dict[str, IntArray]:
     cumulative = streams.cumulative()
     estimates = difference_estimates(cumulative)
@@ -177,7 +181,8 @@ def _methods_on_chunk(
             "fixed horizon at the planned n": fixed_horizon(cumulative, look, alpha=alpha),
             "Lan-DeMets O'Brien-Fleming to the planned n": obrien_fleming(estimates, fractions, alpha=alpha),
             "mSPRT, GrowthBook default (N* = 5000)": msprt_growthbook(estimates, growthbook),
-            "Wald's SPRT told the true effect (bound)": wald_sprt(estimates, sprt_effect, alpha=alpha),
+            SPRT: wald_sprt(estimates, sprt_effect, alpha=alpha),
+            SPRT_SHIPPED: wald_sprt(estimates, sprt_effect, alpha=shipped_alpha),
         }
     )
     return out
@@ -197,10 +202,8 @@ def run_harm(
     single = single_metric_spec(spec, SAFETY_METRIC, horizon_seconds=HORIZON_SECONDS)
     shipped = open_ended_spec(spec, horizon_seconds=HORIZON_SECONDS)
     engine_tests = {
-        "canarywise decide, escalation alone (alpha 0.05)": EngineHarmTest.from_spec(single, SAFETY_METRIC),
-        "canarywise decide, shipped spec (escalation's share)": EngineHarmTest.from_spec(
-            shipped, SAFETY_METRIC
-        ),
+        ENGINE_ALONE: EngineHarmTest.from_spec(single, SAFETY_METRIC),
+        ENGINE_SHIPPED: EngineHarmTest.from_spec(shipped, SAFETY_METRIC),
     }
     engine_alpha = {name: test.alpha for name, test in engine_tests.items()}
     growthbook = MsprtBoundary.tabulate(alpha=alpha, alternative="greater")
@@ -213,7 +216,14 @@ def run_harm(
             streams = simulate(schedule, scenario, min(chunk, replicates - begin), rng)
             first_chunk = first_chunk or streams
             for name, looks in _methods_on_chunk(
-                streams, scenario, schedule, engine_tests, growthbook, alpha, power
+                streams,
+                scenario,
+                schedule,
+                engine_tests,
+                growthbook,
+                alpha,
+                power,
+                engine_tests[ENGINE_SHIPPED].alpha,
             ).items():
                 parts.setdefault(name, []).append(looks)
         methods = [MethodResult(name, np.concatenate(chunks)) for name, chunks in parts.items()]
@@ -364,33 +374,6 @@ def _ab_agreement(
     )
 
 
-# --- the shipped spec, every metric: the family-wise false-rollback rate ------------------------------------
-
-
-def run_family_wise(
-    spec: RolloutSpec, *, replicates: int, rng: np.random.Generator, log: Callable[[str], None] = print
-) -> list[Agreement]:
-    """A/A on every metric of the shipped spec (slices, hard limits and all), end to end via ``decide``."""
-    from bench.fullspec import BASELINES, simulate_all_metrics
-
-    schedule = ladder_schedule(spec)
-    shipped = open_ended_spec(spec, horizon_seconds=HORIZON_SECONDS)
-    started = time.perf_counter()
-    rollbacks = calls = 0
-    for _ in range(replicates):
-        metrics = simulate_all_metrics(shipped, schedule, BASELINES, rng)
-        look, _ = first_decision(shipped, schedule, metrics, [DecisionKind.ROLLBACK])
-        rollbacks += int(look != NEVER)
-        calls += (look + 1) if look != NEVER else schedule.ticks
-    seconds = time.perf_counter() - started
-    log(f"  family-wise A/A: {replicates} rollouts of the shipped spec through decide in {seconds:.1f} s")
-    return [
-        Agreement(
-            "aa", "shipped spec, every metric", replicates, replicates - rollbacks, seconds, calls, rollbacks
-        )
-    ]
-
-
 def wald_bound_hours(scenario: Scenario, schedule: Schedule, alpha: float) -> float:
     """Hours until the expected information (true rates, mean traffic) reaches Wald's approximation."""
     n_control, n_canary = schedule.expected_counts()
@@ -409,24 +392,20 @@ def run_all(
     replicates: int,
     ab_replicates: int,
     e2e_replicates: int,
-    family_wise_replicates: int,
-    seed: int,
+    rng: np.random.Generator,
     log: Callable[[str], None] = print,
 ) -> QualityReport:
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
     harm, harm_agree, engine_alpha = run_harm(
         spec, replicates=replicates, e2e_replicates=e2e_replicates, rng=rng, log=log
     )
     ab, ab_agree, ab_schedule = run_ab(
         spec, replicates=ab_replicates, e2e_replicates=e2e_replicates, rng=rng, log=log
     )
-    family = run_family_wise(spec, replicates=family_wise_replicates, rng=rng, log=log)
     return QualityReport(
         harm,
         ab,
         harm_agree + ab_agree,
-        family,
         ladder_schedule(spec),
         ab_schedule,
         engine_alpha,

@@ -1,8 +1,8 @@
-"""One simulated A/A rollout of every metric the shipped spec evaluates, shaped for ``decide``.
+"""The world of the shipped spec's metrics: each metric's baseline, the intents the escalation rate is split
+by, and a mean metric's per-tick sufficient statistics.
 
-The escalation rate is split by intent (its ``slice_dimension``), with the spec's critical slices among the
-intents; every other metric is a proportion or, for CSAT, a mean. The baselines are what a shopping assistant
-like MangaAssist sees; the canary is identical to the control (A/A), so every rollback is a false one.
+The baselines are what a shopping assistant like MangaAssist sees; the spec's critical slices are among the
+intents.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from bench.engine import MetricStream
-from bench.scenarios import FloatArray, Schedule
-from canarywise.decision.engine import evaluated_metrics
+from bench.scenarios import FloatArray
 from canarywise.decision.models import Variant
-from canarywise.spec import MetricKind, RolloutSpec
 
 # Per-session rates (proportions) and, for CSAT, (mean, sd) of a 1-5 rating.
 BASELINES: dict[str, float | tuple[float, float]] = {
@@ -30,51 +28,17 @@ BASELINES: dict[str, float | tuple[float, float]] = {
 INTENTS = {"order_status": 0.30, "returns": 0.15, "product_search": 0.35, "other": 0.20}
 
 
-def simulate_all_metrics(
-    spec: RolloutSpec,
-    schedule: Schedule,
-    baselines: dict[str, float | tuple[float, float]],
-    rng: np.random.Generator,
-) -> dict[str, MetricStream]:
-    """Per-tick streams of every evaluated metric of ``spec`` for one A/A rollout."""
-    sessions = rng.poisson(schedule.expected_sessions)
-    n = {Variant.CANARY: rng.binomial(sessions, schedule.shares)}
-    n[Variant.CONTROL] = sessions - n[Variant.CANARY]
-    out: dict[str, MetricStream] = {}
-    for metric in evaluated_metrics(spec):
-        base = baselines[metric.name]
-        if metric.kind is MetricKind.MEAN:
-            assert isinstance(base, tuple)
-            out[metric.name] = _mean_stream(n, *base, rng)
-        elif metric.slice_dimension:
-            assert isinstance(base, float)
-            out[metric.name] = _sliced_stream(n, base, rng)
-        else:
-            assert isinstance(base, float)
-            out[metric.name] = MetricStream(
-                n=n, events={v: rng.binomial(n[v], base).astype(np.float64) for v in Variant}
-            )
-    return out
-
-
-def _sliced_stream(n: dict[Variant, np.ndarray], rate: float, rng: np.random.Generator) -> MetricStream:
-    shares = np.array(list(INTENTS.values()))
-    per_slice: dict[str, MetricStream] = {}
-    counts = {v: rng.multinomial(n[v], shares) for v in Variant}  # (ticks, intents)
-    for i, name in enumerate(INTENTS):
-        slice_n = {v: counts[v][:, i] for v in Variant}
-        per_slice[name] = MetricStream(
-            n=slice_n, events={v: rng.binomial(slice_n[v], rate).astype(np.float64) for v in Variant}
-        )
-    events: dict[Variant, FloatArray] = {
-        v: np.sum([s.events[v] for s in per_slice.values()], axis=0) for v in Variant
-    }
-    return MetricStream(n=n, events=events, slices=per_slice)
-
-
-def _mean_stream(
+def mean_stream(
     n: dict[Variant, np.ndarray], mean: float, sd: float, rng: np.random.Generator
 ) -> MetricStream:
+    """Per-tick count, sum and sum of squares of normal ratings (``mean``, ``sd``) for ``n`` units per tick.
+
+    Example
+    -------
+    >>> s = mean_stream({v: np.array([100, 100]) for v in Variant}, 4.2, 1.0, np.random.default_rng(1))
+    >>> s.n[Variant.CONTROL].tolist(), abs(float(s.events[Variant.CONTROL].sum()) / 200 - 4.2) < 0.3
+    ([100, 100], True)
+    """
     # Normal ratings, drawn through their sufficient statistics: the sum is normal, and the within-tick sum of
     # squared deviations is sd**2 times a chi-square with n - 1 degrees of freedom, independent of the sum.
     sums: dict[Variant, FloatArray] = {}

@@ -55,7 +55,7 @@ def planned_information(mde: float, *, alpha: float, power: float) -> float:
     Example
     -------
     >>> round(planned_information(0.02, alpha=0.05, power=0.8))
-    15457
+    15456
     """
     return float(((ndtri(1 - alpha) + ndtri(power)) / mde) ** 2)
 
@@ -129,7 +129,7 @@ def growthbook_rho2(alpha: float, n_star: float = GROWTHBOOK_N_STAR) -> float:
     Example
     -------
     >>> round(growthbook_rho2(0.05), 8)
-    0.00158688
+    0.00158723
     """
     log_alpha = math.log(alpha)
     return (-2 * log_alpha + math.log(-2 * log_alpha + 1)) / n_star

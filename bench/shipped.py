@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,9 +31,9 @@ import numpy.typing as npt
 from scipy.special import chdtrc, log_ndtr
 
 from bench.engine import T0, MetricStream
-from bench.fullspec import BASELINES, INTENTS, _mean_stream
+from bench.fullspec import BASELINES, INTENTS, mean_stream
 from bench.methods import NEVER
-from bench.scenarios import DAILY_SESSIONS, HORIZON_TICKS, FloatArray, IntArray, Schedule, ladder_schedule
+from bench.scenarios import DAILY_SESSIONS, FloatArray, IntArray, Schedule, ladder_schedule
 from canarywise.decision.context import evaluated_metrics
 from canarywise.decision.engine import decide
 from canarywise.decision.evidence import HARD_LIMIT_MIN_UNITS, tau2_for
@@ -74,7 +75,7 @@ def mixture_pvalue(z: FloatArray, ratio: FloatArray, alternative: str) -> FloatA
     Example
     -------
     >>> round(float(mixture_pvalue(np.array(3.0), np.array(100.0), "greater")), 6)
-    0.024107
+    0.058448
     """
     log_lr = -0.5 * np.log1p(ratio) + ratio * z * z / (2.0 * (1.0 + ratio))
     if alternative != "two-sided":
@@ -389,7 +390,7 @@ def _replay_streams(
         base = world.baselines[metric.name]
         if metric.kind is MetricKind.MEAN:
             assert isinstance(base, tuple)
-            out[metric.name] = _mean_stream(units, *base, rng)
+            out[metric.name] = mean_stream(units, *base, rng)
         else:
             assert isinstance(base, float)
             events = {v: rng.binomial(units[v], base).astype(np.float64) for v in Variant}
@@ -464,4 +465,87 @@ def summary_hours(result: ShippedResult, schedule: Schedule, kind: int, q: float
     return float(ordered[max(math.ceil(q * ordered.size) - 1, 0)])
 
 
-__all__ = ["HORIZON_TICKS", "ShippedResult", "ShippedWorld", "mixture_pvalue", "replay", "simulate"]
+# --- the report ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateOutlook:
+    """One margin of the first stage's gate at the end of its maximum duration, at mean traffic: the distance
+    from the estimate to the non-inferiority confidence-sequence bound, against the margin."""
+
+    metric: str
+    margin: float
+    radius: float
+    chance: float  # P(the bound is inside the margin at that look) for a candidate exactly as good
+
+
+def gate_outlook(world: ShippedWorld) -> list[GateOutlook]:
+    """How far each margin is from being provable by the end of stage 1 (normal approximation, one look)."""
+    from scipy.special import ndtr
+
+    from canarywise.stats.sequential import msprt_normal
+
+    stage = world.spec.stages[0]
+    ticks = stage.max_duration // world.spec.check_interval
+    sessions = float(world.schedule.expected_sessions[:ticks].sum())
+    share = stage.percent / 100.0
+    out = []
+    for s in world.series[: world.overall]:
+        if s.margin is None or s.tau2_ni is None:
+            continue
+        p = s.baseline
+        variance = p * (1 - p) * (1 / (sessions * share) + 1 / (sessions * (1 - share)))
+        bound = msprt_normal(
+            0.0,
+            variance,
+            tau2=s.tau2_ni,
+            alpha=world.spec.statistics.alpha,
+            alternative="less",
+            null=s.margin,
+        ).ci_high
+        out.append(
+            GateOutlook(s.metric, s.margin, bound, float(ndtr((s.margin - bound) / math.sqrt(variance))))
+        )
+    return out
+
+
+@dataclass
+class ShippedReport:
+    results: list[ShippedResult]
+    replays: list[Replay]
+    outlook: list[GateOutlook]
+    schedule: Schedule
+    stage_one_hours: float
+    stage_one_percent: float
+
+
+def run_shipped(
+    spec: RolloutSpec,
+    *,
+    replicates: int,
+    harm_replicates: int,
+    replays: int,
+    rng: np.random.Generator,
+    log: Callable[[str], None] = print,
+) -> ShippedReport:
+    """A/A and harm at the MDE on the escalation rate, the shipped spec with its ladder; replays of each."""
+    worlds = [
+        ("A/A: every metric equal in both arms", ShippedWorld(spec), replicates),
+        (
+            "harm at the MDE: escalation 12% -> 14% (others equal)",
+            ShippedWorld(spec, canary_rates={"escalation_rate": 0.14}),
+            harm_replicates,
+        ),
+    ]
+    results, checks = [], []
+    for label, world, count in worlds:
+        result = simulate(world, count, rng, label=label, record=replays)
+        log(f"  shipped spec, {label}: {count} rollouts in {result.seconds:.1f} s")
+        checks.append(replay(world, result, rng))
+        log(f"  shipped spec, {label}: decide replayed on {replays}: {checks[-1].agree} agree")
+        results.append(result)
+    first = spec.stages[0]
+    return ShippedReport(
+        results, checks, gate_outlook(worlds[0][1]), worlds[0][1].schedule, first.max_duration / 3600,
+        first.percent,
+    )  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from bench import cost
-from bench.run import _mean_metrics_per_tick
+from bench.report import _mean_metrics_per_tick
 
 # Queries per stage window, by hand from config/mangaassist.yaml (p99_latency is alarm-only, not read):
 # escalation_rate: SampleCount + Sum, 2 variants, overall + 4 intents = 2 * 2 * 5 = 20
@@ -22,25 +22,24 @@ from bench.run import _mean_metrics_per_tick
 # slow_response, hallucination, safety_filter, task_completion, recommendation_ctr: 2 * 2 = 4 each -> 20
 # csat (mean): SampleCount + Sum + Sum of squares, 2 variants = 6
 QUERIES_PER_WINDOW = 20 + 4 + 20 + 6
-# Besides the spec's metrics the data layer may read the new-assignment counts (one query per variant) for the
-# sample-ratio check.
-ASSIGNMENTS = "NewAssignment"
+# Besides the spec's metrics the data layer reads, per window, the new-assignment counts (one query per
+# variant) for the sample-ratio check, and per tick one freshness probe: the n query of each variant of each
+# metric the engine judges (the 5 safety/guardrail metrics) over the last hour.
+ASSIGNMENTS_PER_WINDOW = 2
+PROBE = 5 * 2
 
 
 def test_tick_checks_every_experiment_through_the_real_registry_and_metric_source() -> None:
-    """Two experiments 52 h in (three stages started): one GetMetricData request per stage window each, every
-    query of the spec in it, and one check record + one latest-decision update per experiment."""
+    """Two experiments 52 h in (three stages started): one GetMetricData request per stage window and one
+    probe each, every query of the spec in them, and one check record + one latest-decision update each."""
     result = cost.measure_tick(2, 1, at=timedelta(hours=52))
     assert result["decision"] == "CONTINUE"  # A/A-like answers, the third stage well under way
-    assert result["get_metric_data_calls"] == 2 * 3
-    names = result["metric_names_per_tick"]
-    assignment_queries = names.get(ASSIGNMENTS, 0)
-    assert assignment_queries in (0, 2 * 3 * 2)
-    assert sum(names.values()) - assignment_queries == 2 * 3 * QUERIES_PER_WINDOW
-    assert result["metrics_requested"] == sum(names.values())
+    assert result["get_metric_data_calls"] == 2 * (3 + 1)
+    per_window = QUERIES_PER_WINDOW + ASSIGNMENTS_PER_WINDOW
+    assert result["metrics_requested"] == 2 * (3 * per_window + PROBE)
+    assert result["metric_names_per_tick"]["NewAssignment"] == 2 * 3 * ASSIGNMENTS_PER_WINDOW
     assert result["dynamodb_writes"] == 2 * 2
-    per_window = QUERIES_PER_WINDOW + assignment_queries // (2 * 3)
-    assert result["metrics_by_stage"] == [per_window * k for k in (1, 2, 3)]
+    assert result["metrics_by_stage"] == [per_window * k + PROBE for k in (1, 2, 3)]
     assert result["cpu_seconds_median"] > 0
 
 

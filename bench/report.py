@@ -1,0 +1,434 @@
+"""The tables of docs/benchmarks.md, from the benchmark's results (numbers in, Markdown lines out)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from bench import cost
+from bench.decision_quality import (
+    ENGINE_ALONE,
+    ENGINE_SHIPPED,
+    SPRT,
+    SPRT_SHIPPED,
+    QualityReport,
+    quantile_hours,
+    rate_and_se,
+    wald_bound_hours,
+)
+from bench.methods import NEVER
+from canarywise.decision.evidence import HARD_LIMIT_MIN_UNITS
+from canarywise.spec import RolloutSpec
+
+
+def _hours(value: float) -> str:
+    return "> 7 d (never)" if math.isinf(value) else f"{value:.2f} h"
+
+
+def _pct(p: float, se: float | None = None) -> str:
+    return f"{100 * p:.1f}%" + (f" ± {100 * se:.1f}" if se is not None else "")
+
+
+def quality_tables(report: QualityReport, alpha: float) -> list[str]:
+    sched = report.schedule
+    day1 = sched.look_at_hours(24)
+    out = [
+        "## Decision quality: canary mode (harm on the escalation rate)",
+        "",
+        f"Rollback decisions over 2,016 five-minute looks (7 days), {report.harm[0].replicates:,} simulated "
+        f"rollouts "
+        "per scenario, every method on the same streams; one-sided tests at alpha = "
+        f"{alpha:g} unless the row says otherwise. Time to rollback counts from the start of the rollout; "
+        "'> 7 d' = the quantile is a rollout never rolled back. Ratio = median time to rollback / the "
+        "median of "
+        "Wald's SPRT told the true effect on the same streams.",
+        "",
+    ]
+    for result in report.harm:
+        sc = result.scenario
+        sprt = next(m for m in result.methods if m.method == SPRT)
+        sprt_median = quantile_hours(sprt.looks, sched, 0.5)
+        out += [f"### {sc.label}", ""]
+        if sc.effect > 0:
+            bound = wald_bound_hours(sc, sched, alpha)
+            out += [
+                f"Wald's approximation of the SPRT's expected information (2 ln(1/alpha) / effect^2, no "
+                f"overshoot) "
+                f"is reached after {_hours(bound)} at mean traffic.",
+                "",
+                "| method | rolled back within 7 d | power by day 1 | median time | 90th pct time | ratio "
+                "to SPRT |",
+                "|---|---|---|---|---|---|",
+            ]
+        else:
+            out += [
+                "| method | false-rollback rate over 2,016 looks (± SE) | rolled back by day 1 |",
+                "|---|---|---|",
+            ]
+        for m in result.methods:
+            hit = m.looks != NEVER
+            rate, se = rate_and_se(hit)
+            by_day1 = float(np.mean(hit & (m.looks <= day1)))
+            if sc.effect > 0:
+                median = quantile_hours(m.looks, sched, 0.5)
+                ratio = median / sprt_median if math.isfinite(median) else math.inf
+                out.append(
+                    f"| {m.method} | {_pct(rate)} | {_pct(by_day1)} | {_hours(median)} | "
+                    f"{_hours(quantile_hours(m.looks, sched, 0.9))} | "
+                    f"{'—' if math.isinf(ratio) else f'{ratio:.2f}x'} |"
+                )
+            else:
+                out.append(f"| {m.method} | {_pct(rate, se)} | {_pct(by_day1)} |")
+        out.append("")
+    out += [
+        "Engine alpha per row: "
+        + "; ".join(f"{name}: one-sided {a:g}" for name, a in report.engine_alpha.items())
+        + ".",
+        "",
+        "## Decision quality: A/B mode (PROMOTE on task completion)",
+        "",
+        f"A 50/50 test for 7 days, {report.ab[0].replicates:,} simulated tests per scenario. PROMOTE needs "
+        f"the "
+        "interval entirely above 0, the estimate >= the MDE (+2 pt), one hour of data and 1,000 units per "
+        "arm. "
+        "Coverage: the share of PROMOTE decisions whose reported interval contains the true effect; 'every "
+        "look': "
+        "the share of tests whose confidence sequence contained it at all 2,016 looks.",
+        "",
+        "| scenario | method | PROMOTE within 7 d | median time | 90th pct time | coverage at PROMOTE | "
+        "coverage at every look |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for ab in report.ab:
+        for row in ab.rows:
+            rate, se = rate_and_se(row.looks != NEVER)
+            cover = _pct(float(np.mean(row.covered))) if row.covered.size else "—"
+            every = (
+                _pct(float(np.mean(row.covered_every_look))) if row.covered_every_look is not None else "—"
+            )
+            out.append(
+                f"| {ab.scenario.label} | {row.method} | {_pct(rate, se)} | "
+                f"{_hours(quantile_hours(row.looks, report.ab_schedule, 0.5))} | "
+                f"{_hours(quantile_hours(row.looks, report.ab_schedule, 0.9))} | {cover} | {every} |"
+            )
+    out += [
+        "",
+        "## What ran through `decide` itself",
+        "",
+        "The rows 'canarywise decide' above are the vectorised path (the engine's own alpha split, mixing "
+        "variance, "
+        "stage-stratified estimate and `msprt_normal` rejection region, on all rollouts at once). The first "
+        "rollouts of each scenario were also run end to end: `decide(spec, stages, observations, now)` "
+        "called at "
+        "every look with the `Observations` and `StageRecord` history the data layer would build, until the "
+        "first ROLLBACK (canary) or PROMOTE/KEEP_CONTROL/ROLLBACK (A/B). Agreement = same decision at the "
+        "same "
+        "look as the vectorised path.",
+        "",
+        "| scenario | spec | rollouts | agree (same look) | decide calls | ms per call (incl. building the "
+        "inputs) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in report.agreements:
+        out.append(
+            f"| {a.scenario} | {a.spec} | {a.replicates} | {a.agree}/{a.replicates} | {a.decide_calls:,} | "
+            f"{a.ms_per_call:.2f} |"
+        )
+    return out
+
+
+def _mean_metrics_per_tick(by_stage: list[int], stage_hours: list[float], days: float) -> float:
+    """Metrics requested per tick averaged over a rollout of ``days`` that holds each stage for its minimum
+    duration and the last one to the end."""
+    hours = [*stage_hours[:-1], days * 24 - sum(stage_hours[:-1])]
+    return sum(m * h for m, h in zip(by_stage, hours, strict=True)) / (days * 24)
+
+
+def cost_tables(
+    ticks: list[dict[str, Any]],
+    cold: cost.ColdStart,
+    bundle: cost.Bundle | None,
+    spec: RolloutSpec,
+    days: float = 7.0,
+) -> list[str]:
+    one = ticks[0]
+    out = [
+        "## Cost and speed of the control plane",
+        "",
+        "### CPU time of one significance-check tick (shipped spec, 8 metrics, AWS calls stubbed)",
+        "",
+        "`canarywise.runtime.significance.check_all` with the real `MetricSource`, `Registry` and "
+        "`HarmSignal`, their boto3 clients answered from memory (CloudWatch returns one datapoint per period "
+        "of each query's window, as it would), in a fresh process, warm: the median of repeated ticks after "
+        f"one warm-up. Measured {one['at_hours']:g} h into the rollout (stage 3 of 3, one day in: every "
+        "stage window is read, the most queries a tick makes). The figure is our code only: no network, no "
+        "botocore response parsing.",
+        "",
+        "| running experiments | CPU per tick (median) | max | per experiment | GetMetricData calls | "
+        "metrics requested | DynamoDB requests (read / write) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in ticks:
+        out.append(
+            f"| {t['experiments']} | {1000 * t['cpu_seconds_median']:.1f} ms | "
+            f"{1000 * t['cpu_seconds_max']:.1f} ms | "
+            f"{1000 * t['cpu_seconds_median'] / t['experiments']:.1f} ms | {t['get_metric_data_calls']} | "
+            f"{t['metrics_requested']} | {t['dynamodb_reads']} / {t['dynamodb_writes']} |"
+        )
+    by_stage = one["metrics_by_stage"]
+    out += [
+        "",
+        f"GetMetricData calls per tick and experiment in stage 3: {one['get_metric_data_calls']} (one "
+        "request of up to 500 queries per started stage's window, and the data layer's freshness probe); "
+        "metrics requested per tick for one experiment in stage 1, 2, 3: "
+        + ", ".join(str(m) for m in by_stage)
+        + " (CloudWatch bills per metric requested, so re-reading the closed stages at every tick is what "
+        "makes later ticks dearer).",
+        "",
+        "### Cold start and bundle",
+        "",
+        f"Import of `{cost.HANDLER_MODULE}` in a fresh interpreter from {cold.source} (median of "
+        f"{cold.runs}):",
+        "",
+        "| with shipped .pyc | without .pyc (compiles on import) |",
+        "|---|---|",
+        f"| {cold.with_pyc:.2f} s | {'—' if math.isnan(cold.without_pyc) else f'{cold.without_pyc:.2f} s'} |",
+        "",
+    ]
+    if bundle is None:
+        out.append(
+            "The Lambda bundle (build/lambda-bundle/) is not built: `make bundle` builds it (`make bench` "
+            "in full mode builds it itself)."
+        )
+    else:
+        mb = 1024 * 1024
+        state = (
+            "built from the current sources"
+            if bundle.current
+            else "built from older sources (`make bundle` rebuilds it)"
+        )
+        out.append(
+            f"Lambda bundle build/lambda-bundle/ ({state}): {bundle.unzipped_bytes / mb:.1f} MB unzipped "
+            f"({bundle.files:,} files), {bundle.zipped_bytes / mb:.1f} MB zipped (deflate level 6, as "
+            "`scripts/build_bundle.py` zips it). Limits: 250 MB unzipped; 50 MB for a direct zip upload "
+            "(CDK uploads through S3)."
+        )
+    stage_hours = [stage.min_duration / 3600 for stage in spec.stages]
+    metrics_per_tick = _mean_metrics_per_tick(by_stage, stage_hours, days)
+    per_experiment = one["cpu_seconds_median"] / one["experiments"]
+    tick_seconds = per_experiment + 0.25  # + assumed AWS round trips (GetMetricData, DynamoDB, PutMetricData)
+    lines = cost.rollout_cost(
+        days=days,
+        check_interval=spec.check_interval,
+        tick_seconds=tick_seconds,
+        metrics_per_tick=metrics_per_tick,
+        stages=len(spec.stages),
+        write_units_per_tick=one["dynamodb_write_units"] / one["experiments"],
+        read_units_per_tick=one["dynamodb_read_units"] / one["experiments"],
+        cold_start_seconds=cold.with_pyc,
+    )
+    total = sum(line.dollars for line in lines)
+    out += [
+        "",
+        f"### The AWS bill of one {days:g}-day rollout (us-east-1 public prices, no free tier)",
+        "",
+        f"One experiment running for {days:g} days with checks every {spec.check_interval // 60} minutes, on "
+        "the shipped ladder at its minimum durations (the last stage to the end). The significance check's "
+        "duration = the measured CPU per tick above + 0.25 s assumed for the AWS round trips.",
+        "",
+        "| item | quantity | unit price | cost | assumption |",
+        "|---|---|---|---|---|",
+    ]
+    for line in lines:
+        out.append(
+            f"| {line.item} | {line.quantity:,.1f} {line.unit} | ${line.price:.10g} | ${line.dollars:.4f} | "
+            f"{line.assumption} |"
+        )
+    out += [f"| **total** | | | **${total:.2f}** | |", ""]
+    return out
+
+
+def limits_text(report: QualityReport, alpha: float) -> list[str]:
+    """What keeps the engine's time to rollback at the MDE above Wald's bound, with the numbers."""
+    result = next(r for r in report.harm if r.scenario.name == "mde")
+    sched = report.schedule
+    median = {m.method: quantile_hours(m.looks, sched, 0.5) for m in result.methods}
+    shipped_alpha = report.engine_alpha[ENGINE_SHIPPED]
+    alone, shipped = median[ENGINE_ALONE], median[ENGINE_SHIPPED]
+    bound, bound_shipped = median[SPRT], median[SPRT_SHIPPED]
+    info_ratio = math.log(1 / shipped_alpha) / math.log(1 / alpha)
+    return [
+        "## What limits the time to rollback at the MDE",
+        "",
+        f"The target is a median time to rollback at the MDE within 1.25x Wald's SPRT bound. The escalation "
+        f"rate's harm test alone, at the spec's alpha {alpha:g}, takes {alone:.2f} h against the bound's "
+        f"{bound:.2f} h: **{alone / bound:.2f}x**. With the shipped spec it takes {shipped:.2f} h: "
+        f"**{shipped / bound:.2f}x**. Two things make up the gap:",
+        "",
+        f"- **The alpha split (most of the shipped spec's gap).** The false-rollback guarantee covers the "
+        f"whole rollout, so alpha is shared (Bonferroni) by the {round(alpha / shipped_alpha / 2)} "
+        "safety/guardrail metrics and, for the sliced escalation rate, halved again between the overall "
+        f"test and its intent slices: the overall harm test runs at {shipped_alpha:g}. Any "
+        f"level-{shipped_alpha:g} test needs about ln(1/{shipped_alpha:g}) / ln(1/{alpha:g}) = "
+        f"{info_ratio:.2f}x the information of a level-{alpha:g} one. Wald's SPRT told the true effect at "
+        f"{shipped_alpha:g} takes "
+        f"{bound_shipped:.2f} h ({bound_shipped / bound:.2f}x the {alpha:g} bound; less than "
+        f"{info_ratio:.2f}x because the canary's share grows from 5% to 25% at 4 h); against that bound "
+        f"the engine's shipped-spec test is at {shipped / bound_shipped:.2f}x.",
+        "- **Not knowing the effect.** The SPRT is told the true +2 pt; the engine's mixture test spreads "
+        "its bet over effects around the MDE (the mixing variance is planned from the MDE, alpha and power) "
+        f"and pays for it: {alone / bound:.2f}x at equal alpha. That price buys a test that also catches "
+        "larger and smaller harms without being told their size.",
+        "",
+        "So the shipped spec misses the 1.25x target because of how the spec spends its alpha, not because "
+        "of the sequential test. A team that wants faster rollbacks on the escalation rate can give it a "
+        "larger share (fewer or less important guardrails sharing alpha, no slice split), or accept a larger "
+        "alpha for harm tests (a false rollback costs a redeploy; a missed harm costs users).",
+        "",
+    ]
+
+
+def shipped_tables(report: Any, alpha: float) -> list[str]:
+    """The shipped spec with its ladder moved by the engine's decisions (``bench.shipped``)."""
+    from bench import shipped as sh
+
+    sched = report.schedule
+    out = [
+        "## The shipped spec as a team would run it: the ladder moved by the decisions",
+        "",
+        "The tables above hold the ladder fixed (every stage at its minimum duration) so that every method "
+        "sees the same streams. Here config/mangaassist.yaml runs as shipped: every safety/guardrail metric "
+        "(the escalation rate split by intent, BH across the slices, the critical ones blocking; the error "
+        "rate's 2% hard limit), a stage advances only when `decide` says ADVANCE (minimum duration run, "
+        "1,000 units per arm in the stage, every margin proven non-inferior, no sample-ratio mismatch), and "
+        "a stage that reaches its maximum duration without that is INCONCLUSIVE, which the spec's "
+        "`inconclusive_policy: rollback` turns into a rollback. Baselines: escalation 12%, errors 0.3%, slow "
+        "responses 2%, hallucinations 3%, safety filter 1%; 300,000 sessions a day. A rollout ends at "
+        "READY_FOR_APPROVAL (the harm tests keep running until a person approves; not simulated), at a "
+        "rollback, or at INCONCLUSIVE.",
+        "",
+        "| scenario | rollouts | READY_FOR_APPROVAL | rolled back: harm test | critical slice | hard limit | "
+        "INCONCLUSIVE (-> rollback) in stage 1 / 2 / 3 | all rollbacks (± SE) | median time to the end | "
+        "90th pct |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in report.results:
+        r = result.replicates
+        ready = result.outcome == sh.READY
+        rolled = result.outcome == sh.ROLLBACK
+        inconclusive = result.outcome == sh.INCONCLUSIVE
+        reached = (result.stage_starts != NEVER).sum(axis=1)
+        by_stage = " / ".join(_pct(float(np.mean(inconclusive & (reached == s)))) for s in (1, 2, 3))
+        cause = {c: float(np.mean(rolled & ((result.causes & c) > 0))) for c in
+                 (sh.CAUSE_HARM, sh.CAUSE_SLICE, sh.CAUSE_HARD_LIMIT)}  # fmt: skip
+        rate, se = rate_and_se(rolled | inconclusive)
+        hours = np.sort(sched.hours_at(result.look))
+        out.append(
+            f"| {result.label} | {r:,} | {_pct(float(np.mean(ready)))} | {_pct(cause[sh.CAUSE_HARM])} | "
+            f"{_pct(cause[sh.CAUSE_SLICE])} | {_pct(cause[sh.CAUSE_HARD_LIMIT])} | {by_stage} | "
+            f"{_pct(rate, se)} | {hours[(r - 1) // 2]:.1f} h | {hours[math.ceil(0.9 * r) - 1]:.1f} h |"
+        )
+    aa = report.results[0]
+    tests = float(np.mean((aa.outcome == sh.ROLLBACK) & ((aa.causes & (sh.CAUSE_HARM | sh.CAUSE_SLICE)) > 0)))
+    limits = float(np.mean((aa.outcome == sh.ROLLBACK) & (aa.causes == sh.CAUSE_HARD_LIMIT)))
+    timeouts = float(np.mean(aa.outcome == sh.INCONCLUSIVE))
+    outlook = report.outlook
+    out += [
+        "",
+        f"Of a good candidate's {_pct(tests + limits + timeouts)} chance of being rolled back, the harm "
+        f"tests (the only part alpha = {alpha:g} covers) account for {_pct(tests)}, the hard-limit "
+        f"backstop alone for {_pct(limits)} and the gate's timeout (INCONCLUSIVE, then the spec's policy) "
+        f"for {_pct(timeouts)}. With real harm the ladder does not advance, so the canary stays at its first "
+        "stage's share and the rollback comes later than on the fixed ladder above. The columns of causes "
+        "can add up to more than the total: one look can breach a hard limit and prove harm at once.",
+        "",
+        "Why good candidates end INCONCLUSIVE in stage 1: at the end of its maximum duration "
+        f"({report.stage_one_hours:g} h at {report.stage_one_percent:g}%), a candidate exactly "
+        "as good as the control has only this chance of having its non-inferiority upper bound inside each "
+        "margin (one look, normal approximation; the gate needs all of them, and any earlier look counts "
+        "too):",
+        "",
+        "| metric | margin | non-inferiority bound − estimate at the end of stage 1 | "
+        "P(bound inside the margin) |",
+        "|---|---|---|---|",
+        *(
+            f"| {g.metric} | {100 * g.margin:.1f} pt | {100 * g.radius:.2f} pt | {_pct(g.chance)} |"
+            for g in outlook
+        ),
+        "",
+        "Whether `decide` agrees: the first rollouts of each scenario were replayed through "
+        "`decide(spec, stages, observations, now)` itself, with every metric of the spec (the secondary and "
+        "primary ones drawn on the same units), at every look, with the stage history the vectorised engine "
+        "produced; agreement = the same decision kind at every look.",
+        "",
+        "| scenario | rollouts replayed | agree at every look | looks compared | ms per decide call |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {result.label} | {p.rollouts} | {p.agree}/{p.rollouts} | {p.looks:,} | {p.ms_per_call:.2f} |"
+            for result, p in zip(report.results, report.replays, strict=True)
+        ),
+        "",
+    ]
+    disagreements = [p.first_disagreement for p in report.replays if p.first_disagreement]
+    if disagreements:
+        out += ["First disagreement: " + disagreements[0], ""]
+    return out
+
+
+def hard_limit_tables(
+    rates: list[Any], alarms: dict[int, list[float]], baselines: tuple[float, ...], fire: dict[float, Any],
+    limit: float,
+) -> list[str]:  # fmt: skip
+    """How often the hard limits fire on a healthy canary (``bench.hard_limit``)."""
+    from bench import hard_limit as hl
+
+    out = [
+        "## Hard limits on a healthy canary",
+        "",
+        f"The error rate's hard limit is {100 * limit:g}%. The engine's backstop "
+        f"(`decision.evidence.hard_limit_finding`) compares the canary's error rate over the stage in "
+        f"progress with it at every check once the canary has {HARD_LIMIT_MIN_UNITS} units — no test. "
+        f"At a 0.3-0.5% baseline 100 units carry 0.3-0.5 expected errors and 3 errors already breach. "
+        f"Simulated: a canary exactly as healthy as the control, its units Poisson around the diurnal curve "
+        f"at the stage's share, each stage for its first {hl.STAGE_HOURS:g} h (capped at its maximum), "
+        f"{rates[0].replicates:,} rollouts per row. 'Units' are what the error rate counts (ALB requests: "
+        "several per session).",
+        "",
+        "| canary units a day at 100% | baseline | fires in stage 1 | stage 2 | stage 3 | "
+        f"per rollout (± SE) | with evidence: 99.9% Clopper-Pearson lower bound > {100 * limit:g}% |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rates:
+        stages = " | ".join(_pct2(p) for p in r.per_stage)
+        out.append(
+            f"| {r.daily_units:,.0f} | {100 * r.baseline:.1f}% | {stages} | "
+            f"{_pct2(r.rollout)} ± {100 * r.se(r.rollout):.2f} | {_pct2(r.rollout_with_evidence)} |"
+        )
+    tail = max(r.tail_bound for r in rates)
+    out += [
+        "",
+        f"(A breach later than the simulated {hl.STAGE_HOURS:g} h of a stage has probability below "
+        f"{tail:.0e} per look.) How fast each rule catches a canary that really is broken (stage 1, 300,000 "
+        "units a day, median hours into the stage):",
+        "",
+        "| canary's real error rate | backstop as shipped | with evidence |",
+        "|---|---|---|",
+        *(f"| {100 * rate:g}% | {a:.2f} h | {b:.2f} h |" for rate, (a, b) in fire.items()),
+        "",
+        f"The CloudWatch alarm (`stacks/alarms.py`: the canary's 5xx rate per minute, 0 below "
+        f"{hl.ALARM_MIN_REQUESTS} requests a minute, above {100 * limit:g}% in {hl.ALARM_DATAPOINTS} of "
+        f"{hl.ALARM_PERIODS} minutes) fires on a healthy canary within 24 hours with this probability "
+        "(exact, Markov chain over the breach pattern; a fixed number of requests every minute):",
+        "",
+        "| canary requests a minute | " + " | ".join(f"baseline {100 * b:.1f}%" for b in baselines) + " |",
+        "|---|" + "---|" * len(baselines),
+        *(f"| {m} | " + " | ".join(_pct2(p) for p in probs) + " |" for m, probs in alarms.items()),
+        "",
+    ]
+    return out
+
+
+def _pct2(p: float) -> str:
+    return f"{100 * p:.2f}%"
