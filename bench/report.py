@@ -28,7 +28,9 @@ def _hours(value: float) -> str:
 
 
 def _pct(p: float, se: float | None = None) -> str:
-    return f"{100 * p:.1f}%" + (f" ± {100 * se:.1f}" if se is not None else "")
+    """A percentage, with its standard error; two decimals when the error is below 0.05 points."""
+    digits = 2 if se is not None and 0 < se < 0.0005 else 1
+    return f"{100 * p:.{digits}f}%" + (f" ± {100 * se:.{digits}f}" if se is not None else "")
 
 
 def quality_tables(report: QualityReport, alpha: float) -> list[str]:
