@@ -85,3 +85,46 @@ def test_alarm_probability_matches_enumeration() -> None:
 
 def test_alarm_ignores_minutes_below_its_request_floor() -> None:
     assert hard_limit.alarm_probability(99, 0.5, limit=0.02, minutes=1440) == 0.0
+
+
+def test_backstop_fires_where_decide_reports_the_breach() -> None:
+    """`decide` on the shipped spec's error rate alone, look by look over a 5% stage: the first look with a
+    HARD_LIMIT_BREACHED finding is the look `hard_limit.fires` returns."""
+    from datetime import timedelta
+
+    from bench.engine import T0, MetricStream, _stage_records, observations_at, single_metric_spec
+    from bench.scenarios import ladder_schedule
+    from canarywise.decision.engine import decide
+    from canarywise.decision.models import Variant, Verdict
+    from canarywise.spec import load_spec
+
+    spec = single_metric_spec(load_spec("config/mangaassist.yaml"), "error_rate", horizon_seconds=7 * 86_400)
+    schedule = ladder_schedule(spec)
+    looks = 36  # three hours of the 5% stage
+    rng = np.random.default_rng(43)
+    checked = fired = 0
+    for _ in range(6):
+        canary_n = rng.poisson(schedule.expected_sessions[:looks] * 0.05)
+        canary_x = rng.binomial(canary_n, 0.012)
+        control_n = rng.poisson(schedule.expected_sessions[:looks] * 0.95)
+        stream = MetricStream(
+            n={Variant.CONTROL: control_n, Variant.CANARY: canary_n},
+            events={
+                Variant.CONTROL: rng.binomial(control_n, 0.012).astype(float),
+                Variant.CANARY: canary_x.astype(float),
+            },
+        )
+        expected = int(hard_limit.fires(canary_n[None, :], canary_x[None, :], limit=0.02)[0])
+        found = NEVER
+        for look in range(looks):
+            now = T0 + timedelta(seconds=(look + 1) * 300)
+            stages = _stage_records(schedule, look)
+            decision = decide(spec, stages, observations_at({"error_rate": stream}, schedule, look, now), now)
+            if any(f.verdict is Verdict.HARD_LIMIT_BREACHED for f in decision.findings):
+                found = look
+                break
+        assert found == expected
+        checked += 1
+        fired += int(found != NEVER)
+    assert checked == 6
+    assert 0 < fired < 6  # both outcomes were exercised
