@@ -56,7 +56,11 @@ def test_alarm_rule_raises() -> None:
         parse_alarm_rule("ALARM(a")
 
 
-RATE_ALARM = "IF(requests_canary >= 100, errors_canary / requests_canary, 0)"  # the stack's 5xx-rate alarm
+RATE_ALARM = "IF(requests_canary >= 100, errors_canary / requests_canary, 0)"  # the dashboard's 5xx rate
+# The stack's 5xx hard-limit alarm (stacks.alarms.error_excess at a 2% limit).
+EXCESS_ALARM = (
+    "IF(requests_canary >= 100, (errors_canary - 0.02 * requests_canary) / SQRT(0.0196 * requests_canary), 0)"
+)
 
 # -- metric math -------------------------------------------------------------------------------------------
 
@@ -64,10 +68,14 @@ RATE_ALARM = "IF(requests_canary >= 100, errors_canary / requests_canary, 0)"  #
 @pytest.mark.parametrize(
     ("expression", "values", "expected"),
     [
-        # The stack's 5xx-rate alarm: 6 errors in 150 requests = 0.04 (hand arithmetic).
+        # The 5xx rate: 6 errors in 150 requests = 0.04 (hand arithmetic).
         (RATE_ALARM, {"requests_canary": 150.0, "errors_canary": 6.0}, 0.04),
         # Too few requests: the alarm reads 0, whatever the errors.
         (RATE_ALARM, {"requests_canary": 50.0, "errors_canary": 6.0}, 0.0),
+        # The stack's 5xx hard-limit alarm: 12 errors in 200 requests against 2%, by hand
+        # (12 - 0.02 * 200) / sqrt(0.0196 * 200) = 8 / 1.979899 = 4.040610.
+        (EXCESS_ALARM, {"requests_canary": 200.0, "errors_canary": 12.0}, 4.040610178),
+        (EXCESS_ALARM, {"requests_canary": 99.0, "errors_canary": 12.0}, 0.0),
         ("100*FILL(m1,0)/m2", {"m1": None, "m2": 50.0}, 0.0),
         ("-m1 + 2*m2", {"m1": 1.5, "m2": 4.0}, 6.5),
         ("MAX(m1, m2)", {"m1": 1.0, "m2": 3.0}, 3.0),

@@ -111,7 +111,7 @@ CASES = [
     (
         "ladder longer than the pipeline waits",
         _set("stages.2.max_duration", "5d"),
-        "stages: the ladder can run 192 h (max_duration 24 h + 48 h + 120 h), longer than the 168 h "
+        "stages: the ladder can run 216 h (max_duration 48 h + 48 h + 120 h), longer than the 168 h "
         "CodePipeline's Step Functions action waits for the canary execution: "
         "shorten the max_duration values",
     ),

@@ -7,12 +7,15 @@ and from notes/contracts.md (handler strings, environment names, table keys), ne
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from aws_cdk.assertions import Template
+from numpy.testing import assert_allclose
+from scipy import stats
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "mangaassist.yaml").read_text())
 # The ladder as the spec file states it: [5, 25, 50].
@@ -244,9 +247,29 @@ def test_hard_limits_come_from_the_spec(synth: Any) -> None:
         {"Name": "TargetGroup", "Value": {"Fn::GetAtt": [canary_tg, "TargetGroupFullName"]}},
     ]
     errors = alarms[synth.logical_id("AWS::CloudWatch::Alarm", "errorratehardlimit")]["Properties"]
-    assert errors["Threshold"] == 0.02
+    # The minute's 5xx count tested against the 2% limit: z >= 3.09 (scipy.stats.norm.isf(0.001) = 3.0902).
+    assert errors["Threshold"] == 3.09
+    assert errors["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert (errors["EvaluationPeriods"], errors["DatapointsToAlarm"]) == (3, 2)
     expression = next(m for m in errors["Metrics"] if "Expression" in m)["Expression"]
-    assert "errors_canary / requests_canary" in expression
+    assert expression == (
+        "IF(requests_canary >= 100, "
+        "(errors_canary - 0.02 * requests_canary) / SQRT(0.0196 * requests_canary), 0)"
+    )
+
+    def z(errors_canary: int, requests_canary: int) -> float:  # the expression, evaluated as CloudWatch would
+        if requests_canary < 100:
+            return 0.0
+        return (errors_canary - 0.02 * requests_canary) / math.sqrt(0.0196 * requests_canary)
+
+    # 100 requests a minute: 7 errors (7%) breach, 6 do not; 5 errors in 99 requests are below the floor.
+    assert (z(7, 100) >= 3.09, z(6, 100) >= 3.09, z(5, 99)) == (True, False, 0.0)
+    # A healthy 0.5% canary at 100 requests a minute breaches a minute with P(X >= 7 | Bin(100, 0.005)) =
+    # scipy.stats.binom.sf(6, 100, 0.005) = 8.3e-07, and needs two such minutes out of three to alarm.
+    assert_allclose(stats.binom.sf(6, 100, 0.005), 8.329e-07, rtol=1e-3)
+    warning = alarms[synth.logical_id("AWS::CloudWatch::Alarm", "errorrateapproaching")]["Properties"]
+    warning_expression = next(m for m in warning["Metrics"] if "Expression" in m)["Expression"]
+    assert "(errors_canary - 0.01 * requests_canary) / SQRT(0.0099 * requests_canary)" in warning_expression
     harm = alarms[synth.logical_id("AWS::CloudWatch::Alarm", "StatisticalHarm")]["Properties"]
     assert (harm["Namespace"], harm["MetricName"], harm["Threshold"]) == ("Canarywise", "StatisticalHarm", 1)
     assert harm["Dimensions"] == [{"Name": "Service", "Value": "mangaassist"}]

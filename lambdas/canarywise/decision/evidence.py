@@ -1,6 +1,7 @@
 """The tests behind a decision, each turned into a `MetricFinding` that carries its numbers.
 
-- hard limit: the canary's observed value against an absolute limit (no p-value);
+- hard limit: an exact one-sample test of the canary's value against an absolute limit, at a level split over
+  every look of the horizon;
 - harm: one-sided anytime-valid test "is the canary worse?" (mixture SPRT, alternative by direction);
 - non-inferiority: one-sided anytime-valid test "is the canary no worse than the margin?";
 - two-sided: the anytime-valid test and confidence sequence of the difference (A/B primary, reports);
@@ -16,17 +17,19 @@ import math
 from collections.abc import Sequence
 from functools import lru_cache
 
+from scipy import stats as scipy_stats
 from scipy.special import ndtri
 
 from canarywise.decision.context import EvaluationContext
 from canarywise.decision.estimates import StratifiedEstimate, arm_value, stratified_difference
-from canarywise.decision.models import SRM_FINDING, MetricFinding, Variant, Verdict
+from canarywise.decision.models import SRM_FINDING, MetricFinding, ProportionAggregate, Variant, Verdict
 from canarywise.spec import Direction, Metric, MetricKind, RolloutSpec
 from canarywise.stats.multiple import adjust_pvalues
 from canarywise.stats.sequential import mixing_variance, msprt_normal
 from canarywise.stats.srm import staged_srm_test
 
 __all__ = [
+    "HARD_LIMIT_ALPHA",
     "HARD_LIMIT_MIN_UNITS",
     "LATE_AFTER_INTERVALS",
     "bh_adjust",
@@ -34,6 +37,7 @@ __all__ = [
     "format_value",
     "freshness_findings",
     "hard_limit_finding",
+    "hard_limit_level",
     "metric_mde",
     "mixing_tau2",
     "sequential_finding",
@@ -44,6 +48,13 @@ __all__ = [
 # A hard limit is judged once the canary has this many units in the stage: one failed request out of three is
 # not a 33% error rate. The CloudWatch alarm on the same limit is the fast path; this is the backstop.
 HARD_LIMIT_MIN_UNITS = 100
+# The chance, over the whole horizon, that the backstop fires on a canary that is exactly at its limit. Split
+# evenly over every look of the horizon (a union bound), so it holds however often the check runs. Outside
+# the alpha budget of the harm tests: it answers another question (is the canary above an absolute line?),
+# and at 0.1% it adds at most that to the false-rollback rate of a candidate at the limit, far less to one
+# below it. (A bare "observed rate > limit" fired on 0.8-3.4% of healthy canaries at a 0.3-0.5% baseline
+# against a 2% limit: make bench, hard-limit table.)
+HARD_LIMIT_ALPHA = 0.001
 # Data is late when a metric has had no datapoint for more than this many check intervals.
 LATE_AFTER_INTERVALS = 2
 
@@ -110,29 +121,60 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds / 60:.3g} min"
 
 
+def hard_limit_level(spec: RolloutSpec) -> float:
+    """The per-look level of the hard-limit test: `HARD_LIMIT_ALPHA` over the looks in the horizon.
+
+    Example
+    -------
+    >>> # the shipped spec: a 7-day horizon checked every 5 minutes is 2,016 looks
+    >>> round(HARD_LIMIT_ALPHA / 2016, 12)
+    4.96e-07
+    """
+    looks = math.ceil(spec.statistics.horizon / spec.check_interval)
+    return HARD_LIMIT_ALPHA / looks
+
+
 def hard_limit_finding(ctx: EvaluationContext, metric: Metric) -> MetricFinding | None:
-    """The canary's value in the stage in progress against `metric.hard_limit` (None without a limit)."""
+    """Is the canary, in the stage in progress, proven beyond `metric.hard_limit`? (None without a limit.)
+
+    A one-sided exact test of H0 "the canary is at the limit or better" at `hard_limit_level`: for a rate,
+    the binomial tail at the limit (``scipy.stats.binom``; the same as the Clopper-Pearson bound lying past
+    the limit); for a mean, a one-sample t-test (``scipy.stats.t``). `pvalue` is that tail, `estimate` the
+    canary's observed value.
+    """
     if metric.hard_limit is None:
         return None
+    limit = metric.hard_limit
     n_control, n_canary = ctx.current_n(metric.name)
     canary = ctx.arm(metric.name, ctx.current.index, Variant.CANARY)
+    level = hard_limit_level(ctx.spec)
     what = "mean" if metric.kind is MetricKind.MEAN else "rate"
-    method = f"hard limit on the canary's observed {what} in {ctx.stage_name} (no test)"
+    lower = metric.direction is Direction.LOWER_IS_BETTER
+    test = "binomial" if isinstance(canary, ProportionAggregate) or canary is None else "t"
+    method = (
+        f"hard limit: exact one-sided {test} test of the canary's {what} in {ctx.stage_name} "
+        f"{'above' if lower else 'below'} the limit, at {HARD_LIMIT_ALPHA:g} over the horizon's looks"
+    )
     if canary is None or canary.n < HARD_LIMIT_MIN_UNITS:
         return MetricFinding(
-            metric.name, None, method, None, None, None, None, n_control, n_canary, metric.hard_limit,
-            Verdict.INSUFFICIENT,
+            metric.name, None, method, None, None, None, None, n_control, n_canary, limit,
+            Verdict.INSUFFICIENT, alpha=level,
         )  # fmt: skip
-    value = arm_value(canary)
-    worse = (
-        value > metric.hard_limit
-        if metric.direction is Direction.LOWER_IS_BETTER
-        else value < metric.hard_limit
-    )
-    verdict = Verdict.HARD_LIMIT_BREACHED if worse else Verdict.WITHIN_HARD_LIMIT
+    if isinstance(canary, ProportionAggregate):
+        k, n = canary.successes, canary.n
+        pvalue = float(scipy_stats.binom.sf(k - 1, n, limit) if lower else scipy_stats.binom.cdf(k, n, limit))
+    else:
+        standard_error = canary.sd / math.sqrt(canary.n)
+        if standard_error == 0:
+            pvalue = 0.0 if (canary.mean > limit if lower else canary.mean < limit) else 1.0
+        else:
+            t = (canary.mean - limit) / standard_error
+            pvalue = float(scipy_stats.t.sf(t, canary.n - 1) if lower else scipy_stats.t.cdf(t, canary.n - 1))
+    verdict = Verdict.HARD_LIMIT_BREACHED if pvalue <= level else Verdict.WITHIN_HARD_LIMIT
     return MetricFinding(
-        metric.name, None, method, value, None, None, None, n_control, n_canary, metric.hard_limit, verdict
-    )
+        metric.name, None, method, arm_value(canary), None, None, pvalue, n_control, n_canary, limit, verdict,
+        alpha=level,
+    )  # fmt: skip
 
 
 def _harm_alternative(metric: Metric) -> str:

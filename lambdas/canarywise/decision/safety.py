@@ -79,7 +79,8 @@ def review_safety(ctx: EvaluationContext) -> SafetyReview:
                 review.rollback_reasons.append(
                     f"{metric.name} breached its hard limit: the canary's value in "
                     f"{ctx.stage_name} is {format_value(metric, limit.estimate)} ({_worse_word(metric)} "
-                    f"than the limit {format_value(metric, metric.hard_limit)}, {limit.n_canary} units)"
+                    f"than the limit {format_value(metric, metric.hard_limit)}, {limit.n_canary} units; "
+                    f"p = {limit.pvalue:.2g} <= {limit.alpha:.2g})"
                 )
         overall_alpha = harm_alpha(ctx.spec, metric)
         estimate = stratified_difference(ctx.pairs(metric.name))

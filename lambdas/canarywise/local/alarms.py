@@ -170,7 +170,7 @@ def evaluate_expression(expression: str, values: Mapping[str, float | None]) -> 
     """The value of a metric-math `expression` for one period; None when an input has no datapoint.
 
     Supports numbers, query ids, ``+ - * /``, unary minus, comparisons, ``IF(condition, a, b)``,
-    ``FILL(m, value)``, ``ABS``, ``MAX``/``MIN`` of arguments.
+    ``FILL(m, value)``, ``ABS``, ``SQRT``, ``MAX``/``MIN`` of arguments.
 
     Example
     -------
@@ -214,6 +214,8 @@ def evaluate_expression(expression: str, values: Mapping[str, float | None]) -> 
             present = [a for a in arguments if a is not None]
             if function == "ABS" and len(present) == 1:
                 return abs(present[0])
+            if function == "SQRT" and len(present) == 1:
+                return math.sqrt(present[0]) if present[0] >= 0 else math.nan
             if function in {"MAX", "MIN"} and present:
                 return max(present) if function == "MAX" else min(present)
         raise AlarmRuleError(f"metric math {expression!r}: {ast.unparse(node)!r} is not supported locally")

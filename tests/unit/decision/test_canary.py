@@ -133,7 +133,59 @@ class TestRollback:
         assert decision.reasons[0].startswith(
             "error_rate breached its hard limit: the canary's value in stage 1 of 3 is 3.00%"
         )
-        assert limit.method == "hard limit on the canary's observed rate in stage 1 of 3 (no test)"
+        assert limit.method == (
+            "hard limit: exact one-sided binomial test of the canary's rate in stage 1 of 3 above the limit, "
+            "at 0.001 over the horizon's looks"
+        )
+        # The level: 0.001 over the 7-day horizon's 2,016 five-minute looks (7 * 24 * 12).
+        assert_allclose(limit.alpha, 0.001 / 2016, rtol=1e-12)
+        # Reference: scipy.stats.binomtest(300, 10_000, 0.02, alternative="greater").pvalue
+        assert_allclose(
+            limit.pvalue, stats.binomtest(300, 10_000, 0.02, alternative="greater").pvalue, rtol=1e-9
+        )
+
+    @pytest.mark.parametrize("events", [2, 5, 8, 11, 14, 17, 20, 23])
+    def test_hard_limit_fires_exactly_when_the_clopper_pearson_bound_passes_it(self, events: int) -> None:
+        """Independent reference: the one-sided Clopper-Pearson lower bound at level a,
+        scipy.stats.beta.ppf(a, k, n - k + 1), lies above the limit iff the exact test rejects."""
+        spec = make_spec([ESCALATION, metric("error_rate", hard_limit=0.02)])
+        now = hours(1)
+        cells = {("escalation_rate", 0): HEALTHY_0, ("error_rate", 0): ((19_000, 95), (400, events))}
+        decision = decide(spec, [stage(0, 0, spec)], make_obs(cells, now), now)
+        level = 0.001 / 2016
+        cp_lower = stats.beta.ppf(level, events, 400 - events + 1)
+        expected = Verdict.HARD_LIMIT_BREACHED if cp_lower > 0.02 else Verdict.WITHIN_HARD_LIMIT
+        assert decision.finding("error_rate", verdicts=[expected])
+
+    def test_a_healthy_low_baseline_canary_above_the_limit_by_chance_is_not_rolled_back(self) -> None:
+        """0.5% true error rate, 200 canary requests, 5 errors: 2.5% observed, above the 2% limit, but
+        P(X >= 5 | Bin(200, 0.02)) = 0.37 (scipy.stats.binom.sf(4, 200, 0.02)): no evidence of a breach.
+        The rule before compared the observed rate with the limit and rolled this back."""
+        spec = make_spec([ESCALATION, metric("error_rate", hard_limit=0.02)])
+        now = hours(1)
+        cells = {("escalation_rate", 0): HEALTHY_0, ("error_rate", 0): ((3_800, 19), (200, 5))}
+        decision = decide(spec, [stage(0, 0, spec)], make_obs(cells, now), now)
+        assert decision.kind is not DecisionKind.ROLLBACK
+        limit = decision.finding("error_rate", verdicts=[Verdict.WITHIN_HARD_LIMIT])
+        assert_allclose(limit.estimate, 0.025)
+        assert_allclose(limit.pvalue, stats.binom.sf(4, 200, 0.02), rtol=1e-12)
+        assert round(limit.pvalue, 2) == 0.37
+
+    def test_hard_limit_on_a_mean(self) -> None:
+        """A mean against its limit: one-sided one-sample t-test; reference statsmodels'
+        _tstat_generic(mean, 0, se, n - 1, alternative="larger", diff=limit)."""
+        from statsmodels.stats.weightstats import _tstat_generic
+
+        spec = make_spec([ESCALATION, metric("token_cost", kind="mean", mde=0.05, hard_limit=1.2)])
+        now = hours(1)
+        control = (20_000, 20_000 * 1.00, 19_999 * 0.50**2 + 20_000 * 1.00**2)
+        for mean, expected in ((1.30, Verdict.WITHIN_HARD_LIMIT), (1.40, Verdict.HARD_LIMIT_BREACHED)):
+            canary = (400, 400 * mean, 399 * 0.50**2 + 400 * mean**2)
+            cells = {("escalation_rate", 0): HEALTHY_0, ("token_cost", 0): (control, canary)}
+            decision = decide(spec, [stage(0, 0, spec)], make_obs(cells, now), now)
+            finding = decision.finding("token_cost", verdicts=[expected])
+            _, reference = _tstat_generic(mean, 0, 0.50 / 20, 399, alternative="larger", diff=1.2)
+            assert_allclose(finding.pvalue, reference, rtol=1e-6)
 
     def test_hard_limit_needs_100_canary_units(self) -> None:
         spec = make_spec([ESCALATION, metric("error_rate", hard_limit=0.02)])
@@ -146,10 +198,15 @@ class TestRollback:
     def test_higher_is_better_hard_limit_breaches_below(self) -> None:
         spec = make_spec([ESCALATION, metric("answer_rate", direction="higher_is_better", hard_limit=0.9)])
         now = hours(1)
-        cells = {("escalation_rate", 0): HEALTHY_0, ("answer_rate", 0): ((19_000, 16_910), (1_000, 880))}
+        cells = {("escalation_rate", 0): HEALTHY_0, ("answer_rate", 0): ((19_000, 16_910), (1_000, 800))}
         decision = decide(spec, [stage(0, 0, spec)], make_obs(cells, now), now)
         assert decision.kind is DecisionKind.ROLLBACK
-        assert decision.finding("answer_rate", verdicts=[Verdict.HARD_LIMIT_BREACHED]).estimate == 0.88
+        finding = decision.finding("answer_rate", verdicts=[Verdict.HARD_LIMIT_BREACHED])
+        assert finding.estimate == 0.80
+        # Reference: scipy.stats.binomtest(800, 1_000, 0.9, alternative="less").pvalue
+        assert_allclose(
+            finding.pvalue, stats.binomtest(800, 1_000, 0.9, alternative="less").pvalue, rtol=1e-9
+        )
 
     def test_harm_on_a_guardrail_mean(self) -> None:
         token_cost = metric("token_cost", kind="mean", mde=0.05)
