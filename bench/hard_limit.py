@@ -1,108 +1,168 @@
-"""Hard limits on a healthy canary: how often do they fire by chance?
+"""The engine's hard-limit backstop on a healthy canary and on a broken one: the rule before and the rule now.
 
-Two rules roll a candidate back on a hard limit without any statistical test:
+``decision.evidence.hard_limit_finding`` judges the canary's value over the stage in progress against an
+absolute limit at every check, once the canary has ``HARD_LIMIT_MIN_UNITS`` units in the stage:
 
-- **the engine's backstop** (``decision.evidence.hard_limit_finding``): at every 5-minute check, the canary's
-  rate over the stage in progress, once it has ``HARD_LIMIT_MIN_UNITS`` (100) units, against the limit;
-- **the CloudWatch alarm** (``stacks/alarms.py``): the canary target group's 5xx rate per minute (0 while it
-  serves fewer than 100 requests a minute), above the limit in 2 of the last 3 minutes.
+- **before** (``fires_raw``): breached when the observed rate is above the limit — no test. With a 2% limit
+  and a 0.3-0.5% baseline, 100 units carry 0.3-0.5 expected errors and 3 errors already breach: a real
+  chance, repeated at every look;
+- **now** (``fires``, ``exact_breach``): breached when an exact one-sided binomial test rejects "the canary is
+  at the limit or better", ``binom.sf(k - 1, n, limit) <= hard_limit_level(spec)``, the level being
+  ``HARD_LIMIT_ALPHA`` split over every look of the horizon (so a canary exactly at the limit trips it with
+  probability at most ``HARD_LIMIT_ALPHA`` over the whole horizon).
 
-Both compare a raw rate with the limit. With a 2% limit and a 0.3-0.5% baseline, 100 units carry 0.3-0.5
-expected errors, and 3 errors (3%) already breach: a real chance, repeated at every look. ``backstop``
-simulates the canary's units and errors over each stage of the shipped ladder (vectorised); ``alarm`` gives
-the alarm's probability exactly, from a Markov chain over the last minutes' breaches.
-
-For comparison, ``backstop`` also reports the same rule with evidence: fire only when the one-sided 99.9%
-Clopper-Pearson lower bound of the canary's rate is above the limit.
+``backstop`` simulates a healthy canary's units and errors over each stage of the shipped ladder, each stage
+run to its maximum duration (the most looks a rollout can have), vectorised over rollouts; ``time_to_fire``
+how long each rule takes to catch a canary that really is broken. The CloudWatch alarm on the same limit is
+in ``bench.alarm``.
 
 Example
 -------
->>> round(alarm_probability(100, 0.005, limit=0.02, minutes=3), 6)  # 2 of 3 minutes with > 2 errors
-0.000591
+>>> from canarywise.spec import load_spec
+>>> level = hard_limit_level(load_spec("config/mangaassist.yaml"))  # 0.001 over 2,016 looks
+>>> units, errors = np.array([[100, 100]]), np.array([[3, 15]])  # 3% after one look, 9% after two
+>>> fires_raw(units, errors, limit=0.02).tolist(), fires(units, errors, limit=0.02, level=level).tolist()
+([0], [1])
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import betaincinv
 from scipy.stats import binom
 
 from bench.methods import NEVER, first_true
-from bench.scenarios import FloatArray, IntArray, ladder_schedule
-from canarywise.decision.evidence import HARD_LIMIT_MIN_UNITS
+from bench.scenarios import FloatArray, IntArray, fixed_split_schedule
+from canarywise.decision.evidence import HARD_LIMIT_MIN_UNITS, hard_limit_level
 from canarywise.spec import RolloutSpec
 
-# The CloudWatch 5xx alarm of stacks/alarms.py: per-minute rate, 0 below 100 requests, 2 of 3 minutes.
-ALARM_MIN_REQUESTS = 100
-ALARM_DATAPOINTS, ALARM_PERIODS = 2, 3
-# How long into each stage the backstop is simulated: later, the stage holds so many units that a chance
-# breach is negligible (``backstop`` reports the bound).
-STAGE_HOURS = 24.0
-EVIDENCE_LEVEL = 0.001  # the one-sided Clopper-Pearson level of the "with evidence" rule
+BoolArray = npt.NDArray[np.bool_]
+
+__all__ = [
+    "BackstopRate",
+    "backstop",
+    "exact_breach",
+    "fires",
+    "fires_raw",
+    "hard_limit_level",
+    "stage_units",
+    "time_to_fire",
+]
+
+# Looks per block in ``fires``: rollouts that already fired drop out between blocks, so a broken canary
+# (which fires within the first hours) costs a few blocks of binomial tails, not the whole stage.
+_BLOCK = 24
+
+
+def exact_breach(
+    units: npt.ArrayLike,
+    errors: npt.ArrayLike,
+    *,
+    limit: float,
+    level: float,
+    min_units: int = HARD_LIMIT_MIN_UNITS,
+) -> BoolArray:
+    """The backstop's verdict for cumulative counts (elementwise): at least ``min_units`` units and
+    ``scipy.stats.binom.sf(errors - 1, units, limit) <= level`` (``hard_limit_finding``'s test, lower is
+    better).
+
+    Only counts above the limit's mean are handed to the binomial tail: for ``errors <= units * limit``,
+    P(X >= errors) >= P(X >= median) >= 1/2 > ``level`` (the median of Bin(n, p) is floor(np) or ceil(np)).
+
+    Example
+    -------
+    >>> exact_breach([400, 400], [25, 26], limit=0.02, level=0.001 / 2016).tolist()  # sf 8.2e-7, 2.4e-7
+    [False, True]
+    """
+    if not 0 < level < 0.5:
+        raise ValueError(f"`level` must be in (0, 0.5), found {level}")
+    n = np.asarray(units, dtype=np.float64)
+    x = np.asarray(errors, dtype=np.float64)
+    out = np.zeros(np.broadcast(n, x).shape, dtype=np.bool_)
+    candidate = (n >= min_units) & (x > n * limit)
+    if candidate.any():
+        n_c, x_c = np.broadcast_to(n, out.shape)[candidate], np.broadcast_to(x, out.shape)[candidate]
+        out[candidate] = binom.sf(x_c - 1, n_c, limit) <= level
+    return out
 
 
 def fires(
+    units: IntArray,
+    errors: IntArray,
+    *,
+    limit: float,
+    level: float,
+    min_units: int = HARD_LIMIT_MIN_UNITS,
+) -> IntArray:
+    """The first look at which the backstop as it is now fires, per replicate (NEVER if it does not), from
+    per-look ``units`` and ``errors`` of one stage (shape ``(replicates, looks)``)."""
+    n = np.cumsum(units, axis=-1)
+    x = np.cumsum(errors, axis=-1)
+    first = np.full(n.shape[0], NEVER, dtype=np.int64)
+    for start in range(0, n.shape[1], _BLOCK):
+        open_rows = np.flatnonzero(first == NEVER)
+        if open_rows.size == 0:
+            break
+        block = slice(start, start + _BLOCK)
+        hit = first_true(
+            exact_breach(
+                n[open_rows, block], x[open_rows, block], limit=limit, level=level, min_units=min_units
+            )
+        )
+        first[open_rows[hit != NEVER]] = start + hit[hit != NEVER]
+    return first
+
+
+def fires_raw(
     units: IntArray, errors: IntArray, *, limit: float, min_units: int = HARD_LIMIT_MIN_UNITS
 ) -> IntArray:
-    """The first look at which the backstop fires, per replicate (NEVER if it does not): the cumulative
-    rate over the stage, errors / units, above ``limit`` with at least ``min_units`` units."""
+    """The first look at which the backstop as it was fires: the cumulative rate over the stage,
+    errors / units, above ``limit`` with at least ``min_units`` units."""
     n = np.cumsum(units, axis=-1)
     x = np.cumsum(errors, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return first_true((n >= min_units) & (x / n > limit))
 
 
-def fires_with_evidence(
-    units: IntArray, errors: IntArray, *, limit: float, level: float = EVIDENCE_LEVEL
-) -> IntArray:
-    """The first look at which the one-sided (1 - level) Clopper-Pearson lower bound of the canary's rate,
-    ``Beta(level; x, n - x + 1)``, is above ``limit``."""
-    n = np.cumsum(units, axis=-1).astype(np.float64)
-    x = np.cumsum(errors, axis=-1).astype(np.float64)
-    lower = np.zeros_like(n)
-    # The lower bound is below the observed rate: only looks whose rate is above the limit can fire.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        above = (x > 0) & (x / n > limit)
-    lower[above] = betaincinv(x[above], n[above] - x[above] + 1, level)
-    return first_true(lower > limit)
-
-
-def stage_units(spec: RolloutSpec, daily_units: float, *, hours: float = STAGE_HOURS) -> list[FloatArray]:
-    """Expected canary units per 5-minute tick for the first ``hours`` of each stage (capped at its maximum
-    duration), each stage starting where the shipped ladder starts it (minimum durations, diurnal traffic)."""
-    schedule = ladder_schedule(spec, daily_sessions=daily_units, horizon_ticks=4 * 2016)
-    out = []
-    for index, start in enumerate(schedule.stage_starts):
-        ticks = min(round(hours * 3600 / schedule.tick_seconds), spec.stages[index].max_duration // 300)
-        share = spec.stages[index].percent / 100.0
-        out.append(schedule.expected_sessions[start : start + ticks] * share)
+def stage_units(spec: RolloutSpec, daily_units: float) -> list[FloatArray]:
+    """Expected canary units per 5-minute tick of each stage, the stages run back to back, each to its maximum
+    duration, on the diurnal curve (``daily_units`` a day at 100% traffic)."""
+    ticks = [stage.max_duration // spec.check_interval for stage in spec.stages]
+    curve = fixed_split_schedule(
+        100, tick_seconds=spec.check_interval, horizon_ticks=sum(ticks), daily_sessions=daily_units
+    ).expected_sessions
+    out, at = [], 0
+    for stage, count in zip(spec.stages, ticks, strict=True):
+        out.append(curve[at : at + count] * stage.percent / 100.0)
+        at += count
     return out
 
 
 @dataclass(frozen=True)
 class BackstopRate:
-    """The chance the backstop fires on a healthy canary, per stage and over the ladder."""
+    """The chance the backstop fires on a healthy canary, per stage, by the rule before and the rule now."""
 
     baseline: float
     daily_units: float
-    per_stage: tuple[float, ...]
-    with_evidence: tuple[float, ...]
+    raw: tuple[float, ...]  # per stage, the rule before (observed rate > limit)
+    exact: tuple[float, ...]  # per stage, the exact test now
     replicates: int
-    tail_bound: float  # P(one look breaching) at the end of the simulated part of each stage, the largest
 
-    @property
-    def rollout(self) -> float:
+    @staticmethod
+    def _rollout(per_stage: tuple[float, ...]) -> float:
         """P(fires in some stage): the stages hold disjoint, independent data."""
-        return 1.0 - math.prod(1.0 - p for p in self.per_stage)
+        return 1.0 - math.prod(1.0 - p for p in per_stage)
 
     @property
-    def rollout_with_evidence(self) -> float:
-        return 1.0 - math.prod(1.0 - p for p in self.with_evidence)
+    def rollout_raw(self) -> float:
+        return self._rollout(self.raw)
+
+    @property
+    def rollout_exact(self) -> float:
+        return self._rollout(self.exact)
 
     def se(self, p: float) -> float:
         return math.sqrt(p * (1 - p) / self.replicates)
@@ -118,21 +178,21 @@ def backstop(
     rng: np.random.Generator,
     chunk: int = 5000,
 ) -> BackstopRate:
-    """Simulate a healthy canary (true rate ``baseline``) under the backstop, stage by stage."""
-    per_stage, with_evidence, tails = [], [], []
+    """Simulate a healthy canary (true rate ``baseline``) under both rules, stage by stage, on the same
+    draws."""
+    level = hard_limit_level(spec)
+    raw, exact = [], []
     for expected in stage_units(spec, daily_units):
-        hits = evidence_hits = 0
+        hits_raw = hits_exact = 0
         for begin in range(0, replicates, chunk):
             size = min(chunk, replicates - begin)
             units = rng.poisson(np.broadcast_to(expected, (size, expected.size)))
             errors = rng.binomial(units, baseline)
-            hits += int(np.sum(fires(units, errors, limit=limit) != NEVER))
-            evidence_hits += int(np.sum(fires_with_evidence(units, errors, limit=limit) != NEVER))
-        per_stage.append(hits / replicates)
-        with_evidence.append(evidence_hits / replicates)
-        n_end = int(expected.sum())
-        tails.append(float(binom.sf(math.floor(limit * n_end), n_end, baseline)))
-    return BackstopRate(baseline, daily_units, tuple(per_stage), tuple(with_evidence), replicates, max(tails))
+            hits_raw += int(np.sum(fires_raw(units, errors, limit=limit) != NEVER))
+            hits_exact += int(np.sum(fires(units, errors, limit=limit, level=level) != NEVER))
+        raw.append(hits_raw / replicates)
+        exact.append(hits_exact / replicates)
+    return BackstopRate(baseline, daily_units, tuple(raw), tuple(exact), replicates)
 
 
 def time_to_fire(
@@ -145,55 +205,16 @@ def time_to_fire(
     rng: np.random.Generator,
 ) -> tuple[float, float]:
     """Median hours into stage 1 until the backstop fires on a canary whose real rate is ``true_rate``:
-    (the plain rule, the rule with evidence); inf when the median rollout is not caught in 24 h."""
+    (the rule before, the rule now); inf when the median rollout is not caught within the stage's maximum
+    duration."""
     expected = stage_units(spec, daily_units)[0]
     units = rng.poisson(np.broadcast_to(expected, (replicates, expected.size)))
     errors = rng.binomial(units, true_rate)
     out = []
-    for looks in (fires(units, errors, limit=limit), fires_with_evidence(units, errors, limit=limit)):
-        hours = np.sort(np.where(looks == NEVER, np.inf, (looks + 1) * 300 / 3600))
+    for looks in (
+        fires_raw(units, errors, limit=limit),
+        fires(units, errors, limit=limit, level=hard_limit_level(spec)),
+    ):
+        hours = np.sort(np.where(looks == NEVER, np.inf, (looks + 1) * spec.check_interval / 3600))
         out.append(float(hours[(hours.size - 1) // 2]))
     return out[0], out[1]
-
-
-# --- the CloudWatch alarm -----------------------------------------------------------------------------------
-
-
-def minute_breach_probability(
-    requests: int, baseline: float, *, limit: float, min_requests: int = ALARM_MIN_REQUESTS
-) -> float:
-    """P(one minute's 5xx rate > limit) with ``requests`` requests that minute (0 below ``min_requests``)."""
-    if requests < min_requests:
-        return 0.0
-    # errors / requests > limit  <=>  errors > limit * requests
-    return float(binom.sf(math.floor(limit * requests), requests, baseline))
-
-
-def alarm_probability(
-    requests_per_minute: int,
-    baseline: float,
-    *,
-    limit: float,
-    minutes: int,
-    datapoints: int = ALARM_DATAPOINTS,
-    periods: int = ALARM_PERIODS,
-) -> float:
-    """P(the alarm goes off at least once within ``minutes``): ``datapoints`` of the last ``periods``
-    minutes breaching, each minute independently with ``minute_breach_probability``.
-
-    Exact, by a Markov chain whose state is the breach pattern of the last ``periods - 1`` minutes (the
-    minutes before the first count as not breaching, as with ``treat_missing_data: notBreaching``).
-    """
-    q = minute_breach_probability(requests_per_minute, baseline, limit=limit)
-    states = list(itertools.product((0, 1), repeat=periods - 1))
-    index = {s: i for i, s in enumerate(states)}
-    stay: npt.NDArray[np.float64] = np.zeros((len(states), len(states)))  # transitions without an alarm
-    for state in states:
-        for bit, p in ((0, 1.0 - q), (1, q)):
-            if sum(state) + bit >= datapoints:
-                continue  # this minute raises the alarm: the mass leaves the chain
-            stay[index[state], index[(*state[1:], bit)]] += p
-    start = np.zeros(len(states))
-    start[index[tuple([0] * (periods - 1))]] = 1.0
-    survive = start @ np.linalg.matrix_power(stay, minutes)
-    return float(1.0 - survive.sum())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -303,8 +304,9 @@ def shipped_tables(report: Any, alpha: float) -> list[str]:
         "The tables above hold the ladder fixed (every stage at its minimum duration) so that every method "
         "sees the same streams. Here config/mangaassist.yaml runs as shipped: every safety/guardrail metric "
         "(the escalation rate split by intent, BH across the slices, the critical ones blocking; the error "
-        "rate's 2% hard limit), a stage advances only when `decide` says ADVANCE (minimum duration run, "
-        "1,000 units per arm in the stage, every margin proven non-inferior, no sample-ratio mismatch), and "
+        "rate's 2% hard limit, by its exact test), a stage advances only when `decide` says ADVANCE "
+        "(minimum duration run, 1,000 units per arm in the stage, every margin proven non-inferior, no "
+        "sample-ratio mismatch), and "
         "a stage that reaches its maximum duration without that is INCONCLUSIVE, which the spec's "
         "`inconclusive_policy: rollback` turns into a rollback. Baselines: escalation 12%, errors 0.3%, slow "
         "responses 2%, hallucinations 3%, safety filter 1%; 300,000 sessions a day. A rollout ends at "
@@ -346,6 +348,23 @@ def shipped_tables(report: Any, alpha: float) -> list[str]:
         "stage's share and the rollback comes later than on the fixed ladder above. The columns of causes "
         "can add up to more than the total: one look can breach a hard limit and prove harm at once.",
         "",
+    ]
+    broken = next((r for r in report.results if r.label.startswith("broken")), None)
+    if broken is not None:
+        rolled = broken.outcome == sh.ROLLBACK
+        by_test = float(np.mean(rolled & ((broken.causes & sh.CAUSE_HARM) > 0)))
+        by_limit = float(np.mean(rolled & (broken.causes == sh.CAUSE_HARD_LIMIT)))
+        hours = np.sort(sched.hours_at(broken.look))
+        out += [
+            f"The canary at twice the error rate's hard limit ({broken.label.split(': ')[1]}) is rolled back "
+            f"after a median {hours[(hours.size - 1) // 2]:.1f} h: by the error rate's harm test in "
+            f"{_pct(by_test)} of rollouts, by the hard-limit backstop alone in {_pct(by_limit)}. The harm "
+            "test compares the canary with the control; the backstop must rule chance out against an "
+            "absolute line at every look of the horizon, so it is the slower of the two here (see the "
+            "hard limits below).",
+            "",
+        ]
+    out += [
         "Why good candidates end INCONCLUSIVE in stage 1: at the end of its maximum duration "
         f"({report.stage_one_hours:g} h at {report.stage_one_percent:g}%), a candidate exactly "
         "as good as the control has only this chance of having its non-inferiority upper bound inside each "
@@ -379,56 +398,130 @@ def shipped_tables(report: Any, alpha: float) -> list[str]:
     return out
 
 
-def hard_limit_tables(
-    rates: list[Any], alarms: dict[int, list[float]], baselines: tuple[float, ...], fire: dict[float, Any],
-    limit: float,
-) -> list[str]:  # fmt: skip
-    """How often the hard limits fire on a healthy canary (``bench.hard_limit``)."""
-    from bench import hard_limit as hl
+@dataclass(frozen=True)
+class Detection:
+    """How fast each rule catches a broken canary: the backstop's median hours into stage 1 by (canary units
+    a day, true rate) and the alarm's median minutes by (requests a minute, true rate), each (before, now)."""
 
+    backstop: dict[tuple[int, float], tuple[float, float]]
+    alarm: dict[tuple[int, float], tuple[float, float]]
+
+
+def _tiny(p: float) -> str:
+    """A probability: a percentage down to 0.01%, below that in scientific notation (exact chains)."""
+    if p >= 5e-5:
+        return _pct2(p)
+    return "0" if p < 1e-15 else f"{p:.0e}"
+
+
+def _rate(p: float, replicates: int) -> str:
+    """A simulated rate with its SE; none seen is written as such (its 95% upper bound is 3 / replicates)."""
+    if p == 0:
+        return f"0 of {replicates:,}"
+    return f"{_pct2(p)} ± {100 * math.sqrt(p * (1 - p) / replicates):.2f}"
+
+
+def _when(value: float, unit: str) -> str:
+    if math.isinf(value):
+        return "not within the stage" if unit == "h" else "not within 7 d"
+    return f"{value:.2f} h" if unit == "h" else f"{value:.0f} min"
+
+
+def hard_limit_tables(
+    spec: RolloutSpec,
+    rates: list[Any],
+    ladder_alarms: dict[tuple[int, float], dict[tuple[str, str], float]],
+    fixed_alarms: dict[tuple[int, float], dict[str, float]],
+    detection: Detection,
+    limit: float,
+) -> list[str]:
+    """The hard limits, before and now side by side (``bench.hard_limit``, ``bench.alarm``)."""
+    from bench import alarm as al
+    from canarywise.decision.evidence import HARD_LIMIT_ALPHA, hard_limit_level
+    from stacks.alarms import ALARM_Z, MIN_REQUESTS_PER_MINUTE
+
+    level = hard_limit_level(spec)
+    looks = round(HARD_LIMIT_ALPHA / level)
+    hours = [s.max_duration / 3600 for s in spec.stages]
+    ladder = " + ".join(f"{h:g} h at {s.percent:g}%" for h, s in zip(hours, spec.stages, strict=True))
+    replicates = rates[0].replicates
     out = [
-        "## Hard limits on a healthy canary",
+        "## Hard limits: the rule before and the rule now",
         "",
-        f"The error rate's hard limit is {100 * limit:g}%. The engine's backstop "
-        f"(`decision.evidence.hard_limit_finding`) compares the canary's error rate over the stage in "
-        f"progress with it at every check once the canary has {HARD_LIMIT_MIN_UNITS} units — no test. "
-        f"At a 0.3-0.5% baseline 100 units carry 0.3-0.5 expected errors and 3 errors already breach. "
-        f"Simulated: a canary exactly as healthy as the control, its units Poisson around the diurnal curve "
-        f"at the stage's share, each stage for its first {hl.STAGE_HOURS:g} h (capped at its maximum), "
-        f"{rates[0].replicates:,} rollouts per row. 'Units' are what the error rate counts (ALB requests: "
-        "several per session).",
+        f"The error rate's hard limit is {100 * limit:g}%, and two rules roll a canary back on it without a "
+        "harm test:",
         "",
-        "| canary units a day at 100% | baseline | fires in stage 1 | stage 2 | stage 3 | "
-        f"per rollout (± SE) | with evidence: 99.9% Clopper-Pearson lower bound > {100 * limit:g}% |",
-        "|---|---|---|---|---|---|---|",
+        "- **the engine's backstop** (`decision.evidence.hard_limit_finding`), at every check once the "
+        f"canary has {HARD_LIMIT_MIN_UNITS} units in the stage in progress. *Before*: the observed rate "
+        f"above the limit, no test. *Now*: an exact one-sided binomial test, breached when P(X >= k | Bin(n, "
+        f"{limit:g})) <= {HARD_LIMIT_ALPHA:g} / {looks:,} looks = {level:.3g} (`hard_limit_level`: "
+        f"{HARD_LIMIT_ALPHA:g} split over every look of the {spec.statistics.horizon / 86_400:g}-day "
+        "horizon, so a canary exactly at the limit trips it with probability at most "
+        f"{100 * HARD_LIMIT_ALPHA:g}% over the whole horizon);",
+        f"- **the CloudWatch alarm** (`stacks/alarms.py`) on the canary target group's 5xx, one-minute "
+        f"datapoints, {al.DATAPOINTS} of the last {al.PERIODS} breaching, no datapoint below "
+        f"{MIN_REQUESTS_PER_MINUTE} requests a minute. *Before*: the minute's 5xx rate above the limit. "
+        f"*Now*: the minute's z-statistic against the limit, (errors - L requests) / sqrt(L (1 - L) "
+        f"requests), above {ALARM_Z:g} (the one-sided 0.1% normal tail). The *approaching* warning is the "
+        f"same rule with L at {al.APPROACHING:g} x the limit; it pages a person, it does not roll back.",
+        "",
+        "A healthy canary (its error rate the baseline, as the control's) over the ladder run to its "
+        f"maximum durations ({ladder}: the most looks a rollout can have), units Poisson around the "
+        "diurnal curve at the stage's share. Backstop: simulated, both rules on the same draws, "
+        f"{replicates:,} rollouts per row ('0 of N': none seen, 95% upper bound 3/N). Alarm: exact (a Markov "
+        "chain over the last minutes' breaches, requests Poisson each minute). 'Units' are what the error "
+        "rate counts (ALB requests: several per session).",
+        "",
+        "| canary units a day at 100% | baseline | backstop before (± SE) | backstop now | alarm before | "
+        "alarm now | approaching warning before | warning now |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rates:
-        stages = " | ".join(_pct2(p) for p in r.per_stage)
+        a = ladder_alarms[(r.daily_units, r.baseline)]
         out.append(
-            f"| {r.daily_units:,.0f} | {100 * r.baseline:.1f}% | {stages} | "
-            f"{_pct2(r.rollout)} ± {100 * r.se(r.rollout):.2f} | {_pct2(r.rollout_with_evidence)} |"
+            f"| {r.daily_units:,.0f} | {100 * r.baseline:.1f}% | {_rate(r.rollout_raw, r.replicates)} | "
+            f"{_rate(r.rollout_exact, r.replicates)} | {_tiny(a[('hard limit', al.RATE)])} | "
+            f"{_tiny(a[('hard limit', al.Z)])} | {_tiny(a[('approaching', al.RATE)])} | "
+            f"{_tiny(a[('approaching', al.Z)])} |"
         )
-    tail = max(r.tail_bound for r in rates)
+    baselines = sorted({p for _, p in fixed_alarms})
+    requests = sorted({m for m, _ in fixed_alarms})
     out += [
         "",
-        f"(A breach later than the simulated {hl.STAGE_HOURS:g} h of a stage has probability below "
-        f"{tail:.0e} per look.) How fast each rule catches a canary that really is broken (stage 1, 300,000 "
-        "units a day, median hours into the stage):",
+        "Below 100 requests a minute the alarm has no datapoint: at 30,000 units a day it never sees the "
+        "canary, at 300,000 only in the busy hours of the 50% stage. Where it does evaluate, with a fixed "
+        "number of canary requests every minute, a healthy canary sets it off within 7 days with this "
+        "probability (exact):",
         "",
-        "| canary's real error rate | backstop as shipped | with evidence |",
-        "|---|---|---|",
-        *(f"| {100 * rate:g}% | {a:.2f} h | {b:.2f} h |" for rate, (a, b) in fire.items()),
+        "| canary requests a minute | "
+        + " | ".join(f"{100 * p:.1f}%: before | now" for p in baselines)
+        + " |",
+        "|---|" + "---|---|" * len(baselines),
+    ]
+    for m in requests:
+        cells = (
+            f"{_tiny(fixed_alarms[(m, p)][al.RATE])} | {_tiny(fixed_alarms[(m, p)][al.Z])}" for p in baselines
+        )
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    out += [
         "",
-        f"The CloudWatch alarm (`stacks/alarms.py`: the canary's 5xx rate per minute, 0 below "
-        f"{hl.ALARM_MIN_REQUESTS} requests a minute, above {100 * limit:g}% in {hl.ALARM_DATAPOINTS} of "
-        f"{hl.ALARM_PERIODS} minutes) fires on a healthy canary within 24 hours with this probability "
-        "(exact, Markov chain over the breach pattern; a fixed number of requests every minute):",
-        "",
-        "| canary requests a minute | " + " | ".join(f"baseline {100 * b:.1f}%" for b in baselines) + " |",
-        "|---|" + "---|" * len(baselines),
-        *(f"| {m} | " + " | ".join(_pct2(p) for p in probs) + " |" for m, probs in alarms.items()),
+        "What the test costs: how fast each rule catches a canary that really is broken (median; the "
+        "backstop in hours into stage 1, where a broken canary stays; the alarm in minutes at a fixed number "
+        "of requests a minute):",
         "",
     ]
+    broken = sorted({r for _, r in detection.backstop})
+    out += [
+        "| rule | traffic | " + " | ".join(f"{100 * r:g}% errors: before | now" for r in broken) + " |",
+        "|---|---|" + "---|---|" * len(broken),
+    ]
+    for units in sorted({u for u, _ in detection.backstop}):
+        cells = (" | ".join(_when(t, "h") for t in detection.backstop[(units, r)]) for r in broken)
+        out.append(f"| backstop | {units:,} units a day | " + " | ".join(cells) + " |")
+    for m in sorted({m for m, _ in detection.alarm}):
+        cells = (" | ".join(_when(t, "min") for t in detection.alarm[(m, r)]) for r in broken)
+        out.append(f"| alarm | {m:,} requests a minute | " + " | ".join(cells) + " |")
+    out.append("")
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import cost, hard_limit, report
+from bench import alarm, cost, hard_limit, report
 from bench.decision_quality import run_all
 from bench.shipped import run_shipped
 from canarywise.spec import load_spec
@@ -48,7 +48,10 @@ MODES = {
 HARD_LIMIT_UNITS = (30_000, 300_000, 3_000_000)  # canary units a day at 100% traffic
 HARD_LIMIT_BASELINES = (0.003, 0.004, 0.005)
 ALARM_REQUESTS = (100, 150, 250, 500)  # canary requests a minute
+ALARM_MINUTES = 7 * 1440  # the fixed-traffic alarm table: a week of one-minute datapoints
 BROKEN_RATES = (0.04, 0.10)
+DETECT_UNITS = (30_000, 300_000)  # canary units a day at 100% traffic, for the backstop's detection speed
+DETECT_REQUESTS = (100, 250, 1000)  # canary requests a minute, for the alarm's
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,14 +94,39 @@ def main(argv: list[str] | None = None) -> int:
         for units in HARD_LIMIT_UNITS
         for p in HARD_LIMIT_BASELINES
     ]
-    alarms = {
-        m: [hard_limit.alarm_probability(m, p, limit=limit, minutes=1440) for p in HARD_LIMIT_BASELINES]
+    lines = {"hard limit": limit, "approaching": limit * alarm.APPROACHING}
+    rules = (alarm.RATE, alarm.Z)
+    ladder_alarms = {
+        (units, p): {
+            (which, rule): alarm.ladder_alarm_probability(spec, units, p, line, rule)
+            for which, line in lines.items()
+            for rule in rules
+        }
+        for units in HARD_LIMIT_UNITS
+        for p in HARD_LIMIT_BASELINES
+    }
+    fixed_alarms = {
+        (m, p): {rule: alarm.fixed_alarm_probability(m, p, limit, rule, ALARM_MINUTES) for rule in rules}
         for m in ALARM_REQUESTS
+        for p in HARD_LIMIT_BASELINES
     }
-    fire = {
-        r: hard_limit.time_to_fire(spec, r, 300_000, limit=limit, replicates=cfg["hard_limit"], rng=rng)
-        for r in BROKEN_RATES
-    }
+    detection = report.Detection(
+        backstop={
+            (units, r): hard_limit.time_to_fire(
+                spec, r, units, limit=limit, replicates=cfg["hard_limit"], rng=rng
+            )
+            for units in DETECT_UNITS
+            for r in BROKEN_RATES
+        },
+        alarm={
+            (m, r): (
+                alarm.median_minutes_to_alarm(m, r, limit, alarm.RATE),
+                alarm.median_minutes_to_alarm(m, r, limit, alarm.Z),
+            )
+            for m in DETECT_REQUESTS
+            for r in BROKEN_RATES
+        },
+    )
     log("hard limits measured")
     ticks = cost.ticks_in_fresh_process((1, 10) if mode == "quick" else (1, 10, 100), cfg["tick_repeats"])
     log("ticks measured")
@@ -142,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *report.limits_text(quality, alpha),
         *report.shipped_tables(shipped, alpha),
-        *report.hard_limit_tables(backstops, alarms, HARD_LIMIT_BASELINES, fire, limit),
+        *report.hard_limit_tables(spec, backstops, ladder_alarms, fixed_alarms, detection, limit),
         *report.cost_tables(ticks, cold, bundle, spec),
     ]
     text = "\n".join(header + body) + "\n"

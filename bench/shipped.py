@@ -12,7 +12,8 @@ safety and guardrail metrics (the escalation rate split by intent), with the eng
 numpy from its own pieces: the alpha share of each test (``decision.safety.harm_alpha``), the mixing
 variances (``decision.evidence.tau2_for``), the stage-stratified estimate with Agresti-Caffo variances, the
 always-valid p-value of ``stats.sequential.msprt_normal`` (``mixture_pvalue``), Benjamini-Hochberg across the
-slices, the hard-limit backstop, the stage-aware sample-ratio check, and the canary gate's precedence
+slices, the hard-limit backstop (its exact binomial test at ``decision.evidence.hard_limit_level``:
+``bench.hard_limit.exact_breach``), the stage-aware sample-ratio check, and the canary gate's precedence
 (ROLLBACK, then HOLD, then ADVANCE, then INCONCLUSIVE at the maximum duration). ``replay`` feeds the ticks
 of the first rollouts, as simulated, to ``canarywise.decision.engine.decide`` itself look by look (with every
 metric of the spec, the non-blocking ones too) and reports whether its decisions are the same at every look.
@@ -32,11 +33,12 @@ from scipy.special import chdtrc, log_ndtr
 
 from bench.engine import T0, MetricStream
 from bench.fullspec import BASELINES, INTENTS, mean_stream
+from bench.hard_limit import exact_breach
 from bench.methods import NEVER
 from bench.scenarios import DAILY_SESSIONS, FloatArray, IntArray, Schedule, ladder_schedule
 from canarywise.decision.context import evaluated_metrics
 from canarywise.decision.engine import decide
-from canarywise.decision.evidence import HARD_LIMIT_MIN_UNITS, tau2_for
+from canarywise.decision.evidence import hard_limit_level, tau2_for
 from canarywise.decision.models import (
     Aggregate,
     DecisionKind,
@@ -175,6 +177,7 @@ class ShippedWorld:
             )
         limits = [(i, m.hard_limit) for i, m in enumerate(veto) if m.hard_limit is not None]
         self.hard_limits = limits
+        self.hard_limit_level = hard_limit_level(spec)  # the backstop's exact test, per look
         self.min_ticks = np.array([s.min_duration // spec.check_interval for s in spec.stages])
         self.max_ticks = np.array([s.max_duration // spec.check_interval for s in spec.stages])
         self.shares = np.array([s.percent / 100.0 for s in spec.stages])
@@ -286,8 +289,7 @@ def simulate(
             slice_reject = bh_rejections(p_harm[:, slice_cols], valid[:, slice_cols], q)
             cause |= np.where((slice_reject & world.critical).any(axis=1), CAUSE_SLICE, 0)
         for j, limit in world.hard_limits:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                breach = (nt[:, j] >= HARD_LIMIT_MIN_UNITS) & (xt[:, j] / nt[:, j] > limit)
+            breach = exact_breach(nt[:, j], xt[:, j], limit=limit, level=world.hard_limit_level)
             cause |= np.where(breach, CAUSE_HARD_LIMIT, 0)
 
         # Trust: sample-ratio mismatch over the stages so far (units of the first metric), missing data.
@@ -528,12 +530,18 @@ def run_shipped(
     rng: np.random.Generator,
     log: Callable[[str], None] = print,
 ) -> ShippedReport:
-    """A/A and harm at the MDE on the escalation rate, the shipped spec with its ladder; replays of each."""
+    """A/A, harm at the MDE on the escalation rate and a canary at twice the error rate's hard limit, the
+    shipped spec with its ladder; replays of each."""
     worlds = [
         ("A/A: every metric equal in both arms", ShippedWorld(spec), replicates),
         (
             "harm at the MDE: escalation 12% -> 14% (others equal)",
             ShippedWorld(spec, canary_rates={"escalation_rate": 0.14}),
+            harm_replicates,
+        ),
+        (
+            "broken: errors 0.3% -> 4% (others equal)",
+            ShippedWorld(spec, canary_rates={"error_rate": 0.04}),
             harm_replicates,
         ),
     ]

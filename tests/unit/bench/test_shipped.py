@@ -60,7 +60,7 @@ def short_ladder(max_hours: float) -> RolloutSpec:
     [
         (2.0, 300_000, None, None, 31),  # A/A: gates met or INCONCLUSIVE at 2 h
         (2.0, 3_000_000, None, None, 34),  # A/A with 10x the traffic: the gates are met, stages advance
-        (2.0, 300_000, {"error_rate": 0.012}, None, 32),  # errors near the 2% hard limit: the backstop fires
+        (2.0, 300_000, {"error_rate": 0.05}, None, 32),  # both arms far above the 2% hard limit: it fires
         (3.0, 300_000, None, {"escalation_rate": 0.20}, 33),  # real harm on the sliced metric
     ],
 )
