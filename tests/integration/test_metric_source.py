@@ -5,6 +5,7 @@ Expected numbers are counted by hand (or with numpy) from the values the test it
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,12 +18,20 @@ from numpy.testing import assert_allclose
 
 from canarywise.data.metric_source import (
     AlbDimensions,
+    FrozenStage,
     MetricSource,
     MetricSourceError,
     resolution_at,
     whole_window,
 )
-from canarywise.decision.models import MeanAggregate, ProportionAggregate, StageRecord, Variant
+from canarywise.decision.models import (
+    DecisionInputError,
+    MeanAggregate,
+    Observations,
+    ProportionAggregate,
+    StageRecord,
+    Variant,
+)
 from canarywise.emit import VariantMetrics
 from canarywise.spec import parse_spec
 
@@ -455,4 +464,198 @@ def test_datapoints_per_call_stay_under_the_limit(aws: Env, spec_data: dict[str,
 def test_raises(aws: Env, kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=r"^`max_") as raised:
         MetricSource(**kwargs)
+    assert str(raised.value) == message
+
+
+# --- frozen stages: a closed stage is read until its data is complete, then taken from its frozen copy ------
+def _stored(frozen: FrozenStage) -> FrozenStage:
+    """What the registry gives back: the frozen stage through JSON text."""
+    return FrozenStage.from_dict(json.loads(json.dumps(frozen.to_dict())))
+
+
+def _put_rollout(aws: Env, rng: np.random.Generator) -> dict[tuple[int, str], list[float]]:
+    """Every kind of query in both stages (a sliced proportion, a mean with awkward floats, the ALB's counts,
+    new assignments); the newest datapoints three minutes ago. Returns the canary's escalation (n, events) per
+    stage, counted by hand."""
+    escalations: dict[tuple[int, str], list[float]] = {}
+    times = {
+        0: (STAGE0 + timedelta(minutes=20), STAGE1 - timedelta(minutes=1)),
+        1: (STAGE1 + timedelta(minutes=5), NOW - timedelta(minutes=3)),
+    }
+    for stage in (0, 1):
+        for variant in ("control", "canary"):
+            for at in times[stage]:
+                for intent in (None, "returns", "order_status", "recommend"):
+                    dims = {"Variant": variant} | ({"Intent": intent} if intent else {})
+                    n = float(rng.integers(50, 500))
+                    hits = float(rng.binomial(int(n), 0.12))
+                    put_aggregate("MangaAssist", "Escalation", dims, at, n=n, total=hits)
+                    if intent is None:
+                        row = escalations.setdefault((stage, variant), [0.0, 0.0])
+                        row[0], row[1] = row[0] + n, row[1] + hits
+                csat = rng.gamma(4.0, 1.1, size=7)
+                dims = {"Variant": variant}
+                put_aggregate("MangaAssist", "CSAT", dims, at, n=7, total=float(csat.sum()))
+                put_aggregate("MangaAssist", "CSATSquared", dims, at, n=7, total=float(np.square(csat).sum()))
+                put_aggregate("MangaAssist", "Hallucination", dims, at, n=90, total=float(rng.integers(0, 5)))
+                put_alb_counts(aws, variant, at, requests=float(rng.integers(100, 900)), errors=1)
+                assigned = float(rng.integers(10, 60))
+                assignments = {"Service": "mangaassist"} | dims
+                put_aggregate("Canarywise", "NewAssignment", assignments, at, n=assigned, total=assigned)
+    return escalations
+
+
+def test_a_frozen_stage_gives_exactly_what_a_fresh_read_gives(aws: Env, spec_data: dict[str, Any]) -> None:
+    spec = _spec(spec_data, "escalation_rate", "error_rate", "csat", "hallucination_rate")
+    escalations = _put_rollout(aws, np.random.default_rng(5))
+    fake = _RecordingCloudWatch()
+    source = MetricSource(_alb(aws), boto3_client=fake)
+
+    first = source.read(spec, _stages(), NOW)
+    frozen = {f.stage: _stored(f) for f in first.to_freeze}
+    reads_before = len(fake.requests)
+    cached = source.read(spec, _stages(), NOW, frozen=frozen)
+    fresh = MetricSource(_alb(aws)).observe(spec, _stages(), NOW)
+
+    # Stage 1 ended two hours ago and every decisive metric has newer data: frozen at once.
+    assert (first.cached, list(frozen), first.not_frozen) == ((), [0], {})
+    assert frozen[0].start == STAGE0
+    assert frozen[0].end == STAGE1
+    assert frozen[0].frozen_at == NOW
+    assert cached.cached == (0,)
+    assert cached.to_freeze == ()
+    # Identical numbers (floats to the last bit) in the same order, freshness and assignments included.
+    assert cached.observations == fresh == first.observations
+    assert list(cached.observations.aggregates.items()) == list(fresh.aggregates.items())
+    assert list(cached.observations.assignments.items()) == list(fresh.assignments.items())
+    # The frozen copy holds the hand count of what was put.
+    n, hits = escalations[(0, "canary")]
+    assert frozen[0].observations.get("escalation_rate", 0, Variant.CANARY) == ProportionAggregate(
+        int(n), int(hits)
+    )
+    # Queries per stage window: escalation 2 stats x 2 variants x (1 + 3 intents) = 16, error_rate 2 x 2,
+    # csat 3 x 2, hallucination 2 x 2, new assignments 2 -> 32; the probe: units x 2 variants of the 3
+    # decisive metrics (escalation, error_rate, hallucination) = 6. The cached read skips stage 1's window.
+    first_reads, cached_reads = fake.reads()[:reads_before], fake.reads()[reads_before:]
+    probe = NOW - timedelta(hours=1)
+    assert [(start, n) for start, _, _, n in first_reads] == [(STAGE0, 32), (STAGE1, 32), (probe, 6)]
+    assert [(start, n) for start, _, _, n in cached_reads] == [(STAGE1, 32), (probe, 6)]
+
+
+def test_a_stage_closed_less_than_freeze_after_ago_is_read_fresh(aws: Env, spec_data: dict[str, Any]) -> None:
+    spec = _spec(spec_data, "hallucination_rate")
+    ramp = NOW - timedelta(minutes=10)
+    stages = [
+        StageRecord(0, 5.0, {"control": 95, "canary": 5}, STAGE0, ramp),
+        StageRecord(1, 25.0, {"control": 75, "canary": 25}, ramp),
+    ]
+    for variant in ("control", "canary"):
+        for at in (STAGE0 + timedelta(minutes=30), NOW - timedelta(minutes=2)):
+            put_aggregate("MangaAssist", "Hallucination", {"Variant": variant}, at, n=100, total=3)
+
+    early = MetricSource().read(spec, stages, NOW)
+    on_time = MetricSource().read(spec, stages, NOW + timedelta(minutes=5))
+
+    assert early.to_freeze == ()
+    assert early.not_frozen == {0: "ended 10 min ago; frozen 15 min after its end"}
+    assert [f.stage for f in on_time.to_freeze] == [0]
+    assert on_time.not_frozen == {}
+
+
+def test_late_data_is_not_frozen_but_read_until_it_arrives(aws: Env, spec_data: dict[str, Any]) -> None:
+    """The canary's pipeline stalls 20 minutes before stage 1 ends: its last minutes arrive much later."""
+    spec = _spec(spec_data, "hallucination_rate")
+    canary, control = {"Variant": "canary"}, {"Variant": "control"}
+    put_aggregate("MangaAssist", "Hallucination", canary, STAGE0 + timedelta(minutes=30), n=200, total=5)
+    for at in (STAGE0 + timedelta(minutes=30), STAGE1 - timedelta(minutes=5), NOW - timedelta(minutes=2)):
+        put_aggregate("MangaAssist", "Hallucination", control, at, n=1000, total=30)
+
+    stalled = MetricSource().read(spec, _stages(), NOW)
+    # The backlog arrives: the stage's last minutes, and the canary's data since.
+    put_aggregate("MangaAssist", "Hallucination", canary, STAGE1 - timedelta(minutes=5), n=40, total=2)
+    put_aggregate("MangaAssist", "Hallucination", canary, NOW - timedelta(minutes=2), n=300, total=6)
+    caught_up = MetricSource().read(spec, _stages(), NOW + timedelta(minutes=5))
+
+    assert stalled.to_freeze == ()
+    assert stalled.not_frozen == {0: "hallucination_rate (canary) has no datapoint since the stage ended yet"}
+    # Frozen once the canary's data is newer than the stage's end, with the late minutes in (200 + 40, 5 + 2).
+    (frozen,) = caught_up.to_freeze
+    assert frozen.observations.get("hallucination_rate", 0, Variant.CANARY) == ProportionAggregate(240, 7)
+
+
+def test_a_closed_stage_missing_a_decisive_metric_is_not_frozen(aws: Env, spec_data: dict[str, Any]) -> None:
+    spec = _spec(spec_data, "hallucination_rate")
+    put_aggregate(
+        "MangaAssist", "Hallucination", {"Variant": "control"}, STAGE0 + timedelta(minutes=30), n=100, total=3
+    )
+    for variant in ("control", "canary"):  # stage 2 has data, fresh: only stage 1 lacks the canary's
+        dims = {"Variant": variant}
+        put_aggregate("MangaAssist", "Hallucination", dims, NOW - timedelta(minutes=2), n=100, total=3)
+
+    reading = MetricSource().read(spec, _stages(), NOW)
+
+    assert reading.to_freeze == ()
+    assert reading.not_frozen == {0: "no hallucination_rate data for canary in the stage"}
+
+
+class _PartialCloudWatch(_RecordingCloudWatch):
+    """CloudWatch saying it answered stage 1's window only in part (its limits, or data still coming)."""
+
+    def get_metric_data(self, **kwargs: Any) -> dict[str, Any]:
+        response = super().get_metric_data(**kwargs)
+        if kwargs["StartTime"] == STAGE0:
+            for result in response["MetricDataResults"]:
+                result["StatusCode"] = "PartialData"
+        return response
+
+
+def test_a_stage_cloudwatch_answered_in_part_is_not_frozen(aws: Env, spec_data: dict[str, Any]) -> None:
+    spec = _spec(spec_data, "hallucination_rate")
+    for variant in ("control", "canary"):
+        for at in (STAGE0 + timedelta(minutes=30), NOW - timedelta(minutes=2)):
+            put_aggregate("MangaAssist", "Hallucination", {"Variant": variant}, at, n=100, total=3)
+
+    reading = MetricSource(boto3_client=_PartialCloudWatch()).read(spec, _stages(), NOW)
+
+    assert reading.observations.get("hallucination_rate", 0, Variant.CANARY) == ProportionAggregate(100, 3)
+    assert reading.to_freeze == ()
+    assert reading.not_frozen == {0: "CloudWatch answered part of its queries with partial data"}
+
+
+def test_a_frozen_copy_of_the_stage_in_progress_is_ignored(aws: Env, spec_data: dict[str, Any]) -> None:
+    spec = _spec(spec_data, "hallucination_rate")
+    put_aggregate(
+        "MangaAssist", "Hallucination", {"Variant": "canary"}, NOW - timedelta(minutes=2), n=100, total=3
+    )
+    bogus = FrozenStage(1, STAGE1, NOW, NOW, Observations({}))
+
+    reading = MetricSource().read(spec, _stages(), NOW, frozen={1: bogus})
+
+    assert reading.cached == ()
+    assert reading.observations.get("hallucination_rate", 1, Variant.CANARY) == ProportionAggregate(100, 3)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: FrozenStage.from_dict({"stage": 0, "start": STAGE0.isoformat()}),
+            "malformed frozen stage: KeyError('end')",
+        ),
+        (
+            lambda: FrozenStage(
+                0,
+                STAGE0,
+                STAGE1,
+                NOW,
+                Observations.build({("hallucination_rate", 1, "canary", None): ProportionAggregate(9, 1)}),
+            ),
+            "frozen stage 0 holds data of stages [1]",
+        ),
+    ],
+    ids=["missing-field", "another-stage"],
+)
+def test_raises_on_a_malformed_frozen_stage(build: Any, message: str) -> None:
+    with pytest.raises(DecisionInputError) as raised:
+        build()
     assert str(raised.value) == message

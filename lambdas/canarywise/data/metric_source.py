@@ -30,17 +30,27 @@ probe: the ``n`` query of each variant of each metric whose freshness the engine
 metrics, and the primary one in A/B mode) over the last hour (at least three check intervals) at one minute,
 which gives the newest datapoint's minute (see `Observations.latest`).
 
+A closed stage's sums stop changing once CloudWatch has all its datapoints, so they are read once more and
+then *frozen* (`MetricSource.read`, `FrozenStage`): the registry keeps them and every later check reads only
+the stage in progress and the probe. A stage is frozen at the first check at least `freeze_after` (15
+minutes) after its end whose reading of it is complete: every query answered ``Complete``, every decisive
+metric with data in both variants in the stage, and each of them with a newer datapoint than the stage's end
+in the probe (the pipeline has delivered past the stage). Until then it is read fresh at every check.
+
 Example
 -------
 >>> alb = AlbDimensions("app/alb/1", "targetgroup/control/2", "targetgroup/canary/3")
 >>> source = MetricSource(alb)  # doctest: +SKIP
 >>> observations = source.observe(spec, stages, now)  # doctest: +SKIP
+>>> reading = source.read(spec, stages, now, frozen=registry.frozen_stages(experiment_id))  # doctest: +SKIP
+>>> reading.cached, [f.stage for f in reading.to_freeze]  # doctest: +SKIP
+((0,), [1])
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,6 +62,7 @@ from canarywise.decision.context import decisive_metrics, evaluated_metrics, sta
 from canarywise.decision.evidence import LATE_AFTER_INTERVALS
 from canarywise.decision.models import (
     Aggregate,
+    DecisionInputError,
     MeanAggregate,
     ObservationKey,
     Observations,
@@ -77,6 +88,10 @@ MAX_DATAPOINTS_PER_CALL = 100_800
 # "late" limit, so that a metric it finds nothing for is late for sure).
 FRESHNESS_PROBE = timedelta(hours=1)
 ALB_NAMESPACE = "AWS/ApplicationELB"
+# A closed stage is frozen no sooner than this after its end. CloudWatch publishes a datapoint a minute or two
+# after its minute (EMF logs, the ALB), and ListMetrics may take up to 15 minutes to list a new metric: a
+# slice value first seen in the stage's last minutes (a new intent) is only queried once it is listed.
+FREEZE_AFTER = timedelta(minutes=15)
 # The key under which new-assignment counts travel with the metrics' queries; never a spec metric name (those
 # start with a lowercase letter).
 _ASSIGNMENTS = "(new assignments)"
@@ -117,6 +132,8 @@ class _Window:
     period: int
     queries: list[_Query] = field(default_factory=list)
     probe: bool = False  # the freshness probe: its values give the newest minute only, never sums
+    stage: int = -1  # the stage read (-1: the probe)
+    closed: bool = False  # the stage has ended (a later stage began)
 
     @property
     def points_per_query(self) -> int:
@@ -181,6 +198,122 @@ def whole_window(start: datetime, end: datetime, now: datetime) -> tuple[datetim
     return (first, last) if last > first else None
 
 
+def freeze_after(spec: RolloutSpec) -> timedelta:
+    """How long after its end a closed stage may be frozen: `FREEZE_AFTER`, or longer for a spec whose check
+    interval is so long that data older than that is not yet "late" to the engine (one interval past its
+    limit, as the freshness probe reaches).
+
+    Example
+    -------
+    >>> from types import SimpleNamespace
+    >>> [freeze_after(SimpleNamespace(check_interval=s)) for s in (300, 3600)]
+    [datetime.timedelta(seconds=900), datetime.timedelta(seconds=10800)]
+    """
+    return max(FREEZE_AFTER, timedelta(seconds=(LATE_AFTER_INTERVALS + 1) * spec.check_interval))
+
+
+def _order(key: ObservationKey) -> tuple[str, int, str, str]:
+    """The order in which the source lists aggregates (fresh or frozen, the same)."""
+    return key.metric, key.stage, key.variant.value, key.slice or ""
+
+
+@dataclass(frozen=True)
+class FrozenStage:
+    """A closed stage's data as read once its window could no longer change: what later checks use instead
+    of CloudWatch (the registry keeps it).
+
+    Attributes
+    ----------
+    stage
+        The stage index.
+    start, end
+        The window that was read (see `whole_window`).
+    frozen_at
+        The check that read it.
+    observations
+        The stage's aggregates and new assignments, nothing else (`latest` stays empty: freshness is always
+        read).
+
+    Example
+    -------
+    >>> from datetime import UTC, datetime
+    >>> t = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    >>> frozen = FrozenStage(0, t, t + timedelta(hours=4), t + timedelta(hours=5), Observations({}))
+    >>> FrozenStage.from_dict(frozen.to_dict()) == frozen
+    True
+    """
+
+    stage: int
+    start: datetime
+    end: datetime
+    frozen_at: datetime
+    observations: Observations
+
+    def __post_init__(self) -> None:
+        others = {key.stage for key in self.observations.aggregates} | {
+            stage for stage, _ in self.observations.assignments
+        }
+        if others - {self.stage}:
+            raise DecisionInputError(f"frozen stage {self.stage} holds data of stages {sorted(others)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "frozen_at": self.frozen_at.isoformat(),
+            "observations": self.observations.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FrozenStage:
+        """The inverse of `to_dict`; `DecisionInputError` when `data` is malformed."""
+        try:
+            return cls(
+                stage=int(data["stage"]),
+                start=datetime.fromisoformat(data["start"]),
+                end=datetime.fromisoformat(data["end"]),
+                frozen_at=datetime.fromisoformat(data["frozen_at"]),
+                observations=Observations.from_dict(data["observations"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, DecisionInputError):
+                raise
+            raise DecisionInputError(f"malformed frozen stage: {exc!r}") from None
+
+
+@dataclass
+class _Sums:
+    """What the windows' queries returned, summed."""
+
+    sums: dict[tuple[ObservationKey, str], float] = field(default_factory=dict)
+    newest: dict[tuple[str, Variant], datetime] = field(default_factory=dict)  # the probe's newest minute
+    incomplete: set[int] = field(default_factory=set)  # stages with a query not answered in full
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one check read: the observations, and which closed stages came from frozen copies or may now be
+    frozen.
+
+    Attributes
+    ----------
+    observations
+        Exactly what `MetricSource.observe` returns for the same data, frozen stages included.
+    cached
+        Closed stages taken from the frozen copies handed in (not read from CloudWatch).
+    to_freeze
+        Closed stages read now whose data is complete: the caller stores them.
+    not_frozen
+        Closed stages read now that are not frozen yet, and why (too recent, data missing or late).
+    """
+
+    observations: Observations
+    cached: tuple[int, ...] = ()
+    to_freeze: tuple[FrozenStage, ...] = ()
+    not_frozen: Mapping[int, str] = field(default_factory=dict)
+
+
 def _assignment_query(spec: RolloutSpec, stage: int, variant: Variant) -> _Query:
     """New assignments to `variant` during `stage` (the emitter's NewAssignment, one 1 per assignment)."""
     dims = ((SERVICE_DIMENSION, spec.service), (VARIANT_DIMENSION, variant.value))
@@ -231,49 +364,133 @@ class MetricSource:
     def observe(self, spec: RolloutSpec, stages: Sequence[StageRecord], now: datetime) -> Observations:
         """Sufficient statistics per metric, stage, variant and slice, from each stage's start to its end
         (the next stage's start) or to `now`; the new assignments per stage and variant; and per metric with
-        data, the time since which it has no datapoint (`Observations.latest`).
+        data, the time since which it has no datapoint (`Observations.latest`). Every stage is read.
 
         Raises
         ------
         MetricSourceError
             When CloudWatch refuses or fails a call (including throttling, after boto3's own retries).
         """
+        return self.read(spec, stages, now).observations
+
+    def read(
+        self,
+        spec: RolloutSpec,
+        stages: Sequence[StageRecord],
+        now: datetime,
+        *,
+        frozen: Mapping[int, FrozenStage] | None = None,
+    ) -> Reading:
+        """`observe`, with the closed stages in `frozen` taken from there instead of CloudWatch; and the
+        closed stages read now that can be frozen (`Reading.to_freeze`, see `freeze_after`).
+
+        Raises
+        ------
+        MetricSourceError
+            When CloudWatch refuses or fails a call (including throttling, after boto3's own retries).
+
+        Example
+        -------
+        >>> first = source.read(spec, stages, now)  # doctest: +SKIP
+        >>> later = source.read(spec, stages, now + timedelta(minutes=5),  # doctest: +SKIP
+        ...                     frozen={f.stage: f for f in first.to_freeze})
+        """
+        closed = {s.index for s in stages} - {max((s.index for s in stages), default=-1)}
+        cached = {i: f for i, f in (frozen or {}).items() if i in closed}
         try:
-            windows = self._windows(spec, stages, now)
-            sums: dict[tuple[ObservationKey, str], float] = {}
-            newest: dict[str, datetime] = {}  # per metric, the newest minute the probe saw
-            for window in windows:
-                for query, values, timestamps in self._run(window):
-                    if not values:
-                        continue
-                    if window.probe:
-                        seen = max(timestamps).astimezone(UTC)
-                        newest[query.key.metric] = max(seen, newest.get(query.key.metric, seen))
-                        continue
-                    slot = (query.key, query.field)
-                    sums[slot] = sums.get(slot, 0.0) + math.fsum(values)
+            windows = self._windows(spec, stages, now, skip=set(cached))
+            read = self._read_windows(windows)
         except AwsCallError as exc:
             raise MetricSourceError(f"CloudWatch read failed: {error_code(exc)}: {exc}") from exc
-        # A probed metric with data but nothing in the probe has had no datapoint since the probe's start.
-        probe = next((w for w in windows if w.probe), None)
-        latest = dict(newest)
-        if probe is not None:
-            probed = {q.key.metric for q in probe.queries}
-            for key, _ in sums:
-                if key.metric in probed:
-                    latest.setdefault(key.metric, probe.start)
+        observations = self._observations(spec, windows, read, [cached[i] for i in sorted(cached)])
+        to_freeze, not_frozen = [], {}
+        for window in (w for w in windows if w.closed):
+            why = self._why_not_frozen(spec, window, now, observations, read)
+            if why is not None:
+                not_frozen[window.stage] = why
+                continue
+            part = Observations(
+                aggregates={k: a for k, a in observations.aggregates.items() if k.stage == window.stage},
+                assignments={k: n for k, n in observations.assignments.items() if k[0] == window.stage},
+            )
+            to_freeze.append(FrozenStage(window.stage, window.start, window.end, now, part))
+        return Reading(observations, tuple(sorted(cached)), tuple(to_freeze), not_frozen)
+
+    def _read_windows(self, windows: Sequence[_Window]) -> _Sums:
+        read = _Sums()
+        for window in windows:
+            for query, values, timestamps, complete in self._run(window):
+                if not complete:
+                    read.incomplete.add(window.stage)
+                if not values:
+                    continue
+                if window.probe:
+                    seen = max(timestamps).astimezone(UTC)
+                    slot = (query.key.metric, query.key.variant)
+                    read.newest[slot] = max(seen, read.newest.get(slot, seen))
+                    continue
+                key = (query.key, query.field)
+                read.sums[key] = read.sums.get(key, 0.0) + math.fsum(values)
+        return read
+
+    def _observations(
+        self, spec: RolloutSpec, windows: Sequence[_Window], read: _Sums, cached: Sequence[FrozenStage]
+    ) -> Observations:
+        """The sums read and the frozen stages as one `Observations`, in the order a read of every stage
+        gives (so that the engine adds the same numbers in the same order)."""
+        aggregates = dict(self._aggregates(spec, read.sums))
         assignments = {
             (key.stage, key.variant): round(total)
-            for (key, _), total in sums.items()
+            for (key, _), total in read.sums.items()
             if key.metric == _ASSIGNMENTS
         }
+        for frozen in cached:
+            aggregates |= frozen.observations.aggregates
+            assignments |= frozen.observations.assignments
+        # Per metric, the newest minute the probe saw in either variant; a probed metric with data but
+        # nothing in the probe has had no datapoint since the probe's start.
+        latest: dict[str, datetime] = {}
+        for (metric, _), seen in read.newest.items():
+            latest[metric] = max(seen, latest.get(metric, seen))
+        with_data = {key.metric for key, _ in read.sums} | {key.metric for key in aggregates}
+        probe = next((w for w in windows if w.probe), None)
+        if probe is not None:
+            for metric in sorted({q.key.metric for q in probe.queries} & with_data):
+                latest.setdefault(metric, probe.start)
+        variants = list(Variant)
         return Observations(
-            aggregates=dict(self._aggregates(spec, sums)), latest=latest, assignments=assignments
+            aggregates={key: aggregates[key] for key in sorted(aggregates, key=_order)},
+            latest=latest,
+            assignments={
+                k: assignments[k] for k in sorted(assignments, key=lambda k: (k[0], variants.index(k[1])))
+            },
         )
 
+    @staticmethod
+    def _why_not_frozen(
+        spec: RolloutSpec, window: _Window, now: datetime, observations: Observations, read: _Sums
+    ) -> str | None:
+        """Why a closed stage's reading is not final yet (None: it is). Missing or late data is never frozen:
+        it may still arrive, and a stage read fresh costs only money."""
+        wait = freeze_after(spec)
+        if now - window.end < wait:
+            return f"ended {_minutes(now - window.end)} ago; frozen {_minutes(wait)} after its end"
+        if window.stage in read.incomplete:
+            return "CloudWatch answered part of its queries with partial data"
+        for metric in decisive_metrics(spec):
+            for variant in Variant:
+                if observations.get(metric.name, window.stage, variant) is None:
+                    return f"no {metric.name} data for {variant} in the stage"
+                seen = read.newest.get((metric.name, variant))
+                if seen is None or seen < window.end:
+                    return f"{metric.name} ({variant}) has no datapoint since the stage ended yet"
+        return None
+
     # --- queries -----------------------------------------------------------------------------------------
-    def _windows(self, spec: RolloutSpec, stages: Sequence[StageRecord], now: datetime) -> list[_Window]:
-        """One whole-window read per stage, then the freshness probe."""
+    def _windows(
+        self, spec: RolloutSpec, stages: Sequence[StageRecord], now: datetime, *, skip: set[int]
+    ) -> list[_Window]:
+        """One whole-window read per stage (but the closed stages in `skip`), then the freshness probe."""
         ordered = sorted(stages, key=lambda s: s.index)
         if not ordered:
             return []
@@ -281,14 +498,23 @@ class MetricSource:
         slices = {m.name: self._slice_values(m) for m in metrics if m.slice_dimension}
         windows = []
         for position, stage in enumerate(ordered):
+            closed = position + 1 < len(ordered)
+            if closed and stage.index in skip:
+                continue
             # Stage boundaries on whole minutes (CloudWatch stores minutes): the minute in which the weights
             # changed belongs to the stage before. The stage in progress ends at `now`.
-            end = _ceil(ordered[position + 1].started_at, 60) if position + 1 < len(ordered) else now
+            end = _ceil(ordered[position + 1].started_at, 60) if closed else now
             bounds = whole_window(stage.started_at, end, now)
             if bounds is None:
                 continue
             start, end = bounds
-            window = _Window(start=start, end=end, period=int((end - start).total_seconds()))
+            window = _Window(
+                start=start,
+                end=end,
+                period=int((end - start).total_seconds()),
+                stage=stage.index,
+                closed=closed,
+            )
             for metric in metrics:
                 for variant in Variant:
                     for slice_value in (None, *slices.get(metric.name, ())):
@@ -366,7 +592,9 @@ class MetricSource:
                     values.add(dims[metric.slice_dimension])
         return tuple(sorted(values))
 
-    def _run(self, window: _Window) -> Iterator[tuple[_Query, list[float], list[datetime]]]:
+    def _run(self, window: _Window) -> Iterator[tuple[_Query, list[float], list[datetime], bool]]:
+        """Each query of the window with its values, their timestamps and whether CloudWatch said its answer
+        is complete."""
         # As many queries as fit both limits (CloudWatch would paginate past the datapoints one).
         size = max(1, min(self._max_queries, self._max_datapoints // window.points_per_query))
         for offset in range(0, len(window.queries), size):
@@ -389,6 +617,7 @@ class MetricSource:
             ]
             values: dict[str, list[float]] = {f"q{i}": [] for i in range(len(batch))}
             timestamps: dict[str, list[datetime]] = {f"q{i}": [] for i in range(len(batch))}
+            status: dict[str, str] = {}  # the last page's status of each query
             kwargs: dict[str, Any] = {
                 "MetricDataQueries": request,
                 "StartTime": window.start,
@@ -404,6 +633,7 @@ class MetricSource:
                             f"CloudWatch returned {result.get('StatusCode')} for query {result['Id']} "
                             f"({batch[int(result['Id'][1:])].metric_name}): {result.get('Messages')}"
                         )
+                    status[result["Id"]] = result["StatusCode"]
                     values[result["Id"]].extend(float(v) for v in result.get("Values", []))
                     timestamps[result["Id"]].extend(result.get("Timestamps", []))
                 token = response.get("NextToken")
@@ -411,7 +641,7 @@ class MetricSource:
                     break
                 kwargs["NextToken"] = token
             for i, query in enumerate(batch):
-                yield query, values[f"q{i}"], timestamps[f"q{i}"]
+                yield query, values[f"q{i}"], timestamps[f"q{i}"], status.get(f"q{i}") == "Complete"
 
     # --- aggregates --------------------------------------------------------------------------------------
     def _aggregates(
@@ -419,7 +649,7 @@ class MetricSource:
     ) -> Iterator[tuple[ObservationKey, Aggregate]]:
         kinds = {m.name: m.kind for m in spec.metrics}
         keys = {key for key, _ in sums if key.metric != _ASSIGNMENTS}
-        for key in sorted(keys, key=lambda k: (k.metric, k.stage, k.variant.value, k.slice or "")):
+        for key in sorted(keys, key=_order):
             n = sums.get((key, "n"))
             if n is None or n <= 0:
                 continue  # no units: the engine sees the cell as missing (HOLD), not as zero
@@ -438,3 +668,7 @@ class MetricSource:
                         f"({n:g}): is it emitted as a 0/1 value?"
                     )
                 yield key, ProportionAggregate(n=round(n), successes=successes)
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{span.total_seconds() / 60:g} min"

@@ -10,6 +10,10 @@ pk                         sk                                          what
                                                                        canary gets traffic, ``concluded_pk``
                                                                        and ``concluded_at`` once it ended
 ``EXP#<id>``               ``STAGE#<index:03d>``                       a stage's start and the weights
+``EXP#<id>``               ``FROZEN#<index:03d>``                      a closed stage's aggregates and new
+                                                                       assignments, read once its data was
+                                                                       complete (written once; later checks
+                                                                       read them instead of CloudWatch)
 ``EXP#<id>``               ``CHECK#<checked_at>``                      one significance check (TTL)
 ``EXP#<id>``               ``ROLLBACK``                                the rollback, written exactly once
 ``SERVICE#<service>``      ``ROLLBACK#<at>#<experiment or trigger>``   rollback history (anti-flapping)
@@ -42,7 +46,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canarywise.data._aws import ClientError, client, error_code
 from canarywise.data.models import (
@@ -60,6 +64,9 @@ from canarywise.data.models import (
 from canarywise.errors import CanarywiseError
 from canarywise.spec import FDR_TIER_Q, RolloutSpec, parse_spec
 from canarywise.stats.multiple import adjust_pvalues
+
+if TYPE_CHECKING:  # imported where used: it loads scipy (~1.4 s), which the rollback Lambda never needs
+    from canarywise.data.metric_source import FrozenStage
 
 CHECK_TTL = timedelta(days=400)  # longer than the 12-month BH window: a concluded test keeps its evidence
 TRIGGER_TTL = timedelta(days=30)
@@ -311,6 +318,58 @@ class Registry:
             )
             for item in items
         )
+
+    def freeze_stage(self, experiment_id: str, frozen: FrozenStage) -> bool:
+        """Keep a closed stage's data (``FROZEN#<index>``) for every later check: True when this call wrote
+        it, False when a copy was already there (the first copy stands).
+
+        Example
+        -------
+        >>> registry.freeze_stage(experiment_id, reading.to_freeze[0])  # doctest: +SKIP
+        True
+        """
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=_item(
+                    {
+                        "pk": f"EXP#{experiment_id}",
+                        "sk": f"FROZEN#{frozen.stage:03d}",
+                        "kind": "frozen_stage",
+                        "stage_index": frozen.stage,
+                        "frozen_at": to_iso(frozen.frozen_at),
+                        "frozen": json.dumps(frozen.to_dict(), sort_keys=True),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def frozen_stages(self, experiment_id: str) -> dict[int, FrozenStage]:
+        """The experiment's frozen stages by stage index (none for an experiment older than the cache).
+
+        Raises `RegistryError` when a stored copy cannot be read.
+        """
+        from canarywise.data.metric_source import FrozenStage  # see the TYPE_CHECKING import
+
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=_item({":pk": f"EXP#{experiment_id}", ":prefix": "FROZEN#"}),
+        )
+        frozen: dict[int, FrozenStage] = {}
+        for item in items:
+            try:
+                stage = FrozenStage.from_dict(json.loads(item["frozen"]))
+            except (KeyError, TypeError, ValueError) as exc:  # malformed JSON or content
+                raise RegistryError(
+                    f"unreadable frozen stage {item['sk']!r} of {experiment_id!r}: {exc}"
+                ) from exc
+            frozen[stage.stage] = stage
+        return frozen
 
     def record_check(self, experiment_id: str, check: CheckRecord) -> None:
         """Append a check (kept ``CHECK_TTL``) and make it the experiment's latest decision.

@@ -4,6 +4,11 @@ One experiment failing (a bad spec, a registry hiccup) never stops the others. W
 the experiment's decision is HOLD with the reason, written like any other, so the stage gate stops on it and
 never advances on an older ADVANCE.
 
+Closed stages are read from CloudWatch until their data is complete, then frozen in the registry
+(`canarywise.data.metric_source.FrozenStage`) and taken from there: a check reads only the stage in progress
+and the freshness probe. The cache only saves money: when it cannot be read or written the check reads
+CloudWatch as before. Each check record says where its stages came from (``details["stage_cache"]``).
+
 Example
 -------
 >>> summary = check_all(now=event_time, service="mangaassist", registry=registry,  # doctest: +SKIP
@@ -14,16 +19,18 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from canarywise.data._aws import AwsCallError
 from canarywise.data.executions import HarmSignal
-from canarywise.data.metric_source import MetricSource, MetricSourceError
+from canarywise.data.metric_source import FrozenStage, MetricSource, MetricSourceError, Reading
 from canarywise.data.models import CheckRecord, Experiment, StageStart
-from canarywise.data.registry import Registry
+from canarywise.data.registry import Registry, RegistryError
 from canarywise.decision.engine import decide
 from canarywise.decision.models import Decision, DecisionKind, StageRecord, Variant, Verdict
 from canarywise.spec import MetricRole
@@ -98,12 +105,18 @@ def evaluate(
     experiment: Experiment, *, now: datetime, registry: Registry, metric_source: MetricSource
 ) -> Decision:
     """Read the experiment's data, decide, and store the check; HOLD when CloudWatch cannot be read."""
-    stages = stage_records(registry.stage_history(experiment.experiment_id))
+    experiment_id = experiment.experiment_id
+    stages = stage_records(registry.stage_history(experiment_id))
     current = stages[-1].index if stages else -1
+    stage_cache: dict[str, Any] = {}
     try:
-        observations = metric_source.observe(experiment.spec, stages, now) if stages else None
+        reading = (
+            metric_source.read(experiment.spec, stages, now, frozen=_frozen_stages(registry, experiment_id))
+            if stages
+            else None
+        )
     except MetricSourceError as exc:
-        logger.warning("metrics unavailable: HOLD", extra={"experiment_id": experiment.experiment_id})
+        logger.warning("metrics unavailable: HOLD", extra={"experiment_id": experiment_id})
         decision = Decision(
             kind=DecisionKind.HOLD,
             reasons=(f"metrics unavailable, holding: {exc}",),
@@ -112,26 +125,62 @@ def evaluate(
             evaluated_at=now,
         )
     else:
-        if observations is None:
+        if reading is None:
             decision = Decision(DecisionKind.HOLD, ("no stage has started yet",), (), -1, now)
         else:
+            stage_cache = _store_frozen(registry, experiment_id, reading)
             decision = decide(
                 experiment.spec,
                 stages,
-                observations,
+                reading.observations,
                 now,
                 first_stage_multiplier=experiment.first_stage_multiplier,
             )
-    registry.record_check(experiment.experiment_id, check_record(experiment, decision))
+    registry.record_check(experiment_id, check_record(experiment, decision, stage_cache=stage_cache))
     logger.info(
         "decision",
         extra={
-            "experiment_id": experiment.experiment_id,
+            "experiment_id": experiment_id,
             "decision": decision.kind.value,
             "why": decision.reason,
+            "stage_cache": stage_cache,
         },
     )
     return decision
+
+
+def _frozen_stages(registry: Registry, experiment_id: str) -> dict[int, FrozenStage]:
+    """The experiment's frozen stages; none when the registry cannot give them (every stage is read)."""
+    try:
+        return registry.frozen_stages(experiment_id)
+    except (*AwsCallError, RegistryError) as exc:
+        logger.warning(
+            "frozen stages unreadable: reading every stage from CloudWatch",
+            extra={"experiment_id": experiment_id, "error": f"{type(exc).__name__}: {exc}"},
+        )
+        return {}
+
+
+def _store_frozen(registry: Registry, experiment_id: str, reading: Reading) -> dict[str, Any]:
+    """Freeze the stages the reading found complete; a failed write is logged and retried at the next check
+    (which reads the stage again). Returns where each stage came from, for the check record."""
+    frozen, failed = [], {}
+    for stage in reading.to_freeze:
+        try:
+            registry.freeze_stage(experiment_id, stage)
+        except (*AwsCallError, RegistryError) as exc:
+            failed[str(stage.stage)] = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "could not freeze a stage: it is read again next time",
+                extra={"experiment_id": experiment_id, "stage_index": stage.stage, "error": failed},
+            )
+        else:
+            frozen.append(stage.stage)
+    return {
+        "from_registry": list(reading.cached),
+        "frozen_now": frozen,
+        "not_frozen": {str(i): why for i, why in sorted(reading.not_frozen.items())} | failed,
+    }
 
 
 def _record_hold(experiment_id: str, reason: str, now: datetime, registry: Registry) -> None:
@@ -151,8 +200,12 @@ def is_harm(decision: Decision) -> bool:
     return decision.kind in _HARM_KINDS and any(f.verdict in _HARM_VERDICTS for f in decision.findings)
 
 
-def check_record(experiment: Experiment, decision: Decision) -> CheckRecord:
-    """The registry's record of a decision: its kind, reasons and every number behind it."""
+def check_record(
+    experiment: Experiment, decision: Decision, *, stage_cache: Mapping[str, Any] | None = None
+) -> CheckRecord:
+    """The registry's record of a decision: its kind, reasons and every number behind it, and where the
+    closed stages' data came from (`stage_cache`: stage indices taken from the registry, frozen by this
+    check, and why the others are not frozen yet)."""
     primary = next((m.name for m in experiment.spec.metrics if m.role is MetricRole.PRIMARY), None)
     pvalue = next(
         (
@@ -168,5 +221,5 @@ def check_record(experiment: Experiment, decision: Decision) -> CheckRecord:
         decision=decision.kind.value,
         reason=decision.reason,
         harm=is_harm(decision),
-        details=decision.to_dict() | {"primary_pvalue": pvalue},
+        details=decision.to_dict() | {"primary_pvalue": pvalue, "stage_cache": dict(stage_cache or {})},
     )
