@@ -14,8 +14,15 @@ from aws_kit import T0, TABLE, at
 from numpy.testing import assert_allclose
 from scipy.stats import false_discovery_control
 
+from canarywise.data.metric_source import FrozenStage
 from canarywise.data.models import CheckRecord, ExperimentStatus, RollbackRecord, Weights
-from canarywise.data.registry import ExperimentNotFoundError, InvalidTransitionError, Registry
+from canarywise.data.registry import (
+    ExperimentNotFoundError,
+    InvalidTransitionError,
+    Registry,
+    RegistryError,
+)
+from canarywise.decision.models import MeanAggregate, Observations, ProportionAggregate
 from canarywise.spec import SpecError, parse_spec
 
 
@@ -84,6 +91,67 @@ def test_stage_starts_keep_the_weights_in_force(registry_table: str, spec_data: 
         (0, 5, at(0)),
         (1, 25, at(300)),
     ]
+
+
+def _frozen(stage: int, n: int = 4_000) -> FrozenStage:
+    """A closed stage's data with floats that JSON must carry to the last bit."""
+    return FrozenStage(
+        stage,
+        at(0),
+        at(240),
+        at(260),
+        Observations.build(
+            {
+                ("escalation_rate", stage, "control", None): ProportionAggregate(n, 480),
+                ("escalation_rate", stage, "canary", "returns"): ProportionAggregate(210, 31),
+                ("csat", stage, "canary", None): MeanAggregate(7, 0.1 + 0.2, 29.400000000000006),
+            },
+            assignments={(stage, "control"): 1_900, (stage, "canary"): 100},
+        ),
+    )
+
+
+def test_a_frozen_stage_is_written_once_and_read_back_exactly(
+    registry_table: str, spec_data: dict[str, Any]
+) -> None:
+    registry = Registry(TABLE)
+    experiment_id = _new(registry, spec_data).experiment_id
+    registry.record_stage_start(experiment_id, 0, Weights(control=95, canary=5), at(0))
+    registry.record_stage_start(experiment_id, 1, Weights(control=75, canary=25), at(240))
+    assert registry.frozen_stages(experiment_id) == {}  # an experiment from before the cache has none
+
+    assert registry.freeze_stage(experiment_id, _frozen(0)) is True
+    # A second writer (a concurrent or retried check) does not replace the first copy.
+    assert registry.freeze_stage(experiment_id, _frozen(0, n=9_999)) is False
+
+    assert registry.frozen_stages(experiment_id) == {0: _frozen(0)}
+    # Its own item: the stage history is unchanged.
+    assert [s.stage_index for s in registry.stage_history(experiment_id)] == [0, 1]
+    item = boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"pk": {"S": f"EXP#{experiment_id}"}, "sk": {"S": "FROZEN#000"}}
+    )["Item"]
+    assert (item["kind"]["S"], item["stage_index"]["N"]) == ("frozen_stage", "0")
+
+
+def test_an_unreadable_frozen_stage_is_a_registry_error(
+    registry_table: str, spec_data: dict[str, Any]
+) -> None:
+    registry = Registry(TABLE)
+    experiment_id = _new(registry, spec_data).experiment_id
+    boto3.client("dynamodb").put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": f"EXP#{experiment_id}"},
+            "sk": {"S": "FROZEN#001"},
+            "frozen": {"S": json.dumps({"stage": 1})},
+        },
+    )
+    with pytest.raises(RegistryError) as raised:
+        registry.frozen_stages(experiment_id)
+    assert str(raised.value) == (
+        f"unreadable frozen stage 'FROZEN#001' of {experiment_id!r}: "
+        "malformed frozen stage: KeyError('start')"
+    )
 
 
 def test_checks_are_appended_with_a_ttl_and_the_latest_only_moves_forward(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,10 +14,14 @@ from aws_kit import TABLE, Env, put_aggregate, put_alb_counts, set_rule_weights,
 from numpy.testing import assert_allclose
 from scipy import stats
 
+from canarywise.data._aws import client
+from canarywise.data.metric_source import AlbDimensions, MetricSource
 from canarywise.data.models import CheckRecord, Weights
 from canarywise.data.registry import Registry
+from canarywise.decision.engine import decide
 from canarywise.handlers import significance_check, stage_gate
 from canarywise.runtime.events import EventError
+from canarywise.runtime.significance import check_record, stage_records
 from canarywise.spec import parse_spec
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -349,3 +354,194 @@ def test_malformed_scheduled_events_write_nothing(
         significance_check.handler(event, context)
     assert str(raised.value) == message
     assert Registry(TABLE).list_checks(experiment_id) == ()
+
+
+# --- closed stages frozen in the registry ------------------------------------------------------------------
+# The shipped spec in stage 3 of 3: stage 1 (95/5) began 30 hours ago, stage 2 (75/25) 26 hours ago, stage 3
+# (50/50) two hours ago.
+LADDER = ((NOW - timedelta(hours=30), 5), (NOW - timedelta(hours=26), 25), (NOW - timedelta(hours=2), 50))
+INTENTS = ("order_status", "returns", "product_search", "other")
+RATES = {
+    "Escalation": 0.12, "SlowResponse": 0.02, "Hallucination": 0.03, "SafetyFilterTriggered": 0.01,
+    "TaskCompleted": 0.78, "RecommendationClick": 0.10,
+}  # fmt: skip
+
+
+@pytest.fixture
+def metric_queries(aws: Env) -> Iterator[list[int]]:
+    """The number of metrics each GetMetricData request asks for (what CloudWatch bills), as the handler's
+    client sends them."""
+    counts: list[int] = []
+    cloudwatch = client("cloudwatch")  # the handler gets this same client
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        counts.append(len(params["MetricDataQueries"]))
+
+    event = "provide-client-params.cloudwatch.GetMetricData"
+    cloudwatch.meta.events.register(event, count, unique_id="count-metric-queries")
+    yield counts
+    cloudwatch.meta.events.unregister(event, unique_id="count-metric-queries")
+
+
+def _shipped_rollout(env: Env, spec_data: dict[str, Any]) -> str:
+    """Every metric of the shipped spec in every stage, the newest two minutes ago; stage starts recorded as
+    they always were (no frozen stage yet: an experiment from before the cache looks the same)."""
+    registry = Registry(TABLE)
+    experiment = registry.create_experiment(
+        parse_spec(spec_data),
+        candidate="v42",
+        release_id="release-42",
+        execution_arn=start_execution(env, "release-42"),
+        now=LADDER[0][0] - timedelta(minutes=1),
+    )
+    ends = [start for start, _ in LADDER[1:]] + [NOW]
+    rng = np.random.default_rng(17)
+    for index, ((start, percent), end) in enumerate(zip(LADDER, ends, strict=True)):
+        registry.record_stage_start(
+            experiment.experiment_id, index, Weights.for_canary_percent(percent), start
+        )
+        for variant, share in (("control", 1 - percent / 100), ("canary", percent / 100)):
+            for at in (start + timedelta(minutes=30), end - timedelta(minutes=2)):
+                n = round(20_000 * share)
+                dims = {"Variant": variant}
+                for name, rate in RATES.items():
+                    put_aggregate("MangaAssist", name, dims, at, n=n, total=rng.binomial(n, rate))
+                for intent in INTENTS:
+                    hits = rng.binomial(n // 4, RATES["Escalation"])
+                    put_aggregate(
+                        "MangaAssist", "Escalation", dims | {"Intent": intent}, at, n=n // 4, total=hits
+                    )
+                csat = rng.normal(4.2, 0.8, size=50)
+                put_aggregate("MangaAssist", "CSAT", dims, at, n=50, total=float(csat.sum()))
+                put_aggregate(
+                    "MangaAssist", "CSATSquared", dims, at, n=50, total=float(np.square(csat).sum())
+                )
+                put_alb_counts(env, variant, at, requests=n, errors=rng.binomial(n, 0.003))
+                assigned = {"Service": "mangaassist", "Variant": variant}
+                put_aggregate("Canarywise", "NewAssignment", assigned, at, n=n // 2, total=n // 2)
+    set_rule_weights(env, 50, 50)
+    return experiment.experiment_id
+
+
+def _stage_cache(experiment_id: str) -> dict[str, Any]:
+    check = Registry(TABLE).get_experiment(experiment_id).latest_check
+    assert check is not None
+    return check.details["stage_cache"]
+
+
+def _alb(env: Env) -> AlbDimensions:
+    t = env.traffic
+    return AlbDimensions(
+        t.load_balancer_full_name, t.control_target_group_full_name, t.canary_target_group_full_name
+    )
+
+
+# Metrics requested per stage window of the shipped spec: escalation 2 stats x 2 variants x (1 + 4 intents)
+# = 20, error_rate, slow_response, hallucination, safety_filter, task_completion and recommendation_ctr 2 x 2
+# each = 24, csat 3 x 2 = 6, new assignments 2 -> 52; the freshness probe: units x 2 variants of the 5
+# safety and guardrail metrics = 10. (p99_latency is alarm-only: never queried.)
+PER_STAGE, PROBE = 52, 10
+
+
+def test_closed_stages_are_frozen_and_later_checks_read_only_the_stage_in_progress(
+    aws: Env, spec_data: dict[str, Any], context: Any, metric_queries: list[int]
+) -> None:
+    experiment_id = _shipped_rollout(aws, spec_data)
+    later = NOW + timedelta(minutes=5)
+
+    first = significance_check.handler(_scheduled(), context)
+    asked_first, metric_queries[:] = sum(metric_queries), []
+    first_cache = _stage_cache(experiment_id)
+    second = significance_check.handler(_scheduled(later), context)
+    asked_second = sum(metric_queries)
+
+    assert first["failed"] == second["failed"] == {}
+    # The first check reads all three stages and freezes the two closed ones; the next reads stage 3 only.
+    assert first_cache == {"from_registry": [], "frozen_now": [0, 1], "not_frozen": {}}
+    assert _stage_cache(experiment_id) == {"from_registry": [0, 1], "frozen_now": [], "not_frozen": {}}
+    assert (asked_first, asked_second) == (3 * PER_STAGE + PROBE, PER_STAGE + PROBE)  # 166 -> 62
+
+    # Frozen == fresh: the same observations and the same decision, every number of it, as reading every
+    # stage from CloudWatch at the same moment.
+    registry = Registry(TABLE)
+    experiment = registry.get_experiment(experiment_id)
+    stages = stage_records(registry.stage_history(experiment_id))
+    source = MetricSource(_alb(aws))
+    fresh = source.observe(experiment.spec, stages, later)
+    cached = source.read(experiment.spec, stages, later, frozen=registry.frozen_stages(experiment_id))
+    assert cached.cached == (0, 1)
+    assert cached.observations == fresh
+    recorded = registry.list_checks(experiment_id)[-1]
+    expected = check_record(
+        experiment, decide(experiment.spec, stages, fresh, later), stage_cache=recorded.details["stage_cache"]
+    )
+    assert recorded.model_dump_json() == expected.model_dump_json()
+    assert second["decisions"][experiment_id] == expected.decision
+
+
+def _refuse_frozen_items(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """DynamoDB refuses the frozen items (as it would one over 400 KB); returns the real put_item."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.put_item
+
+    def put_item(self: Any, table_name: str, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if item_attrs["sk"]["S"].startswith("FROZEN#"):
+            raise ItemSizeTooLarge()
+        return original(self, table_name, item_attrs, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "put_item", put_item)
+    return original
+
+
+def test_a_failed_cache_write_never_fails_the_check(
+    aws: Env,
+    spec_data: dict[str, Any],
+    context: Any,
+    metric_queries: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    experiment_id = _shipped_rollout(aws, spec_data)
+    original = _refuse_frozen_items(monkeypatch)
+
+    refused = significance_check.handler(_scheduled(), context)
+    refused_cache = _stage_cache(experiment_id)
+    monkeypatch.setattr(DynamoDBBackend, "put_item", original)
+    metric_queries.clear()
+    retried = significance_check.handler(_scheduled(NOW + timedelta(minutes=5)), context)
+
+    assert refused["failed"] == {}
+    assert refused["decisions"][experiment_id] == retried["decisions"][experiment_id]
+    why = (
+        "could not store it: ClientError: An error occurred (ValidationException) when calling the PutItem "
+        "operation: Item size has exceeded the maximum allowed size"
+    )
+    assert refused_cache == {"from_registry": [], "frozen_now": [], "not_frozen": {"0": why, "1": why}}
+    # The next check has nothing frozen: it reads every stage again, and freezes them this time.
+    assert sum(metric_queries) == 3 * PER_STAGE + PROBE
+    assert _stage_cache(experiment_id) == {"from_registry": [], "frozen_now": [0, 1], "not_frozen": {}}
+
+
+def test_an_unreadable_cache_means_reading_cloudwatch(
+    aws: Env, spec_data: dict[str, Any], context: Any, metric_queries: list[int]
+) -> None:
+    experiment_id = _shipped_rollout(aws, spec_data)
+    boto3.client("dynamodb").put_item(
+        TableName=TABLE,
+        Item={"pk": {"S": f"EXP#{experiment_id}"}, "sk": {"S": "FROZEN#000"}, "frozen": {"S": "{not json"}},
+    )
+
+    summary = significance_check.handler(_scheduled(), context)
+
+    assert summary["failed"] == {}
+    assert sum(metric_queries) == 3 * PER_STAGE + PROBE
+    # The second stage is frozen; the first one's broken copy stands (a copy is written once), so that stage
+    # is read from CloudWatch at every check.
+    assert _stage_cache(experiment_id) == {
+        "from_registry": [],
+        "frozen_now": [1],
+        "not_frozen": {"0": "a frozen copy is already in the registry"},
+    }

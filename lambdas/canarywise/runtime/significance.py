@@ -164,23 +164,21 @@ def _frozen_stages(registry: Registry, experiment_id: str) -> dict[int, FrozenSt
 def _store_frozen(registry: Registry, experiment_id: str, reading: Reading) -> dict[str, Any]:
     """Freeze the stages the reading found complete; a failed write is logged and retried at the next check
     (which reads the stage again). Returns where each stage came from, for the check record."""
-    frozen, failed = [], {}
+    frozen: list[int] = []
+    not_frozen = {str(i): why for i, why in sorted(reading.not_frozen.items())}
     for stage in reading.to_freeze:
         try:
-            registry.freeze_stage(experiment_id, stage)
+            if registry.freeze_stage(experiment_id, stage):
+                frozen.append(stage.stage)
+            else:  # a copy this check could not read (see _frozen_stages) or a concurrent check's
+                not_frozen[str(stage.stage)] = "a frozen copy is already in the registry"
         except (*AwsCallError, RegistryError) as exc:
-            failed[str(stage.stage)] = f"{type(exc).__name__}: {exc}"
+            not_frozen[str(stage.stage)] = f"could not store it: {type(exc).__name__}: {exc}"
             logger.warning(
                 "could not freeze a stage: it is read again next time",
-                extra={"experiment_id": experiment_id, "stage_index": stage.stage, "error": failed},
+                extra={"experiment_id": experiment_id, "stage_index": stage.stage, "error": str(exc)},
             )
-        else:
-            frozen.append(stage.stage)
-    return {
-        "from_registry": list(reading.cached),
-        "frozen_now": frozen,
-        "not_frozen": {str(i): why for i, why in sorted(reading.not_frozen.items())} | failed,
-    }
+    return {"from_registry": list(reading.cached), "frozen_now": frozen, "not_frozen": not_frozen}
 
 
 def _record_hold(experiment_id: str, reason: str, now: datetime, registry: Registry) -> None:
