@@ -276,9 +276,9 @@ class FrozenStage:
                 frozen_at=datetime.fromisoformat(data["frozen_at"]),
                 observations=Observations.from_dict(data["observations"]),
             )
+        except DecisionInputError:
+            raise
         except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, DecisionInputError):
-                raise
             raise DecisionInputError(f"malformed frozen stage: {exc!r}") from None
 
 

@@ -353,6 +353,11 @@ class Registry:
         """The experiment's frozen stages by stage index (none for an experiment older than the cache).
 
         Raises `RegistryError` when a stored copy cannot be read.
+
+        Example
+        -------
+        >>> sorted(registry.frozen_stages(experiment_id))  # doctest: +SKIP
+        [0, 1]
         """
         from canarywise.data.metric_source import FrozenStage  # see the TYPE_CHECKING import
 
