@@ -58,8 +58,9 @@ DAYS_PER_MONTH = 30.4
 
 # --- tick CPU time ------------------------------------------------------------------------------------------
 
-# The moment the tick is measured at: stage 3 of 3, one day in. The heaviest query set of the rollout: three
-# stage windows, the two 24-hour ones read at 1-minute periods (``metric_source.period_for``).
+# The moment the tick is measured at: stage 3 of 3, one day in. The warm-up tick reads the two closed stages
+# and freezes them; the measured ticks read the stage in progress and the probe, and the frozen copies from
+# the registry (what every check of a rollout does but the few right after a stage ends).
 TICK_AT = timedelta(hours=52)
 RATES = {
     "Escalation": 0.12, "SlowResponse": 0.02, "Hallucination": 0.03, "SafetyFilterTriggered": 0.01,
@@ -288,6 +289,8 @@ def measure_tick(experiments: int, repeats: int, at: timedelta = TICK_AT) -> dic
     counts: dict[str, int] = {}
     for tick in range(repeats + 1):  # the first tick warms caches (a warm Lambda), not counted
         when = now + timedelta(minutes=5 * tick)
+        if tick == 1:  # and freezes the closed stages: the names counted are those of the later ticks
+            cloudwatch.names.clear()
         before = (cloudwatch.calls, cloudwatch.metrics_requested, dynamodb.reads, dynamodb.writes,
                   dynamodb.read_units, dynamodb.write_units)  # fmt: skip
         began = time.process_time()
@@ -309,25 +312,43 @@ def measure_tick(experiments: int, repeats: int, at: timedelta = TICK_AT) -> dic
         "cpu_seconds_max": max(cpu),
         **counts,
         "decision": next(iter(summary.decisions.values())),
-        "metrics_by_stage": metrics_by_stage(),
-        "metric_names_per_tick": {name: n // (repeats + 1) for name, n in cloudwatch.names.items()},
+        **{f"metrics_{label}_by_stage": counts for label, counts in metrics_by_stage().items()},
+        "unfrozen_checks_per_stage_end": unfrozen_checks_per_stage_end(),
+        "metric_names_per_tick": {name: n // repeats for name, n in cloudwatch.names.items()},
     }
 
 
-def metrics_by_stage() -> list[int]:
-    """Metrics requested by one experiment's tick in each stage of the shipped ladder (at its middle)."""
+def metrics_by_stage() -> dict[str, list[int]]:
+    """Metrics requested by one experiment's check in each stage of the shipped ladder (at its middle):
+    ``first``, a check that reads every started stage from CloudWatch (no frozen copy yet), and ``steady``,
+    the next check, for which the first froze the closed stages (``MetricSource.read``: later checks take
+    them from the registry and read only the stage in progress and the freshness probe)."""
     from canarywise.runtime.significance import check_all
     from canarywise.spec import load_spec
 
     spec = load_spec(SPEC_PATH)
-    out, began = [], 0
+    out: dict[str, list[int]] = {"first": [], "steady": []}
+    began = 0
     for stage in spec.stages:
         middle = timedelta(seconds=began + stage.min_duration / 2)
         now, registry, source, signal, _, cloudwatch = _tick_world(1, middle)
-        check_all(now=now, service="mangaassist", registry=registry, metric_source=source, harm_signal=signal)
-        out.append(cloudwatch.metrics_requested)
+        for label, when in (("first", now), ("steady", now + timedelta(seconds=spec.check_interval))):
+            before = cloudwatch.metrics_requested
+            check_all(now=when, service="mangaassist", registry=registry, metric_source=source,
+                      harm_signal=signal)  # fmt: skip
+            out[label].append(cloudwatch.metrics_requested - before)
         began += stage.min_duration
     return out
+
+
+def unfrozen_checks_per_stage_end() -> int:
+    """Checks that still read a stage from CloudWatch after it ends: those before ``freeze_after`` has passed,
+    and the one that freezes it (checks every ``check_interval`` from the stage's end)."""
+    from canarywise.data.metric_source import freeze_after
+    from canarywise.spec import load_spec
+
+    spec = load_spec(SPEC_PATH)
+    return math.ceil(freeze_after(spec).total_seconds() / spec.check_interval)
 
 
 def ticks_in_fresh_process(counts: tuple[int, ...], repeats: int) -> list[dict[str, Any]]:
@@ -451,6 +472,7 @@ def rollout_cost(
     write_units_per_tick: float, read_units_per_tick: float,
     significance_memory_gb: float = 1.0, gate_memory_gb: float = 0.5, gate_seconds: float = 0.05,
     cold_starts_per_day: float = 4.0, cold_start_seconds: float = 2.0,
+    metrics_note: str = "",
 ) -> list[CostLine]:  # fmt: skip
     """The AWS bill of one rollout that runs ``days`` days, line by line, each with its assumption.
 
@@ -478,8 +500,8 @@ def rollout_cost(
                  "one significance check and one stage-gate call per 5-minute check"),
         CostLine("CloudWatch GetMetricData", checks * metrics_per_tick, "metrics requested",
                  p["get_metric_data_per_metric"],
-                 f"{metrics_per_tick:.1f} metrics requested per tick on average over the ladder (counted per "
-                 "stage: every started stage is re-read)"),
+                 f"{metrics_per_tick:.1f} metrics requested per tick on average over the ladder"
+                 + (f" ({metrics_note})" if metrics_note else "")),
         CostLine("CloudWatch PutMetricData (StatisticalHarm)", checks, "requests",
                  p["put_metric_data_per_request"], "one per tick"),
         CostLine("Custom metric StatisticalHarm", month, "metric-months", p["custom_metric_per_month"],

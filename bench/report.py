@@ -165,9 +165,10 @@ def cost_tables(
         "`canarywise.runtime.significance.check_all` with the real `MetricSource`, `Registry` and "
         "`HarmSignal`, their boto3 clients answered from memory (CloudWatch returns one datapoint per period "
         "of each query's window, as it would), in a fresh process, warm: the median of repeated ticks after "
-        f"one warm-up. Measured {one['at_hours']:g} h into the rollout (stage 3 of 3, one day in: every "
-        "stage window is read, the most queries a tick makes). The figure is our code only: no network, no "
-        "botocore response parsing.",
+        f"one warm-up. Measured {one['at_hours']:g} h into the rollout (stage 3 of 3, one day in: the "
+        "warm-up tick read the two closed stages and froze them, so the measured ticks read the stage in "
+        "progress and the freshness probe from CloudWatch and the closed stages' frozen copies from the "
+        "registry). The figure is our code only: no network, no botocore response parsing.",
         "",
         "| running experiments | CPU per tick (median) | max | per experiment | GetMetricData calls | "
         "metrics requested | DynamoDB requests (read / write) |",
@@ -180,15 +181,18 @@ def cost_tables(
             f"{1000 * t['cpu_seconds_median'] / t['experiments']:.1f} ms | {t['get_metric_data_calls']} | "
             f"{t['metrics_requested']} | {t['dynamodb_reads']} / {t['dynamodb_writes']} |"
         )
-    by_stage = one["metrics_by_stage"]
+    by_stage, first = one["metrics_steady_by_stage"], one["metrics_first_by_stage"]
+    window = first[1] - by_stage[1]  # one closed stage read from CloudWatch rather than from its frozen copy
+    unfrozen = one["unfrozen_checks_per_stage_end"]
     out += [
         "",
-        f"GetMetricData calls per tick and experiment in stage 3: {one['get_metric_data_calls']} (one "
-        "request of up to 500 queries per started stage's window, and the data layer's freshness probe); "
-        "metrics requested per tick for one experiment in stage 1, 2, 3: "
-        + ", ".join(str(m) for m in by_stage)
-        + " (CloudWatch bills per metric requested, so re-reading the closed stages at every tick is what "
-        "makes later ticks dearer).",
+        f"GetMetricData calls per tick and experiment: {one['get_metric_data_calls']} (one request of up to "
+        "500 queries for the stage in progress, and the data layer's freshness probe). Metrics requested per "
+        "tick for one experiment in stage 1, 2, 3: " + ", ".join(str(m) for m in by_stage) + "; a check that "
+        "also reads the closed stages (before they are frozen) requests "
+        + ", ".join(str(m) for m in first)
+        + f" ({window} a closed stage). A stage is read from CloudWatch until the check that freezes it, "
+        f"{unfrozen} checks after its end (the data layer waits 15 minutes for late datapoints).",
         "",
         "### Cold start and bundle",
         "",
@@ -219,7 +223,9 @@ def cost_tables(
             "(CDK uploads through S3)."
         )
     stage_hours = [stage.min_duration / 3600 for stage in spec.stages]
-    metrics_per_tick = _mean_metrics_per_tick(by_stage, stage_hours, days)
+    checks = days * 86_400 / spec.check_interval
+    extra = (len(spec.stages) - 1) * unfrozen * window  # each closed stage, until the check that freezes it
+    metrics_per_tick = _mean_metrics_per_tick(by_stage, stage_hours, days) + extra / checks
     per_experiment = one["cpu_seconds_median"] / one["experiments"]
     tick_seconds = per_experiment + 0.25  # + assumed AWS round trips (GetMetricData, DynamoDB, PutMetricData)
     lines = cost.rollout_cost(
@@ -231,6 +237,10 @@ def cost_tables(
         write_units_per_tick=one["dynamodb_write_units"] / one["experiments"],
         read_units_per_tick=one["dynamodb_read_units"] / one["experiments"],
         cold_start_seconds=cold.with_pyc,
+        metrics_note=(
+            f"the stage in progress and the probe at every check, and each closed stage on the {unfrozen} "
+            "checks after its end until it is frozen: counted on the stubbed check"
+        ),
     )
     total = sum(line.dollars for line in lines)
     out += [
@@ -324,29 +334,39 @@ def shipped_tables(report: Any, alpha: float) -> list[str]:
         rolled = result.outcome == sh.ROLLBACK
         inconclusive = result.outcome == sh.INCONCLUSIVE
         reached = (result.stage_starts != NEVER).sum(axis=1)
-        by_stage = " / ".join(_pct(float(np.mean(inconclusive & (reached == s)))) for s in (1, 2, 3))
+        by_stage = " / ".join(_pct2(float(np.mean(inconclusive & (reached == s)))) for s in (1, 2, 3))
         cause = {c: float(np.mean(rolled & ((result.causes & c) > 0))) for c in
                  (sh.CAUSE_HARM, sh.CAUSE_SLICE, sh.CAUSE_HARD_LIMIT)}  # fmt: skip
         rate, se = rate_and_se(rolled | inconclusive)
         hours = np.sort(sched.hours_at(result.look))
         out.append(
-            f"| {result.label} | {r:,} | {_pct(float(np.mean(ready)))} | {_pct(cause[sh.CAUSE_HARM])} | "
-            f"{_pct(cause[sh.CAUSE_SLICE])} | {_pct(cause[sh.CAUSE_HARD_LIMIT])} | {by_stage} | "
-            f"{_pct(rate, se)} | {hours[(r - 1) // 2]:.1f} h | {hours[math.ceil(0.9 * r) - 1]:.1f} h |"
+            f"| {result.label} | {r:,} | {_pct(float(np.mean(ready)))} | {_pct2(cause[sh.CAUSE_HARM])} | "
+            f"{_pct2(cause[sh.CAUSE_SLICE])} | {_pct2(cause[sh.CAUSE_HARD_LIMIT])} | {by_stage} | "
+            f"{_pct2(rate)} ± {100 * se:.2f} | {hours[(r - 1) // 2]:.1f} h | "
+            f"{hours[math.ceil(0.9 * r) - 1]:.1f} h |"
         )
     aa = report.results[0]
     tests = float(np.mean((aa.outcome == sh.ROLLBACK) & ((aa.causes & (sh.CAUSE_HARM | sh.CAUSE_SLICE)) > 0)))
     limits = float(np.mean((aa.outcome == sh.ROLLBACK) & (aa.causes == sh.CAUSE_HARD_LIMIT)))
     timeouts = float(np.mean(aa.outcome == sh.INCONCLUSIVE))
     outlook = report.outlook
+    causes = sorted(
+        [
+            (tests, "the harm tests"),
+            (limits, "the hard-limit backstop alone"),
+            (timeouts, "the gate's timeout"),
+        ],
+        reverse=True,
+    )
     out += [
         "",
-        f"Of a good candidate's {_pct(tests + limits + timeouts)} chance of being rolled back, the harm "
-        f"tests (the only part alpha = {alpha:g} covers) account for {_pct(tests)}, the hard-limit "
-        f"backstop alone for {_pct(limits)} and the gate's timeout (INCONCLUSIVE, then the spec's policy) "
-        f"for {_pct(timeouts)}. With real harm the ladder does not advance, so the canary stays at its first "
-        "stage's share and the rollback comes later than on the fixed ladder above. The columns of causes "
-        "can add up to more than the total: one look can breach a hard limit and prove harm at once.",
+        f"Of a good candidate's {_pct2(tests + limits + timeouts)} chance of being rolled back, the harm "
+        f"tests (the only part alpha = {alpha:g} covers) account for {_pct2(tests)}, the hard-limit "
+        f"backstop alone for {_pct2(limits)} and the gate's timeout (INCONCLUSIVE, then the spec's policy) "
+        f"for {_pct2(timeouts)} (the largest part: {causes[0][1]}). With real harm the ladder does not "
+        "advance, so the canary stays at its first stage's share and the rollback comes later than on the "
+        "fixed ladder above. The columns of causes can add up to more than the total: one look can breach a "
+        "hard limit and prove harm at once.",
         "",
     ]
     broken = next((r for r in report.results if r.label.startswith("broken")), None)
@@ -354,14 +374,13 @@ def shipped_tables(report: Any, alpha: float) -> list[str]:
         rolled = broken.outcome == sh.ROLLBACK
         by_test = float(np.mean(rolled & ((broken.causes & sh.CAUSE_HARM) > 0)))
         by_limit = float(np.mean(rolled & (broken.causes == sh.CAUSE_HARD_LIMIT)))
-        hours = np.sort(sched.hours_at(broken.look))
+        median = float(np.sort(sched.hours_at(broken.look))[(broken.replicates - 1) // 2])
         out += [
-            f"The canary at twice the error rate's hard limit ({broken.label.split(': ')[1]}) is rolled back "
-            f"after a median {hours[(hours.size - 1) // 2]:.1f} h: by the error rate's harm test in "
-            f"{_pct(by_test)} of rollouts, by the hard-limit backstop alone in {_pct(by_limit)}. The harm "
-            "test compares the canary with the control; the backstop must rule chance out against an "
-            "absolute line at every look of the horizon, so it is the slower of the two here (see the "
-            "hard limits below).",
+            "The canary at twice the error rate's hard limit (4% errors against the control's 0.3%) is "
+            f"rolled back after a median {median:.1f} h: by the error rate's harm test in {_pct2(by_test)} "
+            f"of rollouts, by the hard-limit backstop alone in {_pct2(by_limit)}. The harm test compares "
+            "the canary with the control; the backstop must rule chance out against an absolute line at "
+            "every look of the horizon, so it is the slower of the two here (see the hard limits below).",
             "",
         ]
     out += [
@@ -414,10 +433,23 @@ def _tiny(p: float) -> str:
     return "0" if p < 1e-15 else f"{p:.0e}"
 
 
+def _alarm_range(
+    alarms: dict[tuple[int, float], dict[tuple[str, str], float]], units: int, key: tuple[str, str]
+) -> str:
+    """The alarm's probability over the baselines at ``units`` a day, as 'lowest-highest'."""
+    values = sorted(v[key] for (u, _), v in alarms.items() if u == units)
+    if not values:
+        return "—"
+    low, high = _tiny(values[0]), _tiny(values[-1])
+    return low if low == high else f"{low} to {high}"
+
+
 def _rate(p: float, replicates: int) -> str:
-    """A simulated rate with its SE; none seen is written as such (its 95% upper bound is 3 / replicates)."""
-    if p == 0:
-        return f"0 of {replicates:,}"
+    """A simulated rate with its SE; a handful of hits as a count (none seen: the 95% upper bound is
+    3 / replicates)."""
+    hits = round(p * replicates)
+    if hits < 10:
+        return f"{hits} of {replicates:,}"
     return f"{_pct2(p)} ± {100 * math.sqrt(p * (1 - p) / replicates):.2f}"
 
 
@@ -462,7 +494,7 @@ def hard_limit_tables(
         f"datapoints, {al.DATAPOINTS} of the last {al.PERIODS} breaching, no datapoint below "
         f"{MIN_REQUESTS_PER_MINUTE} requests a minute. *Before*: the minute's 5xx rate above the limit. "
         f"*Now*: the minute's z-statistic against the limit, (errors - L requests) / sqrt(L (1 - L) "
-        f"requests), above {ALARM_Z:g} (the one-sided 0.1% normal tail). The *approaching* warning is the "
+        f"requests), at least {ALARM_Z:g} (the one-sided 0.1% normal tail). The *approaching* warning is the "
         f"same rule with L at {al.APPROACHING:g} x the limit; it pages a person, it does not roll back.",
         "",
         "A healthy canary (its error rate the baseline, as the control's) over the ladder run to its "
@@ -489,7 +521,13 @@ def hard_limit_tables(
     out += [
         "",
         "Below 100 requests a minute the alarm has no datapoint: at 30,000 units a day it never sees the "
-        "canary, at 300,000 only in the busy hours of the 50% stage. Where it does evaluate, with a fixed "
+        "canary, at 300,000 only in the busy hours of the 50% stage. Even so, at 300,000 units a day the "
+        f"alarm before rolled back {_alarm_range(ladder_alarms, 300_000, ('hard limit', al.RATE))} of "
+        "healthy rollouts (outside the engine: this adds to the shipped spec's A/A rate above) and its "
+        f"warning paged on {_alarm_range(ladder_alarms, 300_000, ('approaching', al.RATE))}; now "
+        f"{_alarm_range(ladder_alarms, 300_000, ('hard limit', al.Z))} and "
+        f"{_alarm_range(ladder_alarms, 300_000, ('approaching', al.Z))}. Where it does evaluate, with a "
+        "fixed "
         "number of canary requests every minute, a healthy canary sets it off within 7 days with this "
         "probability (exact):",
         "",
