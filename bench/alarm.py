@@ -35,7 +35,13 @@ from scipy.stats import binom, poisson
 
 from bench.scenarios import FloatArray, IntArray, fixed_split_schedule
 from canarywise.spec import RolloutSpec
-from stacks.alarms import ALARM_Z, MIN_REQUESTS_PER_MINUTE
+from stacks.alarms import (
+    ALARM_DATAPOINTS,
+    ALARM_PERIODS,
+    ALARM_Z,
+    APPROACHING_FRACTION,
+    MIN_REQUESTS_PER_MINUTE,
+)
 
 __all__ = [
     "APPROACHING",
@@ -55,10 +61,10 @@ __all__ = [
 ]
 
 RATE, Z = "rate", "z"  # the minute's breach rule: before / now
-# stacks/alarms.py writes these as literals of its Alarm constructs (datapoints_to_alarm=2,
-# evaluation_periods=3; the "approaching" warning at half the hard limit).
-DATAPOINTS, PERIODS = 2, 3
-APPROACHING = 0.5
+# The stack's own alarm shape (stacks/alarms.py): DATAPOINTS of the last PERIODS minutes, and the
+# "approaching" warning at APPROACHING x the hard limit.
+DATAPOINTS, PERIODS = ALARM_DATAPOINTS, ALARM_PERIODS
+APPROACHING = APPROACHING_FRACTION
 
 
 def _breaches(errors: FloatArray, requests: FloatArray, line: float, rule: str) -> npt.NDArray[np.bool_]:

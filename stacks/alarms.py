@@ -32,9 +32,15 @@ ALB_NAMESPACE = "AWS/ApplicationELB"
 # check, which pools over time, covers low-traffic canaries.
 MIN_REQUESTS_PER_MINUTE = 100
 # The one-sided z (normal approximation to the binomial at the limit) a minute's 5xx count must reach: 3.09
-# is the 0.1% tail. A bare "rate > limit" on 2 of 3 minutes fired within a day on 3.5-42.5% of healthy
-# canaries at 100 requests a minute and a 0.3-0.5% baseline against a 2% limit (make bench, hard limits).
+# is the 0.1% tail. A bare "rate > limit" on 2 of 3 minutes went off within 7 days on 21.9-97.9% of healthy
+# canaries at 100 requests a minute and a 0.3-0.5% baseline against a 2% limit; this rule at most 1e-8
+# (make bench, hard limits).
 ALARM_Z = 3.09
+# A hard-limit alarm goes off when ALARM_DATAPOINTS of the last ALARM_PERIODS one-minute datapoints breach;
+# its "approaching" warning (pages a person, does not roll back) is the same alarm at this fraction of the
+# limit.
+ALARM_DATAPOINTS, ALARM_PERIODS = 2, 3
+APPROACHING_FRACTION = 0.5
 
 
 class AlertTopic(Construct):
@@ -157,7 +163,8 @@ class Alarms(Construct):
         for metric in spec.metrics:
             if not isinstance(metric.source, AlbSource) or metric.hard_limit is None:
                 continue
-            for level, fraction, sink in (("hard-limit", 1.0, critical), ("approaching", 0.5, warning)):
+            levels = (("hard-limit", 1.0, critical), ("approaching", APPROACHING_FRACTION, warning))
+            for level, fraction, sink in levels:
                 line = metric.hard_limit * fraction
                 which = "the hard limit" if fraction == 1 else "half the hard limit"
                 signal: cloudwatch.IMetric
@@ -173,12 +180,15 @@ class Alarms(Construct):
                         self,
                         f"{metric.name}-{level}",
                         alarm_name=f"{prefix}-{metric.name}-{level}",
-                        alarm_description=f"{metric.name} on the canary {what} in 2 of the last 3 minutes",
+                        alarm_description=(
+                            f"{metric.name} on the canary {what} in {ALARM_DATAPOINTS} of the last "
+                            f"{ALARM_PERIODS} minutes"
+                        ),
                         metric=signal,
                         threshold=threshold,
                         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                        evaluation_periods=3,
-                        datapoints_to_alarm=2,
+                        evaluation_periods=ALARM_PERIODS,
+                        datapoints_to_alarm=ALARM_DATAPOINTS,
                         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                     )
                 )
