@@ -216,15 +216,7 @@ class Registry:
             "created_at": to_iso(now),
             "first_stage_multiplier": first_stage_multiplier,
         }
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=_item(attributes),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+        self._put_if_absent(attributes)
         return self.get_experiment(experiment_id)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
@@ -283,24 +275,17 @@ class Registry:
     ) -> StageStart:
         """Record that stage `stage_index` began now with `weights`; a retry returns the first record."""
         stage = StageStart(stage_index=stage_index, started_at=now, weights=weights)
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=_item(
-                    {
-                        "pk": f"EXP#{experiment_id}",
-                        "sk": f"STAGE#{stage_index:03d}",
-                        "kind": "stage",
-                        "stage_index": stage_index,
-                        "started_at": to_iso(now),
-                        "weights": weights.model_dump_json(),
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+        written = self._put_if_absent(
+            {
+                "pk": f"EXP#{experiment_id}",
+                "sk": f"STAGE#{stage_index:03d}",
+                "kind": "stage",
+                "stage_index": stage_index,
+                "started_at": to_iso(now),
+                "weights": weights.model_dump_json(),
+            }
+        )
+        if not written:
             return next(s for s in self.stage_history(experiment_id) if s.stage_index == stage_index)
         return stage
 
@@ -328,26 +313,16 @@ class Registry:
         >>> registry.freeze_stage(experiment_id, reading.to_freeze[0])  # doctest: +SKIP
         True
         """
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=_item(
-                    {
-                        "pk": f"EXP#{experiment_id}",
-                        "sk": f"FROZEN#{frozen.stage:03d}",
-                        "kind": "frozen_stage",
-                        "stage_index": frozen.stage,
-                        "frozen_at": to_iso(frozen.frozen_at),
-                        "frozen": json.dumps(frozen.to_dict(), sort_keys=True),
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return self._put_if_absent(
+            {
+                "pk": f"EXP#{experiment_id}",
+                "sk": f"FROZEN#{frozen.stage:03d}",
+                "kind": "frozen_stage",
+                "stage_index": frozen.stage,
+                "frozen_at": to_iso(frozen.frozen_at),
+                "frozen": json.dumps(frozen.to_dict(), sort_keys=True),
+            }
+        )
 
     def frozen_stages(self, experiment_id: str) -> dict[int, FrozenStage]:
         """The experiment's frozen stages by stage index (none for an experiment older than the cache).
@@ -716,6 +691,20 @@ class Registry:
             }
         }
         return _Write(request, experiment_id=experiment_id, done=(to, *already_done))
+
+    def _put_if_absent(self, attributes: Mapping[str, Any]) -> bool:
+        """Write the item unless one with its key exists: True when this call wrote it."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=_item(attributes),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def _put_once(self, attributes: Mapping[str, Any]) -> _Write:
         return _Write(
