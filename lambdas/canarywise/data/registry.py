@@ -501,7 +501,7 @@ class Registry:
             }
         }
         concurrent_check = began is not None and not rollback.experiment_id
-        if began is not None and concurrent_check:
+        if concurrent_check and began is not None:  # (the second test is for the type checker)
             last["Put"]["ConditionExpression"] = "attribute_not_exists(written_at) OR written_at < :since"
             last["Put"]["ExpressionAttributeValues"] = _item({":since": began - CLOCK_SKEW.total_seconds()})
         writes.append(_Write(last))

@@ -24,7 +24,7 @@ from canarywise.decision.context import EvaluationContext
 from canarywise.decision.estimates import stratified_difference
 from canarywise.decision.evidence import duration, format_value, metric_mde, sequential_finding
 from canarywise.decision.models import Decision, DecisionKind, MetricFinding, Verdict
-from canarywise.decision.safety import review_safety, review_trust
+from canarywise.decision.safety import review_safety, review_trust, stop_or_hold
 from canarywise.decision.secondary import report
 from canarywise.spec import Direction, Metric, MetricRole
 
@@ -95,12 +95,9 @@ def decide_ab(ctx: EvaluationContext) -> Decision:
     ]
     worthwhile = f"minimum worthwhile effect {format_value(primary, mde, signed=True)}"
 
-    if safety.rollback_reasons:
-        kind = DecisionKind.ROLLBACK
-        reasons = [*safety.rollback_reasons, *(f"also: {r}" for r in trust.hold_reasons)]
-    elif trust.hold_reasons:
-        kind = DecisionKind.INCONCLUSIVE if at_max else DecisionKind.HOLD
-        reasons = [max_reason, *trust.hold_reasons] if at_max else trust.hold_reasons
+    stopped = stop_or_hold(ctx, safety, trust, max_reason)
+    if stopped is not None:
+        kind, reasons = stopped
     elif verdict is Verdict.HARM:
         kind, reasons = DecisionKind.KEEP_CONTROL, [f"{primary.name} is worse on the candidate: {effect}"]
     elif verdict is Verdict.IMPROVEMENT and not ready:

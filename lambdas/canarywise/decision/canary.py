@@ -20,7 +20,7 @@ from canarywise.decision.context import EvaluationContext
 from canarywise.decision.estimates import StratifiedEstimate
 from canarywise.decision.evidence import duration, format_value, sequential_finding
 from canarywise.decision.models import Decision, DecisionKind, MetricFinding, Verdict
-from canarywise.decision.safety import review_safety, review_trust
+from canarywise.decision.safety import review_safety, review_trust, stop_or_hold
 from canarywise.decision.secondary import report
 from canarywise.spec import Direction, MetricRole
 
@@ -79,12 +79,9 @@ def decide_canary(ctx: EvaluationContext) -> Decision:
         "without meeting its gate; the spec's inconclusive policy applies"
     )
 
-    if safety.rollback_reasons:
-        kind = DecisionKind.ROLLBACK
-        reasons = [*safety.rollback_reasons, *(f"also: {r}" for r in trust.hold_reasons)]
-    elif trust.hold_reasons:
-        kind = DecisionKind.INCONCLUSIVE if at_max else DecisionKind.HOLD
-        reasons = [max_reason, *trust.hold_reasons] if at_max else trust.hold_reasons
+    stopped = stop_or_hold(ctx, safety, trust, max_reason)
+    if stopped is not None:
+        kind, reasons = stopped
     elif not lacking:
         kind = DecisionKind.READY_FOR_APPROVAL if ctx.is_last_stage else DecisionKind.ADVANCE
         reasons = [

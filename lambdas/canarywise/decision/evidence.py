@@ -17,8 +17,7 @@ import math
 from collections.abc import Sequence
 from functools import lru_cache
 
-from scipy import stats as scipy_stats
-from scipy.special import ndtri
+from scipy.special import bdtr, bdtrc, ndtri, stdtr
 
 from canarywise.decision.context import EvaluationContext
 from canarywise.decision.estimates import StratifiedEstimate, arm_value, stratified_difference
@@ -138,9 +137,10 @@ def hard_limit_finding(ctx: EvaluationContext, metric: Metric) -> MetricFinding 
     """Is the canary, in the stage in progress, proven beyond `metric.hard_limit`? (None without a limit.)
 
     A one-sided exact test of H0 "the canary is at the limit or better" at `hard_limit_level`: for a rate,
-    the binomial tail at the limit (``scipy.stats.binom``; the same as the Clopper-Pearson bound lying past
-    the limit); for a mean, a one-sample t-test (``scipy.stats.t``). `pvalue` is that tail, `estimate` the
-    canary's observed value.
+    the binomial tail at the limit (``scipy.special.bdtrc``/``bdtr``, the same as the Clopper-Pearson bound
+    lying past the limit); for a mean, a one-sample t-test (``scipy.special.stdtr``). `pvalue` is that tail,
+    `estimate` the canary's observed value. (``scipy.special``, not ``scipy.stats``: the latter adds ~0.8 s
+    to the significance check's cold start.)
     """
     if metric.hard_limit is None:
         return None
@@ -150,7 +150,7 @@ def hard_limit_finding(ctx: EvaluationContext, metric: Metric) -> MetricFinding 
     level = hard_limit_level(ctx.spec)
     what = "mean" if metric.kind is MetricKind.MEAN else "rate"
     lower = metric.direction is Direction.LOWER_IS_BETTER
-    test = "binomial" if isinstance(canary, ProportionAggregate) or canary is None else "t"
+    test = "t" if metric.kind is MetricKind.MEAN else "binomial"
     method = (
         f"hard limit: exact one-sided {test} test of the canary's {what} in {ctx.stage_name} "
         f"{'above' if lower else 'below'} the limit, at {HARD_LIMIT_ALPHA:g} over the horizon's looks"
@@ -162,14 +162,15 @@ def hard_limit_finding(ctx: EvaluationContext, metric: Metric) -> MetricFinding 
         )  # fmt: skip
     if isinstance(canary, ProportionAggregate):
         k, n = canary.successes, canary.n
-        pvalue = float(scipy_stats.binom.sf(k - 1, n, limit) if lower else scipy_stats.binom.cdf(k, n, limit))
+        # bdtrc(k - 1, n, p) = P(X >= k), bdtr(k, n, p) = P(X <= k) for X ~ Bin(n, p).
+        pvalue = float(bdtrc(k - 1, n, limit) if lower else bdtr(k, n, limit))
     else:
         standard_error = canary.sd / math.sqrt(canary.n)
         if standard_error == 0:
             pvalue = 0.0 if (canary.mean > limit if lower else canary.mean < limit) else 1.0
         else:
             t = (canary.mean - limit) / standard_error
-            pvalue = float(scipy_stats.t.sf(t, canary.n - 1) if lower else scipy_stats.t.cdf(t, canary.n - 1))
+            pvalue = float(stdtr(canary.n - 1, -t) if lower else stdtr(canary.n - 1, t))
     verdict = Verdict.HARD_LIMIT_BREACHED if pvalue <= level else Verdict.WITHIN_HARD_LIMIT
     return MetricFinding(
         metric.name, None, method, arm_value(canary), None, None, pvalue, n_control, n_canary, limit, verdict,

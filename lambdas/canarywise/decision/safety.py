@@ -21,10 +21,10 @@ from canarywise.decision.evidence import (
     sequential_finding,
     srm_finding,
 )
-from canarywise.decision.models import MetricFinding, Verdict
+from canarywise.decision.models import DecisionKind, MetricFinding, Verdict
 from canarywise.spec import Direction, Metric, MetricRole, RolloutSpec
 
-__all__ = ["SafetyReview", "TrustReview", "harm_alpha", "review_safety", "review_trust"]
+__all__ = ["SafetyReview", "TrustReview", "harm_alpha", "review_safety", "review_trust", "stop_or_hold"]
 
 
 @dataclass(slots=True)
@@ -143,3 +143,22 @@ def review_trust(ctx: EvaluationContext) -> TrustReview:
         where = f" (slice {finding.slice!r})" if finding.slice else ""
         review.hold_reasons.append(f"{finding.metric}{where}: {finding.method}")
     return review
+
+
+def stop_or_hold(
+    ctx: EvaluationContext, safety: SafetyReview, trust: TrustReview, max_reason: str
+) -> tuple[DecisionKind, list[str]] | None:
+    """The first two steps of every mode's precedence, or None when neither applies.
+
+    ROLLBACK on a hard limit or proven harm, even when the data is otherwise in doubt (a rollback only reduces
+    exposure); else HOLD on a sample-ratio mismatch or missing/late data, which becomes INCONCLUSIVE (with
+    `max_reason` first) at the stage's maximum duration, so the spec's policy applies instead of a wait
+    without end.
+    """
+    if safety.rollback_reasons:
+        return DecisionKind.ROLLBACK, [*safety.rollback_reasons, *(f"also: {r}" for r in trust.hold_reasons)]
+    if trust.hold_reasons:
+        if ctx.stage_elapsed >= ctx.stage.max_duration:
+            return DecisionKind.INCONCLUSIVE, [max_reason, *trust.hold_reasons]
+        return DecisionKind.HOLD, list(trust.hold_reasons)
+    return None
