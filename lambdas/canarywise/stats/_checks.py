@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Final
+
+import numpy as np
 
 from canarywise.errors import CanarywiseError
 
@@ -20,23 +23,27 @@ def check_alternative(alternative: str) -> str:
     return alternative
 
 
+def _is_real(value: object) -> bool:
+    """A real number: Python's int/float and numpy's integer and floating scalars (all register as
+    ``numbers.Real``); not a bool, whose True/False are not quantities."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
 def check_probability(name: str, value: float, *, open_low: bool = True, open_high: bool = True) -> float:
     """`value` in (0, 1) (or with a closed end where asked)."""
-    low_ok = value > 0 if open_low else value >= 0
-    high_ok = value < 1 if open_high else value <= 1
-    if not (isinstance(value, int | float) and math.isfinite(value) and low_ok and high_ok):
+    ok = _is_real(value) and math.isfinite(value)
+    low_ok = ok and (value > 0 if open_low else value >= 0)
+    high_ok = ok and (value < 1 if open_high else value <= 1)
+    if not (low_ok and high_ok):
         interval = f"{'(' if open_low else '['}0, 1{')' if open_high else ']'}"
         raise StatsInputError(f"`{name}` must be in {interval}, found {value!r}")
     return float(value)
 
 
 def check_count(name: str, value: int, *, minimum: int = 0) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or value != int(value)
-        or value < minimum
-    ):
+    """A whole number >= `minimum` (a numpy integer, or a float such as 7.0, is accepted); NaN and
+    infinity are refused here, before ``int()`` would raise Python's own ValueError/OverflowError."""
+    if not (_is_real(value) and math.isfinite(value) and value == int(value) and value >= minimum):
         raise StatsInputError(f"`{name}` must be an integer >= {minimum}, found {value!r}")
     return int(value)
 
@@ -63,13 +70,13 @@ def check_arms(
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    ok = value >= 0 if allow_zero else value > 0
-    if not (isinstance(value, int | float) and math.isfinite(value) and ok):
+    ok = _is_real(value) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
         raise StatsInputError(f"`{name}` must be {'>= 0' if allow_zero else '> 0'}, found {value!r}")
     return float(value)
 
 
 def check_finite(name: str, value: float) -> float:
-    if not (isinstance(value, int | float) and math.isfinite(value)):
+    if not (_is_real(value) and math.isfinite(value)):
         raise StatsInputError(f"`{name}` must be a finite number, found {value!r}")
     return float(value)
