@@ -13,7 +13,15 @@ from pathlib import Path
 
 from constructs import Construct
 
-from canarywise.spec import RolloutSpec, SpecError, load_spec
+from canarywise.spec import (
+    AlbSource,
+    RolloutSpec,
+    SpecError,
+    history_problem,
+    load_spec,
+    worst_case_ladder_text,
+    worst_case_stage_seconds,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = "config/mangaassist.yaml"
@@ -52,14 +60,27 @@ def synth_problems(spec: RolloutSpec, source: str) -> list[str]:
                 f"{source}: stages[{i}].percent: must be a whole percent (ALB weights are integers), "
                 f"found {stage.percent:g}"
             )
-    longest = sum(stage.max_duration for stage in spec.stages)
+    for i, metric in enumerate(spec.metrics):
+        # The significance check tests any hard limit, but only the ALB's metrics get the one-minute alarm.
+        if metric.hard_limit is not None and not isinstance(metric.source, AlbSource):
+            problems.append(
+                f"{source}: metrics[{i}]: metric {metric.name!r}: hard_limit {metric.hard_limit:g} gets no "
+                "CloudWatch alarm on a service metric (only ALB sources have one); remove it, or give the "
+                "metric a margin"
+            )
+    longest = sum(worst_case_stage_seconds(spec))
     if longest > PIPELINE_ACTION_TIMEOUT.total_seconds():
-        hours = " + ".join(f"{stage.max_duration / 3600:g} h" for stage in spec.stages)
+        stretched = spec.anti_flapping.first_stage_multiplier != 1
         problems.append(
-            f"{source}: stages: the ladder can run {longest / 3600:g} h (max_duration {hours}), longer than "
-            f"the {PIPELINE_ACTION_TIMEOUT.total_seconds() / 3600:g} h CodePipeline's Step Functions action "
+            f"{source}: stages: the ladder can run {longest / 3600:g} h"
+            f"{' after a rollback' if stretched else ''} ({worst_case_ladder_text(spec)}), longer than the "
+            f"{PIPELINE_ACTION_TIMEOUT.total_seconds() / 3600:g} h CodePipeline's Step Functions action "
             "waits for the canary execution: shorten the max_duration values"
+            f"{' or lower anti_flapping.first_stage_multiplier' if stretched else ''}"
         )
+    history = history_problem(spec)
+    if history is not None:
+        problems.append(f"{source}: {history}")
     return problems
 
 

@@ -13,7 +13,9 @@ Example
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +26,24 @@ from canarywise.errors import CanarywiseError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The longest check interval: the significance schedule keeps a missed event for the interval less a minute
+# (its maximum event age), and EventBridge Scheduler allows at most one day.
+MAX_CHECK_INTERVAL = 86400
+# After a rollback the next try's first stage may last at most this many times longer (its stages' durations
+# are also counted in the pipeline's wait and the execution history at synth).
+MAX_FIRST_STAGE_MULTIPLIER = 10
+# Step Functions fails an execution once its history reaches 25,000 events (a hard quota). Each time the
+# canary state machine polls its gate (stacks/progression.py: one turn of a stage's loop) it adds
+#   Wait "Stage i: wait"                  WaitStateEntered, WaitStateExited                     2
+#   Task "Stage i: gate" (Lambda invoke)  TaskStateEntered, TaskScheduled, TaskStarted,
+#                                         TaskSucceeded, TaskStateExited                        5
+#   Choice "Stage i: decision"            ChoiceStateEntered, ChoiceStateExited                 2
+# Change it with the loop's states: tests/infrastructure/test_stack.py counts them in the synthesized one.
+HISTORY_EVENTS_PER_POLL = 9
+STEP_FUNCTIONS_HISTORY_QUOTA = 25_000
+# Synth refuses a spec whose worst case passes this; the rest of the quota is for what is not a poll (each
+# stage's weights and start tasks, start, ready, a rollback) and for the retries of failing tasks.
+MAX_HISTORY_EVENTS = 20_000
 # False-discovery-rate tiers: the q applied by Benjamini-Hochberg across the registry.
 FDR_TIER_Q = {"default": 0.10, "revenue-critical": 0.05}
 
@@ -43,6 +63,8 @@ def parse_duration(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"must be a duration like '4h', '30m', '2d' or seconds, found {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite duration, found {value!r}")
         seconds = int(value)
     else:
         match = _DURATION.match(str(value))
@@ -154,6 +176,11 @@ class Traffic(_Model):
 
     create_demo: bool = False
     listener_arn: str | None = None
+    # The service's two target groups by slot name (e.g. ``blue`` / ``green``); they take turns being live.
+    # The slot name is the ``Variant`` dimension value the service's tasks in that group emit.
+    target_groups: dict[str, str] | None = None
+    # Before blue/green roles: the two groups by their old names; they become the slots "control" and
+    # "canary" (the names the services already emit), and either may be live (docs/lifecycle.md).
     control_target_group_arn: str | None = None
     canary_target_group_arn: str | None = None
     rule_priority: Annotated[int, Field(ge=1, le=50000)] = 10
@@ -167,17 +194,34 @@ class Traffic(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Traffic:
-        arns = (self.listener_arn, self.control_target_group_arn, self.canary_target_group_arn)
-        if not self.create_demo and not all(arns):
+        legacy = self.control_target_group_arn or self.canary_target_group_arn
+        if self.target_groups is not None and legacy:
             raise ValueError(
-                "give listener_arn, control_target_group_arn and canary_target_group_arn, "
-                "or create_demo: true"
+                "give target_groups or control_target_group_arn/canary_target_group_arn, not both"
+            )
+        if self.target_groups is not None and len(self.target_groups) != 2:
+            raise ValueError(f"target_groups must name exactly two slots, found {sorted(self.target_groups)}")
+        if not self.create_demo and not (self.listener_arn and self.slots()):
+            raise ValueError(
+                "give listener_arn and target_groups (two slots, e.g. blue and green), or create_demo: true"
             )
         if not 1 <= self.stickiness <= 7 * 86400:
             raise ValueError(
                 f"stickiness must be between 1 s and 7 days (ALB limit), found {self.stickiness} s"
             )
         return self
+
+    def slots(self) -> dict[str, str]:
+        """Slot name → target group ARN for imported groups (empty with ``create_demo``)."""
+        if self.target_groups is not None:
+            return dict(self.target_groups)
+        if self.control_target_group_arn and self.canary_target_group_arn:
+            return {"control": self.control_target_group_arn, "canary": self.canary_target_group_arn}
+        return {}
+
+
+# The slots of the demo ALB's two target groups (traffic.create_demo).
+DEMO_SLOTS = ("blue", "green")
 
 
 class Statistics(_Model):
@@ -205,7 +249,9 @@ class AntiFlapping(_Model):
     cooldown: Seconds = 3600
     max_rollbacks_7d: Annotated[int, Field(ge=1)] = 3
     # After a rollback the next try's first stage lasts this many times longer.
-    first_stage_multiplier: Annotated[float, Field(ge=1)] = 2.0
+    first_stage_multiplier: Annotated[
+        float, Field(ge=1, le=MAX_FIRST_STAGE_MULTIPLIER, allow_inf_nan=False)
+    ] = 2.0
 
     @field_validator("cooldown", mode="before")
     @classmethod
@@ -234,8 +280,14 @@ class RolloutSpec(_Model):
 
     @field_validator("check_interval", mode="before")
     @classmethod
-    def _duration(cls, value: Any) -> int:
-        return parse_duration(value)
+    def _interval(cls, value: Any) -> int:
+        seconds = parse_duration(value)
+        if seconds > MAX_CHECK_INTERVAL:
+            raise ValueError(
+                "must be at most 1 day (the schedule's maximum event age is the interval less a minute, and "
+                f"EventBridge Scheduler allows at most 1 day), found {seconds} s"
+            )
+        return seconds
 
     @field_validator("stages")
     @classmethod
@@ -246,6 +298,12 @@ class RolloutSpec(_Model):
                     f"stages must increase: stages[{i}].percent is {stages[i].percent:g}, "
                     f"not above stages[{i - 1}].percent {stages[i - 1].percent:g}"
                 )
+        if stages[-1].percent >= 100:
+            raise ValueError(
+                f"the last stage, stages[{len(stages) - 1}].percent, sends {stages[-1].percent:g}% to the "
+                "canary: its gate can never pass with no control traffic to compare (100% comes with "
+                "promotion, after approval)"
+            )
         return stages
 
     @field_validator("metrics")
@@ -273,6 +331,53 @@ class RolloutSpec(_Model):
                 return metric
         known = ", ".join(m.name for m in self.metrics)
         raise SpecError(f"unknown metric {name!r}; the spec has: {known}")
+
+
+def worst_case_stage_seconds(spec: RolloutSpec) -> tuple[int, ...]:
+    """Each stage's longest run: its max_duration, the first one stretched by the anti-flapping multiplier
+    (what a try after a rollback gets).
+
+    Example
+    -------
+    >>> worst_case_stage_seconds(load_spec("config/mangaassist.yaml"))  # 48 h x 1.25, 48 h, 60 h
+    (216000, 172800, 216000)
+    """
+    multiplier = spec.anti_flapping.first_stage_multiplier
+    return tuple(
+        round(stage.max_duration * (multiplier if index == 0 else 1.0))
+        for index, stage in enumerate(spec.stages)
+    )
+
+
+def worst_case_ladder_text(spec: RolloutSpec) -> str:
+    """``"max_duration 48 h × first_stage_multiplier 1.25 + 48 h + 60 h"``: the worst case, for messages."""
+    hours = [f"{stage.max_duration / 3600:g} h" for stage in spec.stages]
+    multiplier = spec.anti_flapping.first_stage_multiplier
+    if multiplier != 1:
+        hours[0] += f" × first_stage_multiplier {multiplier:g}"
+    return "max_duration " + " + ".join(hours)
+
+
+def history_events(spec: RolloutSpec) -> int:
+    """The most Step Functions history events the canary execution's gate polls can add: a poll every
+    check_interval through each stage's worst case (`worst_case_stage_seconds`), `HISTORY_EVENTS_PER_POLL`
+    each."""
+    polls = sum(math.ceil(seconds / spec.check_interval) for seconds in worst_case_stage_seconds(spec))
+    return polls * HISTORY_EVENTS_PER_POLL
+
+
+def history_problem(spec: RolloutSpec) -> str | None:
+    """Why the canary execution could reach Step Functions' history quota (None: it cannot)."""
+    events = history_events(spec)
+    if events <= MAX_HISTORY_EVENTS:
+        return None
+    return (
+        f"check_interval: the canary execution can reach {events:,} Step Functions history events "
+        f"({events // HISTORY_EVENTS_PER_POLL:,} gate polls × {HISTORY_EVENTS_PER_POLL} events, one every "
+        f"{spec.check_interval} s through {worst_case_ladder_text(spec)}), above the {MAX_HISTORY_EVENTS:,} "
+        f"this stack allows (Step Functions fails an execution at {STEP_FUNCTIONS_HISTORY_QUOTA:,}): "
+        "lengthen check_interval or shorten the max_duration values"
+    )
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -303,15 +408,40 @@ def parse_spec(data: Any, *, source: str = "rollout spec") -> RolloutSpec:
         raise SpecError("\n".join(lines)) from None
 
 
+def _duplicate_keys(node: Any, where: str = "") -> Iterator[str]:
+    """``"statistics.alpha: duplicate key at line 33 (first at line 32)"`` for each key given twice in one
+    mapping of a composed YAML document (PyYAML keeps the last value without a word)."""
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            here = f"{where}.{name}" if where else name
+            line = key.start_mark.line + 1
+            if name in first:
+                yield f"{here}: duplicate key at line {line} (first at line {first[name]})"
+            else:
+                first[name] = line
+            yield from _duplicate_keys(value, here)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{where}[{index}]")
+
+
 def load_spec(path: str | Path) -> RolloutSpec:
-    """Read and validate a rollout spec YAML file."""
+    """Read and validate a rollout spec YAML file; a key given twice in one mapping is an error."""
     import yaml  # only at synth and in the CLI; the Lambdas get the spec from the registry as JSON
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        duplicates = list(_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader)))
+        data = yaml.safe_load(text)
     except FileNotFoundError:
         raise SpecError(f"rollout spec {str(path)!r} not found") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"rollout spec {str(path)!r} is not valid YAML: {exc}") from None
+    if duplicates:
+        raise SpecError("\n".join(f"{path}: {line}" for line in duplicates))
     return parse_spec(data, source=str(path))

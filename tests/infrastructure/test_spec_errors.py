@@ -8,6 +8,7 @@ as the CDK CLI does. None of these reach a construct, so they are fast.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from canarywise.spec import SpecError
+from canarywise.spec import SpecError, history_events, load_spec
 from stacks.synth import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,20 +101,77 @@ CASES = [
     # Synth-only checks (stacks/spec_loading.py, stacks/traffic.py): what the AWS resources cannot express.
     (
         "check interval not whole minutes",
-        _set("check_interval", "90s"),
-        "check_interval: must be a whole number of minutes (EventBridge Scheduler's finest rate), found 90 s",
+        _set("check_interval", "330s"),
+        "check_interval: must be a whole number of minutes (EventBridge Scheduler's finest rate), "
+        "found 330 s",
     ),
     (
         "fractional percent",
         _set("stages.0.percent", 2.5),
         "stages[0].percent: must be a whole percent (ALB weights are integers), found 2.5",
     ),
+    # The worst case is after a rollback: the first stage then lasts first_stage_multiplier (1.25) times
+    # longer.
     (
         "ladder longer than the pipeline waits",
-        _set("stages.2.max_duration", "5d"),
-        "stages: the ladder can run 216 h (max_duration 48 h + 48 h + 120 h), longer than the 168 h "
-        "CodePipeline's Step Functions action waits for the canary execution: "
-        "shorten the max_duration values",
+        _set("stages.2.max_duration", "3d"),
+        "stages: the ladder can run 180 h after a rollback (max_duration 48 h × first_stage_multiplier 1.25 "
+        "+ 48 h + 72 h), longer than the 168 h CodePipeline's Step Functions action waits for the canary "
+        "execution: shorten the max_duration values or lower anti_flapping.first_stage_multiplier",
+    ),
+    (
+        "first stage multiplier pushes the ladder past the pipeline's wait",
+        _set("anti_flapping.first_stage_multiplier", 1.5),
+        "stages: the ladder can run 180 h after a rollback (max_duration 48 h × first_stage_multiplier 1.5 "
+        "+ 48 h + 60 h), longer than the 168 h CodePipeline's Step Functions action waits for the canary "
+        "execution: shorten the max_duration values or lower anti_flapping.first_stage_multiplier",
+    ),
+    (
+        "first stage multiplier unbounded",
+        _set("anti_flapping.first_stage_multiplier", 50),
+        "anti_flapping.first_stage_multiplier: Input should be less than or equal to 10 (found 50)",
+    ),
+    (
+        "first stage multiplier infinite",
+        _set("anti_flapping.first_stage_multiplier", math.inf),
+        "anti_flapping.first_stage_multiplier: Input should be a finite number (found inf)",
+    ),
+    (
+        "last stage at 100%",
+        _set("stages.2.percent", 100),
+        "stages: the last stage, stages[2].percent, sends 100% to the canary: its gate can never pass with "
+        "no control traffic to compare (100% comes with promotion, after approval)",
+    ),
+    (
+        "max duration infinite",
+        _set("stages.0.max_duration", math.inf),
+        "stages[0].max_duration: must be a finite duration, found inf",
+    ),
+    (
+        "max duration NaN",
+        _set("stages.1.max_duration", math.nan),
+        "stages[1].max_duration: must be a finite duration, found nan",
+    ),
+    (
+        "check interval longer than the schedule can express",
+        _set("check_interval", "2d"),
+        "check_interval: must be at most 1 day (the schedule's maximum event age is the interval less a "
+        "minute, and EventBridge Scheduler allows at most 1 day), found 172800 s",
+    ),
+    (
+        "hard limit on a service metric (no alarm)",
+        _set("metrics.4.hard_limit", 0.05),
+        "metrics[4]: metric 'hallucination_rate': hard_limit 0.05 gets no CloudWatch alarm on a service "
+        "metric (only ALB sources have one); remove it, or give the metric a margin",
+    ),
+    # 60 + 48 + 60 h after a rollback = 168 h = 10,080 one-minute polls; 9 history events each.
+    (
+        "check interval so short the execution history overflows",
+        _set("check_interval", "1m"),
+        "check_interval: the canary execution can reach 90,720 Step Functions history events (10,080 gate "
+        "polls × 9 events, one every 60 s through max_duration 48 h × first_stage_multiplier 1.25 + 48 h + "
+        "60 h), above the 20,000 this stack allows (Step Functions fails an execution at 25,000): lengthen "
+        "check_interval or shorten the max_duration values",
     ),
     (
         "imported listener ARN malformed",
@@ -133,6 +191,31 @@ def test_invalid_spec_fails_synth_naming_field_and_value(
     with pytest.raises(SpecError) as raised:
         build_app({"spec": str(path), **SKIP_BUNDLING})
     assert str(raised.value).splitlines() == [f"{source}: {message}"]
+
+
+def test_duplicate_yaml_key_is_refused_naming_key_and_line(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys without a word; the spec loader refuses them."""
+    lines = (ROOT / "config" / "mangaassist.yaml").read_text().splitlines()
+    first = lines.index("  alpha: 0.05") + 1  # 1-based line numbers, as an editor shows them
+    lines.insert(first, "  alpha: 0.5")
+    path = tmp_path / "spec.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SpecError) as raised:
+        build_app({"spec": str(path), **SKIP_BUNDLING})
+    assert str(raised.value).splitlines() == [
+        f"{path}: statistics.alpha: duplicate key at line {first + 1} (first at line {first})"
+    ]
+
+
+def test_duplicate_key_inside_a_list_item_is_refused(tmp_path: Path) -> None:
+    text = "metrics:\n  - name: a\n    kind: proportion\n    name: b\n"
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as raised:
+        build_app({"spec": str(path), **SKIP_BUNDLING})
+    assert str(raised.value).splitlines() == [
+        f"{path}: metrics[0].name: duplicate key at line 4 (first at line 2)"
+    ]
 
 
 def test_every_problem_is_reported_at_once(mangaassist: dict[str, Any], write_spec: Any) -> None:
@@ -178,3 +261,10 @@ def test_app_py_exits_with_the_message(mangaassist: dict[str, Any], write_spec: 
         f"{path}: statistics.alpha: Input should be less than 1 (found 1.5)",
     ]
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_shipped_spec_worst_case_history_stays_under_the_bound() -> None:
+    """config/mangaassist.yaml after a rollback: 48 h x 1.25 + 48 h + 60 h = 168 h, 12 five-minute polls an
+    hour, 9 events each: 18,144 events, under the 20,000 synth allows."""
+    spec = load_spec(ROOT / "config" / "mangaassist.yaml")
+    assert history_events(spec) == 168 * 12 * 9 == 18_144

@@ -474,3 +474,29 @@ def test_synth_ran_cdk_nag_with_no_open_findings(synth: Any) -> None:
     report = synth.outdir / "validation-report.json"
     if report.exists():
         assert all(r["conclusion"] != "failure" for r in json.loads(report.read_text())["pluginReports"])
+
+
+# Step Functions history events per state visited (AWS Step Functions API reference, HistoryEvent types): a
+# Wait or a Choice is entered and exited; a Task is entered, scheduled, started, succeeds and is exited.
+EVENTS_PER_STATE = {"Wait": 2, "Choice": 2, "Pass": 2, "Task": 5}
+
+
+def test_history_events_per_gate_poll_match_the_synth_bound(synth: Any) -> None:
+    """The synth refuses a spec whose gate polls can pass Step Functions' 25,000-event history with
+    `canarywise.spec.HISTORY_EVENTS_PER_POLL`; that number must be what one poll of the synthesized canary
+    state machine adds: from each stage's Wait, through HOLD (the Choice's default), back to the Wait."""
+    from canarywise.spec import HISTORY_EVENTS_PER_POLL
+
+    states = synth.state_machine_definition("Canary")["States"]
+    waits = [name for name, state in states.items() if state["Type"] == "Wait"]
+    assert len(waits) == len(PERCENTS)
+    for wait in waits:
+        events, name = 0, wait
+        for _ in range(len(states)):
+            state = states[name]
+            events += EVENTS_PER_STATE[state["Type"]]
+            name = state["Default"] if state["Type"] == "Choice" else state["Next"]
+            if name == wait:
+                break
+        assert name == wait, f"the loop from {wait!r} does not come back to it"
+        assert events == HISTORY_EVENTS_PER_POLL, wait

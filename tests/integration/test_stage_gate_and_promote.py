@@ -115,7 +115,8 @@ def test_after_a_rollback_the_first_stage_lasts_longer(
 ) -> None:
     _past_rollbacks(timedelta(days=8), timedelta(hours=2))  # one inside the 7-day window
     started = stage_gate.handler(_start_event(aws, spec_data), context)
-    assert Registry(TABLE).get_experiment(started["experiment_id"]).first_stage_multiplier == 2.0
+    # config/mangaassist.yaml: anti_flapping.first_stage_multiplier 1.25
+    assert Registry(TABLE).get_experiment(started["experiment_id"]).first_stage_multiplier == 1.25
 
 
 def test_start_with_an_invalid_spec_names_the_field(
