@@ -23,7 +23,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from canarywise.spec import AlbSource, RolloutSpec
+from canarywise.spec import AlbSource, Metric, RolloutSpec
 from stacks.functions import METRICS_NAMESPACE
 from stacks.traffic import TrafficSplit
 
@@ -130,13 +130,12 @@ def harm_metric(service: str) -> cloudwatch.Metric:
     )
 
 
-def variant_dimensions(traffic: TrafficSplit, variant: str) -> dict[str, str]:
-    group = (
-        traffic.canary_target_group_full_name
-        if variant == "canary"
-        else traffic.control_target_group_full_name
-    )
-    return {"LoadBalancer": traffic.load_balancer_full_name, "TargetGroup": group}
+def slot_dimensions(traffic: TrafficSplit, slot: str) -> dict[str, str]:
+    """The ALB metric dimensions of one slot's target group."""
+    return {
+        "LoadBalancer": traffic.load_balancer_full_name,
+        "TargetGroup": traffic.target_group_full_names[slot],
+    }
 
 
 class Alarms(Construct):
@@ -156,41 +155,19 @@ class Alarms(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = f"canarywise-{spec.service}"
-        canary = variant_dimensions(traffic, "canary")
         critical: list[cloudwatch.IAlarm] = []
         warning: list[cloudwatch.IAlarm] = []
 
+        # One alarm per hard limit and slot: the two target groups take turns holding the candidate, so both
+        # are watched. An alarm on either one during a rollout rolls the rollout back (traffic returns to the
+        # live slot only); with no rollout in progress the rollback function answers "nothing to roll back"
+        # and the alert topic still pages.
         for metric in spec.metrics:
             if not isinstance(metric.source, AlbSource) or metric.hard_limit is None:
                 continue
-            levels = (("hard-limit", 1.0, critical), ("approaching", APPROACHING_FRACTION, warning))
-            for level, fraction, sink in levels:
-                line = metric.hard_limit * fraction
-                which = "the hard limit" if fraction == 1 else "half the hard limit"
-                signal: cloudwatch.IMetric
-                if metric.source.metric == "http_5xx":
-                    signal = error_excess(canary, line, f"canary 5xx excess over {line:g} ({metric.name})")
-                    threshold = ALARM_Z
-                    what = f"5xx rate proven above {line:g} ({which}; z >= {ALARM_Z:g})"
-                else:
-                    signal, threshold = p99_latency(canary), line
-                    what = f"above {line:g} s ({which})"
-                sink.append(
-                    cloudwatch.Alarm(
-                        self,
-                        f"{metric.name}-{level}",
-                        alarm_name=f"{prefix}-{metric.name}-{level}",
-                        alarm_description=(
-                            f"{metric.name} on the canary {what} in {ALARM_DATAPOINTS} of the last "
-                            f"{ALARM_PERIODS} minutes"
-                        ),
-                        metric=signal,
-                        threshold=threshold,
-                        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                        evaluation_periods=ALARM_PERIODS,
-                        datapoints_to_alarm=ALARM_DATAPOINTS,
-                        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                    )
+            for slot in traffic.target_group_full_names:
+                self._hard_limit_alarms(
+                    prefix, metric, slot, slot_dimensions(traffic, slot), critical, warning
                 )
 
         self.harm = cloudwatch.Alarm(
@@ -248,6 +225,48 @@ class Alarms(Construct):
             "Look: checks failing, a rollback failed, or a limit is near",
         )
         self.warning.add_alarm_action(notify)
+
+    def _hard_limit_alarms(
+        self,
+        prefix: str,
+        metric: Metric,
+        slot: str,
+        dimensions: dict[str, str],
+        critical: list[cloudwatch.IAlarm],
+        warning: list[cloudwatch.IAlarm],
+    ) -> None:
+        """The hard limit (critical) and its "approaching" line (warning) of `metric` on one slot."""
+        assert metric.hard_limit is not None
+        assert isinstance(metric.source, AlbSource)
+        levels = (("hard-limit", 1.0, critical), ("approaching", APPROACHING_FRACTION, warning))
+        for level, fraction, sink in levels:
+            line = metric.hard_limit * fraction
+            which = "the hard limit" if fraction == 1 else "half the hard limit"
+            signal: cloudwatch.IMetric
+            if metric.source.metric == "http_5xx":
+                signal = error_excess(dimensions, line, f"{slot} 5xx excess over {line:g} ({metric.name})")
+                threshold = ALARM_Z
+                what = f"5xx rate proven above {line:g} ({which}; z >= {ALARM_Z:g})"
+            else:
+                signal, threshold = p99_latency(dimensions), line
+                what = f"above {line:g} s ({which})"
+            sink.append(
+                cloudwatch.Alarm(
+                    self,
+                    f"{metric.name}-{level}-{slot}",
+                    alarm_name=f"{prefix}-{metric.name}-{level}-{slot}",
+                    alarm_description=(
+                        f"{metric.name} on target group {slot} {what} in {ALARM_DATAPOINTS} of the last "
+                        f"{ALARM_PERIODS} minutes"
+                    ),
+                    metric=signal,
+                    threshold=threshold,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    evaluation_periods=ALARM_PERIODS,
+                    datapoints_to_alarm=ALARM_DATAPOINTS,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
 
     def _composite(
         self, construct_id: str, name: str, alarms: Sequence[cloudwatch.IAlarm], description: str

@@ -26,11 +26,11 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from canarywise.data.executions import APPROVAL_ACTION, APPROVAL_STAGE
 from canarywise.spec import RolloutSpec
 from stacks.nag import acknowledge, logical_id, split_arn_finding
 
-CANARY_STAGE, APPROVAL_STAGE, PROMOTE_STAGE = "Canary", "Approval", "Promote"
-APPROVAL_ACTION = "Approve"
+CANARY_STAGE, PROMOTE_STAGE = "Canary", "Promote"
 RELEASE_OBJECT_KEY = "release.zip"
 RELEASE_MANIFEST = "release.json"
 

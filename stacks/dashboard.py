@@ -14,10 +14,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from canarywise.spec import RolloutSpec, ServiceSource
-from stacks.alarms import Alarms, error_rate, harm_metric, p99_latency, variant_dimensions
+from stacks.alarms import Alarms, error_rate, harm_metric, p99_latency, slot_dimensions
 from stacks.traffic import TrafficSplit
-
-VARIANTS = ("control", "canary")
 
 
 class Dashboard(Construct):
@@ -56,11 +54,13 @@ class Dashboard(Construct):
             cloudwatch.AlarmStatusWidget(alarms=[alarms.critical, alarms.warning], width=6, height=2),
         )
 
-        alb = {v: variant_dimensions(traffic, v) for v in VARIANTS}
+        # By slot (target group): which one is live changes with every promotion (`canarywise status`).
+        slots = list(traffic.target_group_full_names)
+        alb = {slot: slot_dimensions(traffic, slot) for slot in slots}
         dashboard.add_widgets(
-            _graph("Requests per minute", [_requests(alb[v], v) for v in VARIANTS]),
-            _graph("5xx rate", [error_rate(alb[v], v, v) for v in VARIANTS]),
-            _graph("p99 latency (s)", [p99_latency(alb[v], v) for v in VARIANTS]),
+            _graph("Requests per minute", [_requests(alb[v], v) for v in slots]),
+            _graph("5xx rate", [error_rate(alb[v], v, v) for v in slots]),
+            _graph("p99 latency (s)", [p99_latency(alb[v], v) for v in slots]),
             _graph("StatisticalHarm (1 = harm proven)", [harm_metric(spec.service)]),
         )
 
@@ -76,7 +76,7 @@ class Dashboard(Construct):
                         period=Duration.minutes(5),
                         label=v,
                     )
-                    for v in VARIANTS
+                    for v in slots
                 ],
             )
             for metric in spec.metrics
@@ -91,7 +91,7 @@ class Dashboard(Construct):
                 log_group_names=[_log_group_name(canary)],
                 query_lines=[
                     "fields @timestamp, details.name as state",
-                    "filter type = 'TaskStateEntered' and details.name like /set weights|started|Roll back/",
+                    "filter type = 'TaskStateEntered' and details.name like /started|Roll back|Superseded/",
                     "sort @timestamp desc",
                     "limit 20",
                 ],

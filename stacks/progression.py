@@ -1,7 +1,8 @@
 """Stage progression: the canary state machine generated from the spec's stage ladder, and the promote one.
 
-Canary, per stage *i* at *p*%: set the ALB weights (SDK integration ``elasticloadbalancingv2:modifyRule``,
-the permission scoped to the one listener rule) → tell the gate the stage started → loop { wait
+Canary, per stage *i* at *p*%: the stage gate's ``stage_started`` takes the lifecycle transition, sets the
+rule live → idle at *p*% and reads it back (a refused or superseded transition ends the execution as
+"Superseded", moving nothing) → loop { wait
 ``$.timing.check_interval_seconds`` (from the execution input, so a local run waits 0-1 s) → ask the gate for
 the latest decision → ROLLBACK: rollback function, fail · ADVANCE / READY_FOR_APPROVAL: next stage ·
 INCONCLUSIVE: the spec's inconclusive policy · anything else (HOLD, CONTINUE, unknown): wait again }. After
@@ -9,9 +10,11 @@ the last stage: ``ready`` → succeed with ``experiment_id`` in the output. An e
 keeps failing) rolls back rather than leaving the canary at p% with nobody watching. The payloads are fixed in
 notes/contracts.md; the stage gate only reads the decision the significance check wrote.
 
-Promote: weights 0/100 → promote function (concludes the experiment, BH across the registry) → succeed. Its
-input is ``{"experiment_id": …}`` or, from the pipeline, ``{"canary_execution_arn": …}`` (the experiment id is
-then read from that execution's output).
+Promote: the promote function takes ``approve`` (refused, with traffic untouched, unless the experiment is
+READY_FOR_APPROVAL), moves all traffic to the candidate's slot, reads it back, takes ``promote`` (the slots
+swap roles) and runs BH across the registry. Its input is ``{"experiment_id": …, "approved_by": …}`` or,
+from the pipeline, ``{"canary_execution_arn": …}`` (the experiment id is then read from that execution's
+output).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from typing import Any
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
@@ -30,13 +32,15 @@ from constructs import Construct
 from canarywise.spec import RolloutSpec
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge, arn_finding, logical_id
-from stacks.traffic import TrafficSplit, weighted_forward
+from stacks.traffic import TrafficSplit
 
 STAGE_GATE_HANDLER = "canarywise.handlers.stage_gate.handler"
 PROMOTE_HANDLER = "canarywise.handlers.promote.handler"
 EXPERIMENT_ID = "$.experiment.experiment_id"
 # A stage whose tasks keep failing ends here: the canary must not stay at p% without a working gate.
 _CATCH_ALL = ["States.ALL"]
+# The stage gate's errors (their Python class names) when the lifecycle refused or superseded its transition.
+_SUPERSEDED = ["TransitionRefusedError", "SupersededError"]
 
 
 def state_machine_names(service: str) -> tuple[str, str]:
@@ -75,18 +79,15 @@ class Progression(Construct):
             self,
             "StageGate",
             handler=STAGE_GATE_HANDLER,
-            description="Starts experiments and reads the latest decision for the canary state machine",
+            description="Starts experiments, moves each stage's traffic, reads the latest decision",
+            environment=traffic.function_environment(),
         )
         self.promote_function = functions.function(
             self,
             "Promote",
             handler=PROMOTE_HANDLER,
-            description="Concludes the experiment after promotion (Benjamini-Hochberg across the registry)",
-            environment={
-                "LISTENER_RULE_ARN": traffic.listener_rule_arn,
-                "CONTROL_TARGET_GROUP_ARN": traffic.control_target_group_arn,
-                "CANARY_TARGET_GROUP_ARN": traffic.canary_target_group_arn,
-            },
+            description="Approves, moves all traffic to the candidate, verifies, promotes, runs BH",
+            environment=traffic.function_environment(),
             timeout=Duration.seconds(60),
         )
         for fn, purpose in (
@@ -101,22 +102,16 @@ class Progression(Construct):
                 f"AwsSolutions-IAM5[Resource::<{logical_id(registry)}.Arn>/index/*]",
                 f"Reads the registry's own indexes (running / concluded experiments) for {purpose}.",
             )
-        promote_role = self.promote_function.role
-        assert promote_role is not None
-        promote_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["elasticloadbalancing:ModifyRule"], resources=[traffic.listener_rule_arn]
+        for fn in (self.stage_gate, self.promote_function):
+            role = fn.role
+            assert role is not None
+            traffic.grant_set_traffic(role)
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "elasticloadbalancing:DescribeRules (reads the rule back after every change) and the X-Ray "
+                "tracing actions have no resource-level permissions.",
             )
-        )
-        promote_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["elasticloadbalancing:DescribeRules"], resources=["*"])
-        )
-        acknowledge(
-            promote_role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "elasticloadbalancing:DescribeRules (checks the weights are 0/100 before concluding) and the "
-            "X-Ray tracing actions have no resource-level permissions.",
-        )
 
         self.canary = self._state_machine(
             "Canary", canary_name, self._canary_definition(rollback_function), "stage ladder up to approval"
@@ -183,6 +178,15 @@ class Progression(Construct):
             {"action": "ready", "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID)},
             result_path="$.ready",
         )
+        # A refused or superseded transition means someone else (a rollback) owns the service now: end here,
+        # moving nothing, rather than "rolling back" what is already rolled back.
+        superseded = sfn.Fail(
+            self,
+            "Superseded",
+            error="CanarywiseSuperseded",
+            cause="another lifecycle transition (a rollback) took over this rollout; nothing was moved",
+        )
+        ready.add_catch(superseded, errors=_SUPERSEDED, result_path="$.error")
         ready.add_catch(on_error, errors=_CATCH_ALL, result_path="$.error")
         after: sfn.IChainable = ready.next(
             sfn.Pass(
@@ -198,15 +202,22 @@ class Progression(Construct):
 
         # Built from the last stage back, so each stage's ADVANCE can point at the next stage's first state.
         for index in reversed(range(len(spec.stages))):
-            after = self._stage(index, advance_to=after, roll_back=roll_back, on_error=on_error)
+            after = self._stage(
+                index, advance_to=after, roll_back=roll_back, on_error=on_error, superseded=superseded
+            )
         return start.next(after)
 
     def _stage(
-        self, index: int, *, advance_to: sfn.IChainable, roll_back: sfn.IChainable, on_error: sfn.IChainable
+        self,
+        index: int,
+        *,
+        advance_to: sfn.IChainable,
+        roll_back: sfn.IChainable,
+        on_error: sfn.IChainable,
+        superseded: sfn.IChainable,
     ) -> sfn.IChainable:
         percent = round(self._spec.stages[index].percent)
         label = f"Stage {index + 1} ({percent}%)"
-        set_weights = self._set_weights(f"{label}: set weights", percent)
         started = self._gate_call(
             f"{label}: started",
             {
@@ -225,7 +236,8 @@ class Progression(Construct):
             {"action": "gate", "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID), "stage_index": index},
             result_path="$.gate",
         )
-        for task in (set_weights, started, gate):
+        for task in (started, gate):
+            task.add_catch(superseded, errors=_SUPERSEDED, result_path="$.error")
             task.add_catch(on_error, errors=_CATCH_ALL, result_path="$.error")
 
         decision = sfn.Choice(self, f"{label}: decision")
@@ -240,21 +252,21 @@ class Progression(Construct):
         inconclusive = roll_back if self._spec.inconclusive_policy == "rollback" else wait
         decision.when(is_("$.gate.decision", "INCONCLUSIVE"), inconclusive)
         decision.otherwise(wait)  # HOLD, CONTINUE, anything unexpected: never advance on doubt
-        return set_weights.next(started).next(wait).next(gate).next(decision)
+        return started.next(wait).next(gate).next(decision)
 
     # -- promote ---------------------------------------------------------------------------------------------
 
     def _promote_definition(self, canary_name: str) -> sfn.IChainable:
-        promote_weights = self._set_weights("Promote: set weights", 100)
         conclude = tasks.LambdaInvoke(
             self,
-            "Conclude experiment",
+            "Approve and promote",
             lambda_function=self.promote_function,
-            payload=sfn.TaskInput.from_object({"experiment_id": sfn.JsonPath.string_at("$.experiment_id")}),
+            # The whole input: experiment_id, and approved_by when a person's identity is known.
+            payload=sfn.TaskInput.from_json_path_at("$"),
             payload_response_only=True,
             result_path="$.conclusion",
         )
-        promoted = promote_weights.next(conclude).next(sfn.Succeed(self, "Promoted"))
+        promoted = conclude.next(sfn.Succeed(self, "Promoted"))
         canary_executions = states_arn(self, "execution", f"{canary_name}:*")
         read_canary = tasks.CallAwsService(
             self,
@@ -306,31 +318,6 @@ class Progression(Construct):
             result_path=result_path,
             result_selector=result_selector,
         )
-
-    def _set_weights(self, name: str, canary_percent: int) -> tasks.CallAwsService:
-        traffic = self._traffic
-        task = tasks.CallAwsService(
-            self,
-            name,
-            service="elasticloadbalancingv2",
-            action="modifyRule",
-            iam_action="elasticloadbalancing:ModifyRule",
-            iam_resources=[traffic.listener_rule_arn],
-            parameters={
-                "RuleArn": traffic.listener_rule_arn,
-                "Actions": [
-                    weighted_forward(
-                        traffic.control_target_group_arn,
-                        traffic.canary_target_group_arn,
-                        canary_percent,
-                        traffic.stickiness_seconds,
-                    )
-                ],
-            },
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        task.add_retry(errors=["States.ALL"], max_attempts=3, backoff_rate=2, interval=Duration.seconds(2))
-        return task
 
     def _state_machine(
         self, construct_id: str, name: str, definition: sfn.IChainable, purpose: str

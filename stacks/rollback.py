@@ -15,6 +15,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -65,14 +66,9 @@ class Rollback(Construct):
             self,
             "Function",
             handler=HANDLER,
-            description="Restores 100/0 weights, stops the canary execution, records and notifies",
-            environment={
-                "LISTENER_RULE_ARN": traffic.listener_rule_arn,
-                "CONTROL_TARGET_GROUP_ARN": traffic.control_target_group_arn,
-                "CANARY_TARGET_GROUP_ARN": traffic.canary_target_group_arn,
-                "STATE_MACHINE_ARN": state_machine_arn,
-                "ALERT_TOPIC_ARN": alert_topic.topic_arn,
-            },
+            description="Takes the rollback, stops its execution, all traffic to the live slot, verifies",
+            environment=traffic.function_environment()
+            | {"STATE_MACHINE_ARN": state_machine_arn, "ALERT_TOPIC_ARN": alert_topic.topic_arn},
             timeout=Duration.seconds(60),
             reserved_concurrent_executions=RESERVED_CONCURRENCY,
             on_failure=destinations.SqsDestination(self.failures),
@@ -82,16 +78,7 @@ class Rollback(Construct):
         assert role is not None
         registry.grant_read_write_data(role)
         alert_topic.grant_publish(role)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["elasticloadbalancing:ModifyRule"], resources=[traffic.listener_rule_arn]
-            )
-        )
-        role.add_to_principal_policy(
-            # Read-only; DescribeRules has no resource-level permissions. Lets the handler skip a modify
-            # when the weights are already 100/0 (idempotence under repeated triggers).
-            iam.PolicyStatement(actions=["elasticloadbalancing:DescribeRules"], resources=["*"])
-        )
+        traffic.grant_set_traffic(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["states:ListExecutions"], resources=[state_machine_arn])
         )
@@ -115,7 +102,8 @@ class Rollback(Construct):
         acknowledge(
             role,
             f"AwsSolutions-IAM5[Resource::<{logical_id(registry)}.Arn>/index/*]",
-            "The rollback finds the running experiment through the registry's own 'running' index.",
+            "grant_read_write_data adds the registry's indexes; the rollback reads the service state and the "
+            "experiment by key and does not query them (narrowing per function: docs/fault-table.md, 15).",
         )
         acknowledge(
             role,
@@ -127,7 +115,18 @@ class Rollback(Construct):
     def on_rejected_approval(
         self, pipeline: codepipeline.IPipeline, stage_name: str, action_name: str
     ) -> None:
-        """Invoke the rollback when a person rejects `action_name` (the manual approval) of `pipeline`."""
+        """Invoke the rollback when a person rejects `action_name` (the manual approval) of `pipeline`; and
+        let every rollback reject that approval while it waits, so a stale click cannot promote."""
+        assert isinstance(self.function, lambda_.Function)
+        self.function.add_environment("PIPELINE_NAME", pipeline.pipeline_name)
+        role = self.function.role
+        assert role is not None
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["codepipeline:GetPipelineState", "codepipeline:PutApprovalResult"],
+                resources=[pipeline.pipeline_arn, f"{pipeline.pipeline_arn}/{stage_name}/{action_name}"],
+            )
+        )
         events.Rule(
             self,
             "ApprovalRejected",

@@ -43,11 +43,7 @@ class SignificanceCheck(Construct):
             "Function",
             handler=HANDLER,
             description="Tests canary vs control on every running experiment; writes checks and decisions",
-            environment={
-                "LOAD_BALANCER_FULL_NAME": traffic.load_balancer_full_name,
-                "CONTROL_TARGET_GROUP_FULL_NAME": traffic.control_target_group_full_name,
-                "CANARY_TARGET_GROUP_FULL_NAME": traffic.canary_target_group_full_name,
-            },
+            environment=traffic.metrics_environment(),
             # Works on aggregates, so its cost does not grow with traffic; well inside one interval.
             timeout=Duration.seconds(min(120, 60 * check_interval_minutes)),
             memory_size=1024,  # more memory = more CPU: scipy imports faster on a cold start

@@ -8,9 +8,10 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Environment, Stack, Tags
 from constructs import Construct
 
+from canarywise.data.executions import APPROVAL_ACTION, APPROVAL_STAGE
 from canarywise.spec import RolloutSpec
 from stacks.alarms import Alarms, AlertTopic
-from stacks.approval import APPROVAL_ACTION, APPROVAL_STAGE, ApprovalPipeline, ReleaseStages, approval_message
+from stacks.approval import ApprovalPipeline, ReleaseStages, approval_message
 from stacks.dashboard import Dashboard
 from stacks.functions import FunctionFactory, bundle_code
 from stacks.progression import Progression, state_machine_names

@@ -1,24 +1,26 @@
-"""The traffic split: a listener rule with a weighted forward across the control and canary target groups.
+"""The traffic split: a listener rule whose forward action names the service's target groups (slots).
 
-The normal case imports the service's existing listener and target groups by ARN (``traffic.listener_arn``
-…); ``traffic.create_demo: true`` creates a small internal demo VPC and ALB instead. Either way the rule is
-the same L1 resource, in exactly the shape the state machine's ``modifyRule`` calls write later: a weighted
-forward (100/0 at deploy, so deploying changes nothing for users) with target-group stickiness, so a user
-stays on one variant for the whole stage.
+The normal case imports the service's existing listener and its two target groups by ARN
+(``traffic.listener_arn``, ``traffic.target_groups``); ``traffic.create_demo: true`` creates a small internal
+demo VPC and ALB with the slots ``blue`` and ``green``. The two slots take turns being live
+(docs/lifecycle.md). At deploy the rule forwards to the first slot only; from then on only the functions
+write it, from the registry's lifecycle state (`canarywise.data.traffic.TrafficSplit`). The template's
+action never changes, so a stack update leaves the live rule alone unless the rule's own properties (path,
+priority) change: do that between releases, never during one.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from canarywise.spec import RolloutSpec, SpecError
+from canarywise.spec import DEMO_SLOTS, RolloutSpec, SpecError
 from canarywise.spec import Traffic as TrafficSpec
 from stacks.nag import acknowledge
 
@@ -32,31 +34,6 @@ _LISTENER_ARN = re.compile(
 _TARGET_GROUP_ARN = re.compile(
     r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:(targetgroup/[^/]+/[0-9a-f]+)$"
 )
-
-
-def weighted_forward(
-    control_arn: str, canary_arn: str, canary_percent: float, stickiness_seconds: int
-) -> dict[str, Any]:
-    """The forward action of the rule, in the shape of the ELBv2 API (``ModifyRule`` ``Actions[0]``).
-
-    Weights are integers 0-999 in the ALB API; the spec's percentages are rounded to whole percent.
-
-    Example
-    -------
-    >>> weighted_forward("arn:c", "arn:k", 5, 604800)["ForwardConfig"]["TargetGroups"][1]
-    {'TargetGroupArn': 'arn:k', 'Weight': 5}
-    """
-    canary = round(canary_percent)
-    return {
-        "Type": "forward",
-        "ForwardConfig": {
-            "TargetGroups": [
-                {"TargetGroupArn": control_arn, "Weight": 100 - canary},
-                {"TargetGroupArn": canary_arn, "Weight": canary},
-            ],
-            "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": stickiness_seconds},
-        },
-    }
 
 
 def _full_name(pattern: re.Pattern[str], field_name: str, arn: str | None, what: str) -> str:
@@ -84,6 +61,7 @@ class TrafficSplit(Construct):
         self.stickiness_seconds = traffic.stickiness
         listener_arn = self._create_demo() if traffic.create_demo else self._import(traffic)
 
+        first = next(iter(self.target_groups.values()))
         rule = elbv2.CfnListenerRule(
             self,
             "Rule",
@@ -97,26 +75,48 @@ class TrafficSplit(Construct):
                     ),
                 )
             ],
-            actions=[self._forward_property()],
+            actions=[self._forward_property(first)],
         )
         self.listener_rule_arn = rule.ref
 
-    def _forward_property(self) -> elbv2.CfnListenerRule.ActionProperty:
-        action = weighted_forward(
-            self.control_target_group_arn, self.canary_target_group_arn, 0, self.stickiness_seconds
+    def function_environment(self) -> dict[str, str]:
+        """What a function that sets traffic reads (`canarywise.settings.TrafficSettings`)."""
+        return {
+            "LISTENER_RULE_ARN": self.listener_rule_arn,
+            "TARGET_GROUPS": Stack.of(self).to_json_string(self.target_groups),
+            "STICKINESS_SECONDS": str(self.stickiness_seconds),
+        }
+
+    def metrics_environment(self) -> dict[str, str]:
+        """What the significance check reads to find the ALB's metrics per slot."""
+        return {
+            "LOAD_BALANCER_FULL_NAME": self.load_balancer_full_name,
+            "TARGET_GROUP_FULL_NAMES": Stack.of(self).to_json_string(self.target_group_full_names),
+        }
+
+    def grant_set_traffic(self, role: iam.IRole) -> None:
+        """ModifyRule on this one rule; DescribeRules (no resource-level permissions) to read it back."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["elasticloadbalancing:ModifyRule"], resources=[self.listener_rule_arn]
+            )
         )
-        groups = action["ForwardConfig"]["TargetGroups"]
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["elasticloadbalancing:DescribeRules"], resources=["*"])
+        )
+
+    def _forward_property(self, target_group_arn: str) -> elbv2.CfnListenerRule.ActionProperty:
+        # Everything on the first slot; stickiness off while one group is named (see TrafficSplit).
         return elbv2.CfnListenerRule.ActionProperty(
             type="forward",
             forward_config=elbv2.CfnListenerRule.ForwardConfigProperty(
                 target_groups=[
                     elbv2.CfnListenerRule.TargetGroupTupleProperty(
-                        target_group_arn=group["TargetGroupArn"], weight=group["Weight"]
+                        target_group_arn=target_group_arn, weight=100
                     )
-                    for group in groups
                 ],
                 target_group_stickiness_config=elbv2.CfnListenerRule.TargetGroupStickinessConfigProperty(
-                    enabled=True, duration_seconds=self.stickiness_seconds
+                    enabled=False
                 ),
             ),
         )
@@ -125,18 +125,12 @@ class TrafficSplit(Construct):
         self.load_balancer_full_name = _full_name(
             _LISTENER_ARN, "listener_arn", traffic.listener_arn, "ALB listener"
         )
-        self.control_target_group_full_name = _full_name(
-            _TARGET_GROUP_ARN,
-            "control_target_group_arn",
-            traffic.control_target_group_arn,
-            "ALB target group",
-        )
-        self.canary_target_group_full_name = _full_name(
-            _TARGET_GROUP_ARN, "canary_target_group_arn", traffic.canary_target_group_arn, "ALB target group"
-        )
-        # All three matched their patterns above, so none is None.
-        self.control_target_group_arn = str(traffic.control_target_group_arn)
-        self.canary_target_group_arn = str(traffic.canary_target_group_arn)
+        self.target_groups = traffic.slots()
+        field = "target_groups" if traffic.target_groups is not None else "control/canary_target_group_arn"
+        self.target_group_full_names = {
+            slot: _full_name(_TARGET_GROUP_ARN, f"{field} ({slot})", arn, "ALB target group")
+            for slot, arn in self.target_groups.items()
+        }
         return str(traffic.listener_arn)
 
     def _create_demo(self) -> str:
@@ -189,10 +183,10 @@ class TrafficSplit(Construct):
             default_action=elbv2.ListenerAction.fixed_response(404, message_body="no route"),
         )
         groups = {}
-        for variant in ("control", "canary"):
-            groups[variant] = elbv2.ApplicationTargetGroup(
+        for slot in DEMO_SLOTS:
+            groups[slot] = elbv2.ApplicationTargetGroup(
                 self,
-                f"Demo{variant.title()}",
+                f"Demo{slot.title()}",
                 vpc=vpc,
                 port=8080,
                 protocol=elbv2.ApplicationProtocol.HTTP,
@@ -200,9 +194,7 @@ class TrafficSplit(Construct):
                 health_check=elbv2.HealthCheck(path="/health", interval=Duration.seconds(30)),
                 deregistration_delay=Duration.seconds(30),
             )
-        self.control_target_group_arn = groups["control"].target_group_arn
-        self.canary_target_group_arn = groups["canary"].target_group_arn
+        self.target_groups = {slot: group.target_group_arn for slot, group in groups.items()}
+        self.target_group_full_names = {slot: group.target_group_full_name for slot, group in groups.items()}
         self.load_balancer_full_name = alb.load_balancer_full_name
-        self.control_target_group_full_name = groups["control"].target_group_full_name
-        self.canary_target_group_full_name = groups["canary"].target_group_full_name
         return listener.listener_arn

@@ -6,7 +6,7 @@ with a message naming it, before anything is read or written.
 Example
 -------
 >>> settings = load_settings(RollbackSettings, {"REGISTRY_TABLE": "t", "SERVICE": "mangaassist",
-...     "LISTENER_RULE_ARN": "r", "CONTROL_TARGET_GROUP_ARN": "c", "CANARY_TARGET_GROUP_ARN": "k",
+...     "LISTENER_RULE_ARN": "r", "TARGET_GROUPS": '{"blue": "b", "green": "g"}',
 ...     "STATE_MACHINE_ARN": "s", "ALERT_TOPIC_ARN": "a"})
 >>> settings.service
 'mangaassist'
@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
 
 from canarywise.errors import CanarywiseError
 
@@ -39,20 +39,26 @@ class CommonSettings(_Environment):
     service: _Required = Field(alias="SERVICE")
 
 
+# Slot name → value, as a JSON object in one variable: the two target groups take turns being live.
+_Slots = Annotated[Json[dict[Annotated[str, Field(min_length=1)], _Required]], Field(min_length=2)]
+
+
 class SignificanceCheckSettings(CommonSettings):
     load_balancer_full_name: _Required = Field(alias="LOAD_BALANCER_FULL_NAME")
-    control_target_group_full_name: _Required = Field(alias="CONTROL_TARGET_GROUP_FULL_NAME")
-    canary_target_group_full_name: _Required = Field(alias="CANARY_TARGET_GROUP_FULL_NAME")
-
-
-class StageGateSettings(CommonSettings):
-    pass
+    # Slot → the ``TargetGroup`` dimension value of its ALB metrics (``targetgroup/<name>/<id>``).
+    target_group_full_names: _Slots = Field(alias="TARGET_GROUP_FULL_NAMES")
 
 
 class TrafficSettings(CommonSettings):
     listener_rule_arn: _Required = Field(alias="LISTENER_RULE_ARN")
-    control_target_group_arn: _Required = Field(alias="CONTROL_TARGET_GROUP_ARN")
-    canary_target_group_arn: _Required = Field(alias="CANARY_TARGET_GROUP_ARN")
+    target_groups: _Slots = Field(alias="TARGET_GROUPS")  # slot → target group ARN
+    stickiness_seconds: Annotated[int, Field(ge=1, le=7 * 86400)] = Field(
+        default=7 * 86400, alias="STICKINESS_SECONDS"
+    )
+
+
+class StageGateSettings(TrafficSettings):
+    pass
 
 
 class PromoteSettings(TrafficSettings):
@@ -62,6 +68,8 @@ class PromoteSettings(TrafficSettings):
 class RollbackSettings(TrafficSettings):
     state_machine_arn: _Required = Field(alias="STATE_MACHINE_ARN")
     alert_topic_arn: _Required = Field(alias="ALERT_TOPIC_ARN")
+    # The pipeline whose pending approval a rollback rejects (absent: no pipeline, e.g. local mode).
+    pipeline_name: str | None = Field(default=None, alias="PIPELINE_NAME")
 
 
 def load_settings[S: _Environment](model: type[S], environ: Mapping[str, str] | None = None) -> S:

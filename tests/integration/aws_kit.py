@@ -70,11 +70,18 @@ class Env:
             "REGISTRY_TABLE": TABLE,
             "SERVICE": SERVICE,
             "LOAD_BALANCER_FULL_NAME": self.traffic.load_balancer_full_name,
-            "CONTROL_TARGET_GROUP_FULL_NAME": self.traffic.control_target_group_full_name,
-            "CANARY_TARGET_GROUP_FULL_NAME": self.traffic.canary_target_group_full_name,
+            # Slots named as before blue/green roles: the migration path (docs/lifecycle.md).
+            "TARGET_GROUP_FULL_NAMES": json.dumps(
+                {
+                    "control": self.traffic.control_target_group_full_name,
+                    "canary": self.traffic.canary_target_group_full_name,
+                }
+            ),
             "LISTENER_RULE_ARN": self.traffic.listener_rule_arn,
-            "CONTROL_TARGET_GROUP_ARN": self.traffic.control_target_group_arn,
-            "CANARY_TARGET_GROUP_ARN": self.traffic.canary_target_group_arn,
+            "TARGET_GROUPS": json.dumps(
+                {"control": self.traffic.control_target_group_arn, "canary": self.traffic.canary_target_group_arn}
+            ),
+            "STICKINESS_SECONDS": str(STICKINESS_SECONDS),
             "STATE_MACHINE_ARN": self.state_machine_arn,
             "ALERT_TOPIC_ARN": self.topic_arn,
         }
@@ -265,10 +272,19 @@ def rule_weights(env: Env) -> dict[str, int]:
     rule = boto3.client("elbv2").describe_rules(RuleArns=[env.traffic.listener_rule_arn])["Rules"][0]
     forward = next(a for a in rule["Actions"] if a["Type"] == "forward")["ForwardConfig"]
     by_arn = {tg["TargetGroupArn"]: tg["Weight"] for tg in forward["TargetGroups"]}
+    # A group the forward action does not name receives nothing: weight 0.
     return {
-        "control": by_arn[env.traffic.control_target_group_arn],
-        "canary": by_arn[env.traffic.canary_target_group_arn],
+        "control": by_arn.get(env.traffic.control_target_group_arn, 0),
+        "canary": by_arn.get(env.traffic.canary_target_group_arn, 0),
     }
+
+
+def rule_groups(env: Env) -> set[str]:
+    """The slots the rule's forward action names (read straight from ELBv2)."""
+    rule = boto3.client("elbv2").describe_rules(RuleArns=[env.traffic.listener_rule_arn])["Rules"][0]
+    forward = next(a for a in rule["Actions"] if a["Type"] == "forward")["ForwardConfig"]
+    slot = {env.traffic.control_target_group_arn: "control", env.traffic.canary_target_group_arn: "canary"}
+    return {slot[tg["TargetGroupArn"]] for tg in forward["TargetGroups"]}
 
 
 def rule_stickiness(env: Env) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from canarywise.data._aws import ClientError, client, error_code
 
 logger = Logger(child=True)
 
+# The pipeline's manual approval before 100% (the stack names its stage and action so).
+APPROVAL_STAGE, APPROVAL_ACTION = "Approval", "Approve"
 HARM_NAMESPACE = "Canarywise"
 HARM_METRIC = "StatisticalHarm"
 
@@ -58,6 +60,61 @@ class CanaryExecutions:
             stopped.append(arn)
         logger.info("executions stopped", extra={"stopped": stopped})
         return tuple(stopped)
+
+    def stop(self, execution_arn: str, *, cause: str) -> bool:
+        """Stop one execution; False when it had already ended (stopping is what we wanted anyway)."""
+        try:
+            self._client.stop_execution(
+                executionArn=execution_arn, error="Canarywise.RolledBack", cause=cause[:32768]
+            )
+        except ClientError as exc:
+            if error_code(exc) not in {"ExecutionDoesNotExist", "ExecutionNotFound"}:
+                raise
+            return False
+        status = self._client.describe_execution(executionArn=execution_arn)["status"]
+        logger.info("execution stopped", extra={"execution_arn": execution_arn, "status": status})
+        return True
+
+
+class PendingApproval:
+    """The pipeline's manual approval before 100%: a rollback rejects it, so no stale click can promote.
+
+    Parameters
+    ----------
+    pipeline_name, stage_name, action_name : str
+        Where the approval action is (``PIPELINE_NAME``; the stage and action names the stack gives it).
+    """
+
+    def __init__(
+        self, pipeline_name: str, stage_name: str, action_name: str, *, boto3_client: Any = None
+    ) -> None:
+        self.pipeline_name = pipeline_name
+        self.stage_name = stage_name
+        self.action_name = action_name
+        self._client = boto3_client if boto3_client is not None else client("codepipeline")
+
+    def reject(self, summary: str) -> bool:
+        """Reject the approval if one is waiting; True when this call rejected it."""
+        state = self._client.get_pipeline_state(name=self.pipeline_name)
+        for stage in state.get("stageStates", []):
+            if stage.get("stageName") != self.stage_name:
+                continue
+            for action in stage.get("actionStates", []):
+                latest = action.get("latestExecution") or {}
+                if action.get("actionName") != self.action_name or latest.get("status") != "InProgress":
+                    continue
+                token = latest.get("token")
+                if not token:
+                    continue
+                self._client.put_approval_result(
+                    pipelineName=self.pipeline_name,
+                    stageName=self.stage_name,
+                    actionName=self.action_name,
+                    result={"summary": summary[:512], "status": "Rejected"},
+                    token=token,
+                )
+                return True
+        return False
 
 
 class AlertTopic:

@@ -49,6 +49,8 @@ Example
 
 from __future__ import annotations
 
+import copy
+
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,14 +105,25 @@ class MetricSourceError(CanarywiseError, RuntimeError):
 
 @dataclass(frozen=True)
 class AlbDimensions:
-    """Dimension values of the ALB's CloudWatch metrics (the "full names" at the end of the ARNs)."""
+    """Dimension values of the ALB's CloudWatch metrics (the "full names" at the end of the ARNs).
+
+    `target_groups` maps each slot (the service's two target groups, which take turns being live) to its
+    ``TargetGroup`` dimension value.
+    """
 
     load_balancer: str
-    control_target_group: str
-    canary_target_group: str
+    target_groups: Mapping[str, str]
 
-    def target_group(self, variant: Variant) -> str:
-        return self.control_target_group if variant is Variant.CONTROL else self.canary_target_group
+    def target_group(self, slot: str) -> str:
+        if slot not in self.target_groups:
+            raise MetricSourceError(
+                f"no ALB target group for slot {slot!r}; slots: {sorted(self.target_groups)}"
+            )
+        return self.target_groups[slot]
+
+
+# Role → slot before blue/green roles: the fixed control and canary groups (and experiments stored then).
+FIXED_SLOTS: Mapping[Variant, str] = {Variant.CONTROL: "control", Variant.CANARY: "canary"}
 
 
 @dataclass(frozen=True)
@@ -314,9 +327,9 @@ class Reading:
     not_frozen: Mapping[int, str] = field(default_factory=dict)
 
 
-def _assignment_query(spec: RolloutSpec, stage: int, variant: Variant) -> _Query:
+def _assignment_query(spec: RolloutSpec, stage: int, variant: Variant, slot: str) -> _Query:
     """New assignments to `variant` during `stage` (the emitter's NewAssignment, one 1 per assignment)."""
-    dims = ((SERVICE_DIMENSION, spec.service), (VARIANT_DIMENSION, variant.value))
+    dims = ((SERVICE_DIMENSION, spec.service), (VARIANT_DIMENSION, slot))
     key = ObservationKey(_ASSIGNMENTS, stage, variant)
     return _Query(key, "n", ASSIGNMENT_NAMESPACE, ASSIGNMENT_METRIC, dims, "Sum")
 
@@ -328,6 +341,10 @@ class MetricSource:
     ----------
     alb : AlbDimensions or None
         Needed when the spec has an ALB ``http_5xx`` metric.
+    slots : mapping, optional
+        Which slot plays which role (`Variant.CONTROL` the live slot, `Variant.CANARY` the candidate's);
+        the service's metrics carry the slot name in their ``Variant`` dimension. Default `FIXED_SLOTS`;
+        `for_experiment` sets them from an experiment.
     boto3_client : optional
         A CloudWatch client; one is created when omitted.
     max_queries_per_call : int
@@ -341,6 +358,7 @@ class MetricSource:
         self,
         alb: AlbDimensions | None = None,
         *,
+        slots: Mapping[Variant, str] = FIXED_SLOTS,
         boto3_client: Any = None,
         max_queries_per_call: int = MAX_QUERIES_PER_CALL,
         max_datapoints_per_call: int = MAX_DATAPOINTS_PER_CALL,
@@ -356,10 +374,18 @@ class MetricSource:
                 f"found {max_datapoints_per_call!r}"
             )
         self.alb = alb
+        self.slots = dict(slots)
         self._client = boto3_client if boto3_client is not None else client("cloudwatch")
         self._max_queries = max_queries_per_call
         self._max_datapoints = max_datapoints_per_call
         self.calls = 0  # GetMetricData requests made (cost is per metric queried, not per call)
+
+    def for_slots(self, baseline: str, candidate: str) -> MetricSource:
+        """The same source (client, limits, call count kept apart) reading `baseline` as control and
+        `candidate` as canary."""
+        source = copy.copy(self)
+        source.slots = {Variant.CONTROL: baseline, Variant.CANARY: candidate}
+        return source
 
     def observe(self, spec: RolloutSpec, stages: Sequence[StageRecord], now: datetime) -> Observations:
         """Sufficient statistics per metric, stage, variant and slice, from each stage's start to its end
@@ -520,7 +546,9 @@ class MetricSource:
                     for slice_value in (None, *slices.get(metric.name, ())):
                         key = ObservationKey(metric.name, stage.index, variant, slice_value)
                         window.queries.extend(self._queries(metric, key))
-            window.queries.extend(_assignment_query(spec, stage.index, variant) for variant in Variant)
+            window.queries.extend(
+                _assignment_query(spec, stage.index, variant, self.slots[variant]) for variant in Variant
+            )
             windows.append(window)
         windows.append(self._probe(spec, ordered[0].started_at, now))
         return windows
@@ -552,14 +580,14 @@ class MetricSource:
                 )
             alb_dims = (
                 ("LoadBalancer", self.alb.load_balancer),
-                ("TargetGroup", self.alb.target_group(key.variant)),
+                ("TargetGroup", self.alb.target_group(self.slots[key.variant])),
             )
             return [
                 _Query(key, "n", ALB_NAMESPACE, "RequestCount", alb_dims, "Sum"),
                 _Query(key, "successes", ALB_NAMESPACE, "HTTPCode_Target_5XX_Count", alb_dims, "Sum"),
             ]
         assert isinstance(source, ServiceSource)  # the spec's validator guarantees a source
-        dims: tuple[tuple[str, str], ...] = ((VARIANT_DIMENSION, key.variant.value),)
+        dims: tuple[tuple[str, str], ...] = ((VARIANT_DIMENSION, self.slots[key.variant]),)
         if key.slice is not None and metric.slice_dimension:
             dims += ((metric.slice_dimension, key.slice),)
         ns, name = source.namespace, source.metric_name

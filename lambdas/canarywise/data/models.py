@@ -70,9 +70,13 @@ ALL_CANARY = Weights(control=0, canary=100)
 
 
 class ExperimentStatus(StrEnum):
+    """An experiment's status; it moves only through `canarywise.lifecycle.table.TRANSITIONS`."""
+
     RUNNING = "RUNNING"
     READY_FOR_APPROVAL = "READY_FOR_APPROVAL"
+    APPROVED = "APPROVED"  # taken for promotion; traffic is moving to the candidate
     PROMOTED = "PROMOTED"
+    ROLLING_BACK = "ROLLING_BACK"  # taken for rollback; traffic is moving back to the live slot
     ROLLED_BACK = "ROLLED_BACK"
     REJECTED = "REJECTED"
 
@@ -80,6 +84,11 @@ class ExperimentStatus(StrEnum):
     def is_live(self) -> bool:
         """The canary still receives traffic (it is watched by the significance check)."""
         return self in {ExperimentStatus.RUNNING, ExperimentStatus.READY_FOR_APPROVAL}
+
+    @property
+    def is_over(self) -> bool:
+        """Concluded: promoted, rolled back or rejected."""
+        return self in {ExperimentStatus.PROMOTED, ExperimentStatus.ROLLED_BACK, ExperimentStatus.REJECTED}
 
 
 class StageStart(_Frozen):
@@ -116,6 +125,10 @@ class Experiment(_Frozen):
     # >1 when the candidate was rolled back in the last 7 days: its first stage lasts longer this time.
     first_stage_multiplier: float = 1.0
     latest_check: CheckRecord | None = None
+    # The target groups (slots) the experiment compares: the live one at its start and the idle one that
+    # holds the candidate. Metrics are read by slot (the ``Variant`` dimension / the target group).
+    baseline_slot: str = "control"
+    candidate_slot: str = "canary"
     concluded_at: UtcDatetime | None = None
     pvalue: float | None = None
     adjusted_pvalue: float | None = None
@@ -126,6 +139,7 @@ class Experiment(_Frozen):
 class RollbackOutcome(StrEnum):
     ROLLED_BACK = "ROLLED_BACK"  # this call wrote the rollback record
     DUPLICATE = "DUPLICATE"  # someone else already did; nothing recorded, nobody notified twice
+    NOTHING_TO_ROLL_BACK = "NOTHING_TO_ROLL_BACK"  # no rollout in progress: traffic untouched
     FAILED = "FAILED"  # weights could not be restored; a failure record says so
 
 
@@ -140,6 +154,7 @@ class RollbackRecord(_Frozen):
     candidate: str | None = None
     trigger_id: str | None = None
     status: ExperimentStatus | None = None
+    actor: str = ""  # who acted: the alarm, the state machine, or the person and their identity
 
 
 class RollbackFacts(_Frozen):

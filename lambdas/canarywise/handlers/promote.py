@@ -1,4 +1,4 @@
-"""Promote Lambda, called by the promote state machine after approval: 100%, conclude, registry BH."""
+"""Promote Lambda, called by the promote state machine after approval: approve, 100%, verify, promote, BH."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from canarywise.data.registry import Registry
-from canarywise.data.traffic import TrafficSplit
+from canarywise.handlers import lifecycle_for
 from canarywise.runtime.events import parse_promote_event
 from canarywise.runtime.rollout import promote
 from canarywise.settings import PromoteSettings, load_settings
@@ -26,13 +26,9 @@ metrics = Metrics()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(PromoteSettings)
     request = parse_promote_event(event)
+    registry = Registry(settings.registry_table)
     result = promote(
-        request,
-        registry=Registry(settings.registry_table),
-        traffic=TrafficSplit(
-            settings.listener_rule_arn, settings.control_target_group_arn, settings.canary_target_group_arn
-        ),
-        now=datetime.now(UTC),
+        request, registry=registry, lifecycle=lifecycle_for(settings, registry), now=datetime.now(UTC)
     )
     metrics.add_metric(name="Promotions", unit=MetricUnit.Count, value=1)
     return result

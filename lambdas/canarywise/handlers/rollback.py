@@ -9,9 +9,15 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from canarywise.data.executions import AlertTopic, CanaryExecutions
+from canarywise.data.executions import (
+    APPROVAL_ACTION,
+    APPROVAL_STAGE,
+    AlertTopic,
+    CanaryExecutions,
+    PendingApproval,
+)
 from canarywise.data.registry import Registry
-from canarywise.data.traffic import TrafficSplit
+from canarywise.handlers import lifecycle_for
 from canarywise.runtime.events import parse_rollback_event
 from canarywise.runtime.rollback import roll_back
 from canarywise.settings import RollbackSettings, load_settings
@@ -27,15 +33,20 @@ metrics = Metrics()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(RollbackSettings)
     request = parse_rollback_event(event)
+    registry = Registry(settings.registry_table)
+    approvals = (
+        PendingApproval(settings.pipeline_name, APPROVAL_STAGE, APPROVAL_ACTION)
+        if settings.pipeline_name
+        else None
+    )
     result = roll_back(
         request,
         service=settings.service,
-        registry=Registry(settings.registry_table),
-        traffic=TrafficSplit(
-            settings.listener_rule_arn, settings.control_target_group_arn, settings.canary_target_group_arn
-        ),
+        registry=registry,
+        lifecycle=lifecycle_for(settings, registry),
         executions=CanaryExecutions(settings.state_machine_arn),
         alerts=AlertTopic(settings.alert_topic_arn),
+        approvals=approvals,
         now=datetime.now(UTC),
     )
     metrics.add_metric(name=f"Rollback{result.outcome.title()}", unit=MetricUnit.Count, value=1)

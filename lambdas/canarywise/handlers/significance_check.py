@@ -26,11 +26,7 @@ metrics = Metrics()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(SignificanceCheckSettings)
     scheduled = parse_scheduled_event(event)
-    alb = AlbDimensions(
-        settings.load_balancer_full_name,
-        settings.control_target_group_full_name,
-        settings.canary_target_group_full_name,
-    )
+    alb = AlbDimensions(settings.load_balancer_full_name, settings.target_group_full_names)
     summary = check_all(
         now=scheduled.time,
         service=settings.service,

@@ -1,4 +1,4 @@
-"""Stage gate Lambda, called by the canary state machine: start, stage_started, gate, ready."""
+"""Stage gate Lambda, called by the canary state machine: start, stage_started (sets traffic), gate, ready."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from canarywise.data.registry import Registry
+from canarywise.handlers import lifecycle_for
 from canarywise.runtime.events import GateAction, ReadyAction, StageStartedAction, parse_stage_gate_event
 from canarywise.runtime.rollout import gate, mark_ready, record_stage_started, start_rollout
 from canarywise.settings import StageGateSettings, load_settings
@@ -26,11 +27,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(StageGateSettings)
     action = parse_stage_gate_event(event)
     registry, now = Registry(settings.registry_table), datetime.now(UTC)
+    lifecycle = lifecycle_for(settings, registry)
     metrics.add_metric(name=f"StageGate_{action.action}", unit=MetricUnit.Count, value=1)
     if isinstance(action, StageStartedAction):
-        return record_stage_started(action, registry=registry, now=now)
+        return record_stage_started(action, registry=registry, lifecycle=lifecycle, now=now)
     if isinstance(action, GateAction):
         return gate(action, registry=registry, now=now)
     if isinstance(action, ReadyAction):
-        return mark_ready(action, registry=registry, now=now)
-    return start_rollout(action, service=settings.service, registry=registry, now=now)
+        return mark_ready(action, lifecycle=lifecycle, now=now)
+    return start_rollout(action, service=settings.service, registry=registry, lifecycle=lifecycle, now=now)

@@ -1,16 +1,26 @@
-"""Rolling a candidate back: weights 100/0 first, then stop the rollout, record it once, tell people.
+"""Rolling a candidate back: take the experiment, stop its execution, put every user on the live slot,
+read the rule back, and only then record the rollback once and tell people once.
 
-The order is the point. Users leave the candidate before anything else can fail; the state machine is stopped
-before the record is written, so a crash between the two is repaired by the retry (a recorded rollback makes
-later calls duplicates, and a duplicate would not stop the execution again). Every step is safe to repeat,
-and the record is one conditional DynamoDB transaction, so concurrent and repeated triggers (the composite
-alarm's Lambda action and its SNS message, the state machine, a person) produce exactly one rollback record
-and one notification.
+The order, as the lifecycle table has it (`canarywise.lifecycle.table`):
+
+1. ``roll_back`` — a conditional write: the experiment moves to ROLLING_BACK and the service's version
+   moves on, so any stage, approval or promotion holding the old version changes nothing from here on.
+   Concurrent triggers (the composite alarm's Lambda action and its SNS copy, the state machine, a person)
+   race for it: exactly one takes it. A call that finds the experiment ROLLING_BACK (its taker crashed, or
+   is still busy) helps finish; one that finds it ROLLED_BACK is a duplicate.
+2. stop that experiment's execution (not every execution: an old id must not orphan a live rollout).
+3. set the rule to a forward naming only the live slot — sticky users cannot reach the candidate, whatever
+   cookie they hold — and read it back (`Lifecycle.settle`).
+4. ``rolled_back`` — the ``ROLLBACK`` record and the history item in the same conditional write: exactly
+   one call writes them, and only that call alerts and rejects the pending approval.
+
+With nothing running, a rollback refuses ("nothing to roll back"); ``--force`` (a person, on purpose)
+returns all traffic to the live slot and records that.
 
 Example
 -------
 >>> result = roll_back(parse_rollback_event({"source": "cli", "reason": "complaints"}),  # doctest: +SKIP
-...                    service="mangaassist", registry=registry, traffic=traffic,
+...                    service="mangaassist", registry=registry, lifecycle=lifecycle,
 ...                    executions=executions, alerts=alerts, now=now)
 >>> result.outcome  # doctest: +SKIP
 'ROLLED_BACK'
@@ -20,18 +30,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from canarywise.data.executions import AlertTopic, CanaryExecutions
-from canarywise.data.models import ALL_CONTROL, Experiment, RollbackOutcome, RollbackRecord
-from canarywise.data.registry import InvalidTransitionError, Registry
-from canarywise.data.traffic import TrafficError, TrafficSplit
+from canarywise.data.models import Experiment, ExperimentStatus, RollbackOutcome, RollbackRecord, to_iso
+from canarywise.data.registry import ExperimentNotFoundError, Registry
+from canarywise.data.traffic import TrafficError
 from canarywise.errors import CanarywiseError
+from canarywise.lifecycle.state import ServiceState, TransitionRefusedError
+from canarywise.lifecycle.table import Event
 from canarywise.runtime.events import RollbackRequest
+from canarywise.runtime.lifecycle import Lifecycle, SupersededError
 
 logger = Logger(child=True)
+
+# How often a rollback re-reads the state and tries again when a concurrent stage start moved the version.
+_CLAIM_ATTEMPTS = 5
+
+
+class Approvals(Protocol):
+    def reject(self, summary: str) -> bool: ...
 
 
 class RollbackFailedError(CanarywiseError, RuntimeError):
@@ -49,6 +69,8 @@ class RollbackResult:
     candidate_rollbacks_7d: int | None = None
     candidate_rejected: bool = False
     notified: bool = False
+    live: str | None = None  # the slot all traffic is on afterwards
+    approval_rejected: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +81,8 @@ class RollbackResult:
             "candidate_rollbacks_7d": self.candidate_rollbacks_7d,
             "candidate_rejected": self.candidate_rejected,
             "notified": self.notified,
+            "live": self.live,
+            "approval_rejected": self.approval_rejected,
         }
 
 
@@ -67,136 +91,273 @@ def roll_back(
     *,
     service: str,
     registry: Registry,
-    traffic: TrafficSplit,
+    lifecycle: Lifecycle,
     executions: CanaryExecutions,
     alerts: AlertTopic,
     now: datetime,
+    approvals: Approvals | None = None,
 ) -> RollbackResult:
     """Carry out one rollback request (see the module docstring for the order and the guarantees).
 
     Raises
     ------
+    RollbackRefusedError
+        When the request names an experiment that does not exist or was promoted: nothing moved.
     RollbackFailedError
-        When the weights could not be restored after retries; a ``ROLLBACK_FAILED`` record and an alert say
-        so first, the experiment keeps its status (a retry can still complete the rollback).
+        When the rule could not be set to the live slot (or did not read back so); a ``ROLLBACK_FAILED``
+        record and an alert say so first, the experiment stays ROLLING_BACK (a retry completes it).
     """
     if not request.act:
         logger.info("event asks for no rollback", extra={"reason": request.reason})
         return RollbackResult(outcome="IGNORED", reason=request.reason)
-    # A local clock read, not a registry call: it orders this call against concurrent ones (see `_record`).
-    began = registry.clock()
-
-    # Weights before anything else, even before reading the registry: a registry outage must not keep users
-    # on a bad candidate.
+    state = lifecycle.state(now)
+    experiment = _target(request, state, registry)
+    if experiment is None:
+        if request.force:
+            return _force_live(request, service, registry, lifecycle, alerts, state, now)
+        logger.info("nothing to roll back", extra={"reason": request.reason, "live": state.live})
+        return RollbackResult(
+            outcome=RollbackOutcome.NOTHING_TO_ROLL_BACK.value,
+            reason=f"nothing to roll back: no rollout of {service} is in progress; all traffic is on "
+            f"{state.live!r} ({request.reason})",
+        )
+    if experiment.status in {ExperimentStatus.ROLLED_BACK, ExperimentStatus.REJECTED}:
+        return _duplicate(request, experiment, ())
+    if experiment.status is ExperimentStatus.PROMOTED:
+        raise RollbackRefusedError(
+            f"rollback refused: experiment {experiment.experiment_id} was promoted ({experiment.candidate} "
+            f"is live); release the previous version as a new candidate instead"
+        )
+    if experiment.status is not ExperimentStatus.ROLLING_BACK:
+        state, experiment = _take(request, experiment, lifecycle, registry, now)
+        if experiment.status is not ExperimentStatus.ROLLING_BACK:
+            return _duplicate(request, experiment, ())
+    stopped = _stop(request, experiment, executions)
     try:
-        traffic.set_weights(ALL_CONTROL)
-    except TrafficError as exc:
-        _report_failure(request, service, registry, executions, alerts, now, exc)
+        state = _settle(lifecycle, state)
+    except (TrafficError, SupersededError) as exc:
+        _report_failure(request, service, registry, alerts, now, experiment, exc)
         raise RollbackFailedError(
-            f"rollback of {service} FAILED: weights are not 100/0 ({exc}); the failure is recorded "
-            "and alerted; fix the listener rule by hand or re-run `canarywise rollback`"
+            f"rollback of {service} FAILED: the rule does not send everything to the live slot ({exc}); "
+            "the failure is recorded and alerted; re-run `canarywise rollback` or fix the rule by hand"
         ) from exc
+    if not _complete(request, service, experiment, registry, lifecycle, state, now):
+        return _duplicate(request, experiment, stopped)
+    return _announce(request, service, experiment, registry, alerts, approvals, state, stopped, now)
 
-    targets = _targets(request, service, registry)
+
+class RollbackRefusedError(CanarywiseError, ValueError):
+    """The rollback request cannot apply (unknown or promoted experiment): nothing moved."""
+
+
+def _target(request: RollbackRequest, state: ServiceState, registry: Registry) -> Experiment | None:
+    """The experiment the request is about: the one it names (checked first), else the one in progress."""
+    if request.experiment_id:
+        try:
+            return registry.get_experiment(request.experiment_id)
+        except ExperimentNotFoundError as exc:
+            raise RollbackRefusedError(f"rollback refused: {exc}; nothing moved") from exc
+    if state.experiment_id is None:
+        return None
+    return registry.get_experiment(state.experiment_id)
+
+
+def _take(
+    request: RollbackRequest, experiment: Experiment, lifecycle: Lifecycle, registry: Registry, now: datetime
+) -> tuple[ServiceState, Experiment]:
+    """Take ``roll_back`` for `experiment`, re-reading when a concurrent stage start moved the version on."""
+    for _ in range(_CLAIM_ATTEMPTS):
+        state = lifecycle.state(now)
+        try:
+            state = lifecycle.take(
+                Event.ROLL_BACK,
+                state=state,
+                experiment_id=experiment.experiment_id,
+                now=now,
+                by=_who(request),
+                experiment_sets={
+                    "rollback_requested_at": to_iso(now),
+                    "rollback_reason": request.reason[:1000],
+                },
+            )
+            return state, registry.get_experiment(experiment.experiment_id)
+        except TransitionRefusedError as exc:
+            experiment = registry.get_experiment(experiment.experiment_id)
+            if not experiment.status.is_live and experiment.status is not ExperimentStatus.APPROVED:
+                logger.info("rollback taken by another call", extra={"refused": str(exc)})
+                return lifecycle.state(now), experiment
+    raise RollbackFailedError(f"could not take the rollback of {experiment.experiment_id}: it kept moving")
+
+
+def _stop(request: RollbackRequest, experiment: Experiment, executions: CanaryExecutions) -> tuple[str, ...]:
     # The state machine that asked for this rollback fails by itself right after; stopping it would turn a
     # clear "Failed" into "Aborted".
-    spare = next((e.execution_arn for e in targets if request.source == "state_machine"), None)
-    stopped = executions.stop_running(cause=request.reason, spare=spare)
+    arn = experiment.execution_arn
+    if arn is None or request.source == "state_machine":
+        return ()
+    return (arn,) if executions.stop(arn, cause=request.reason) else ()
 
-    recorded = _record(request, service, targets, registry, now, began)
-    if not recorded:
-        logger.info("rollback already recorded: duplicate trigger", extra={"reason": request.reason})
-        return RollbackResult(
-            outcome=RollbackOutcome.DUPLICATE.value,
-            reason=request.reason,
-            experiment_ids=tuple(e.experiment_id for e in targets),
-            stopped_executions=stopped,
-        )
 
-    candidate = targets[0].candidate if targets else None
-    rollbacks_7d, rejected = None, False
-    if targets:
-        facts = registry.rollback_facts(service, targets[0].candidate, now)
-        rollbacks_7d = facts.candidate_rollbacks_7d
-        rejected = rollbacks_7d >= targets[0].spec.anti_flapping.max_rollbacks_7d
+def _settle(lifecycle: Lifecycle, state: ServiceState) -> ServiceState:
+    """Set and verify the live-only forward; a newer ROLLING_BACK state (a helper's) is as good."""
+    try:
+        return lifecycle.settle(state)
+    except SupersededError:
+        newest = lifecycle.state(state.updated_at)
+        if newest.forward == {newest.live: 100}:
+            return newest
+        raise
+
+
+def _complete(
+    request: RollbackRequest,
+    service: str,
+    experiment: Experiment,
+    registry: Registry,
+    lifecycle: Lifecycle,
+    state: ServiceState,
+    now: datetime,
+) -> bool:
+    """Take ``rolled_back`` with the one record; False when another call completed it first."""
+    record = RollbackRecord(
+        service=service,
+        rolled_back_at=now,
+        source=request.source,
+        reason=request.reason,
+        experiment_id=experiment.experiment_id,
+        candidate=experiment.candidate,
+        trigger_id=request.trigger_id,
+        status=request.status,
+        actor=_who(request),
+    )
+    for _ in range(_CLAIM_ATTEMPTS):
+        try:
+            lifecycle.take(
+                Event.ROLLED_BACK,
+                state=state,
+                experiment_id=experiment.experiment_id,
+                now=now,
+                by=_who(request),
+                final_status=request.status,
+                experiment_sets={
+                    "concluded_at": to_iso(now),
+                    "rolled_back_at": to_iso(now),
+                    "rollback_reason": request.reason[:1000],
+                    "pvalue": primary_pvalue(experiment),
+                },
+                rollback=record,
+            )
+            return True
+        except TransitionRefusedError:
+            current = registry.get_experiment(experiment.experiment_id)
+            if current.status is not ExperimentStatus.ROLLING_BACK:
+                return False
+            state = lifecycle.state(now)  # the version moved (a helper's settle); try again
+    return False
+
+
+def _announce(
+    request: RollbackRequest,
+    service: str,
+    experiment: Experiment,
+    registry: Registry,
+    alerts: AlertTopic,
+    approvals: Approvals | None,
+    state: ServiceState,
+    stopped: tuple[str, ...],
+    now: datetime,
+) -> RollbackResult:
+    facts = registry.rollback_facts(service, experiment.candidate, now)
+    rejected = facts.candidate_rollbacks_7d >= experiment.spec.anti_flapping.max_rollbacks_7d
+    approval_rejected = _reject_approval(approvals, f"rolled back: {request.reason}")
     result = RollbackResult(
         outcome=RollbackOutcome.ROLLED_BACK.value,
         reason=request.reason,
-        experiment_ids=tuple(e.experiment_id for e in targets),
+        experiment_ids=(experiment.experiment_id,),
         stopped_executions=stopped,
-        candidate_rollbacks_7d=rollbacks_7d,
+        candidate_rollbacks_7d=facts.candidate_rollbacks_7d,
         candidate_rejected=rejected,
+        live=state.live,
+        approval_rejected=approval_rejected,
     )
+    cooldown = timedelta(seconds=experiment.spec.anti_flapping.cooldown)
     message = result.to_dict() | {
         "service": service,
         "source": request.source,
-        "candidate": candidate,
-        "weights": ALL_CONTROL.as_dict(),
+        "actor": _who(request),
+        "candidate": experiment.candidate,
+        "forward": state.forward,
         "rolled_back_at": now.isoformat(),
+        "next_rollout_not_before": (now + cooldown).isoformat(),
     }
-    if targets:
-        cooldown = timedelta(seconds=targets[0].spec.anti_flapping.cooldown)
-        message["next_rollout_not_before"] = (now + cooldown).isoformat()
     verb = "REJECTED" if rejected else "rolled back"
-    try:
-        alerts.publish(f"canarywise: {service} {candidate or ''} {verb}".replace("  ", " "), message)
-        notified = True
-    except Exception:  # the rollback itself is done and recorded; a lost e-mail must not undo that
-        logger.exception("rollback notification failed")
-        notified = False
-    return replace(result, notified=notified)
+    return replace(
+        result, notified=_publish(alerts, f"canarywise: {service} {experiment.candidate} {verb}", message)
+    )
 
 
-def _targets(request: RollbackRequest, service: str, registry: Registry) -> tuple[Experiment, ...]:
-    if request.experiment_id:
-        return (registry.get_experiment(request.experiment_id),)
-    return registry.list_running(service)
-
-
-def _record(
+def _force_live(
     request: RollbackRequest,
     service: str,
-    targets: tuple[Experiment, ...],
     registry: Registry,
+    lifecycle: Lifecycle,
+    alerts: AlertTopic,
+    state: ServiceState,
     now: datetime,
-    began: float,
-) -> bool:
-    """True when this call wrote the rollback; False when the trigger or the rollback was seen before.
-
-    Experiments make the write conditional on their status. With nothing running, a concurrent trigger may
-    have concluded the experiment between this call's weight change and its registry read; the
-    service-level record is then a duplicate if any rollback was written since this call `began`.
-    """
-
-    def record(experiment: Experiment | None, claim_trigger: bool, note: str = "") -> RollbackRecord:
-        return RollbackRecord(
+) -> RollbackResult:
+    """A person's ``rollback --force`` with nothing running: all traffic to the live slot, recorded."""
+    state = lifecycle.settle(lifecycle.take(Event.FORCE_LIVE, state=state, now=now, by=_who(request)))
+    registry.record_forced_rollback(
+        RollbackRecord(
             service=service,
             rolled_back_at=now,
             source=request.source,
-            reason=request.reason + note,
-            experiment_id=experiment.experiment_id if experiment else None,
-            candidate=experiment.candidate if experiment else None,
-            trigger_id=request.trigger_id if claim_trigger else None,
-            status=request.status if experiment else None,
+            reason=request.reason,
+            actor=_who(request),
         )
+    )
+    result = RollbackResult(
+        outcome=RollbackOutcome.ROLLED_BACK.value,
+        reason=f"forced: all traffic on the live slot {state.live!r} ({request.reason})",
+        live=state.live,
+    )
+    message = result.to_dict() | {"service": service, "actor": _who(request), "forward": state.forward}
+    return replace(
+        result, notified=_publish(alerts, f"canarywise: {service} forced to {state.live}", message)
+    )
 
-    if not targets:
-        return registry.record_rollback(record(None, claim_trigger=True), began=began)
-    recorded = False
-    for position, experiment in enumerate(targets):
-        # The trigger is claimed with the first experiment: a second delivery of the same alarm stops there.
-        claim = position == 0
-        try:
-            wrote = registry.record_rollback(record(experiment, claim), pvalue=primary_pvalue(experiment))
-        except InvalidTransitionError:
-            # An explicit rollback of an experiment that already ended (e.g. promoted): the weights are
-            # 100/0 now; keep a service-level record that says which experiment it concerned.
-            note = f" (experiment {experiment.experiment_id} was already {experiment.status})"
-            wrote = registry.record_rollback(record(None, claim, note), began=began)
-        if claim and not wrote:
-            return False
-        recorded = recorded or wrote
-    return recorded
+
+def _duplicate(request: RollbackRequest, experiment: Experiment, stopped: tuple[str, ...]) -> RollbackResult:
+    logger.info("rollback already recorded: duplicate trigger", extra={"reason": request.reason})
+    return RollbackResult(
+        outcome=RollbackOutcome.DUPLICATE.value,
+        reason=request.reason,
+        experiment_ids=(experiment.experiment_id,),
+        stopped_executions=stopped,
+    )
+
+
+def _who(request: RollbackRequest) -> str:
+    return f"{request.source}" + (f" ({request.actor})" if request.actor else "")
+
+
+def _publish(alerts: AlertTopic, subject: str, message: dict[str, Any]) -> bool:
+    try:
+        alerts.publish(subject.replace("  ", " "), message)
+    except Exception:  # the rollback itself is done and recorded; a lost e-mail must not undo that
+        logger.exception("rollback notification failed")
+        return False
+    return True
+
+
+def _reject_approval(approvals: Approvals | None, summary: str) -> bool:
+    if approvals is None:
+        return False
+    try:
+        return approvals.reject(summary)
+    except Exception:  # the promote transition refuses a rolled-back experiment anyway; say it, go on
+        logger.exception("could not reject the pending approval")
+        return False
 
 
 def primary_pvalue(experiment: Experiment) -> float | None:
@@ -212,25 +373,19 @@ def _report_failure(
     request: RollbackRequest,
     service: str,
     registry: Registry,
-    executions: CanaryExecutions,
     alerts: AlertTopic,
     now: datetime,
-    error: TrafficError,
+    experiment: Experiment,
+    error: Exception,
 ) -> None:
-    """Weights could not be set: still stop the rollout, then record and alert, each step on its own."""
-    logger.error("ROLLBACK FAILED: weights not restored", extra={"error": str(error)})
-    try:
-        targets = _targets(request, service, registry)
-    except Exception:
-        logger.exception("could not read the experiments concerned")
-        targets = ()
+    """The rule could not be set: record and alert, each step on its own."""
+    logger.error("ROLLBACK FAILED: rule not restored", extra={"error": str(error)})
     steps = (
-        ("stop executions", lambda: executions.stop_running(cause=f"rollback failed: {request.reason}")),
         (
             "record failure",
             lambda: registry.record_rollback_failure(
                 service=service,
-                experiment_ids=[e.experiment_id for e in targets],
+                experiment_ids=[experiment.experiment_id],
                 now=now,
                 source=request.source,
                 reason=request.reason,
@@ -240,13 +395,13 @@ def _report_failure(
         (
             "alert",
             lambda: alerts.publish(
-                f"canarywise: ROLLBACK FAILED for {service}: weights not restored",
+                f"canarywise: ROLLBACK FAILED for {service}: traffic not restored",
                 {
                     "service": service,
                     "reason": request.reason,
                     "error": str(error),
-                    "experiment_ids": [e.experiment_id for e in targets],
-                    "action": "set the listener rule to control 100 / canary 0 by hand",
+                    "experiment_ids": [experiment.experiment_id],
+                    "action": "set the listener rule to forward only to the live target group by hand",
                 },
             ),
         ),

@@ -1,5 +1,8 @@
 """The rollout's steps as the state machines call them: start, stage started, gate, ready, promote.
 
+Each step that moves the lifecycle takes its transition first (`canarywise.runtime.lifecycle.Lifecycle`),
+then sets and verifies traffic: a refused transition moves nothing.
+
 The stage gate never computes: it reads the decision the significance check stored, and answers HOLD when
 there is none for the stage in progress or when it is stale, so a broken check can only ever stall a rollout,
 never advance it.
@@ -18,13 +21,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from canarywise.data.models import ALL_CANARY, ExperimentStatus
-from canarywise.data.registry import Registry
-from canarywise.data.traffic import TrafficSplit
+from canarywise.data.models import ExperimentStatus, to_iso
+from canarywise.data.registry import ExperimentNotFoundError, Registry, experiment_id_for
 from canarywise.decision.context import stage_label
 from canarywise.decision.models import DecisionKind
 from canarywise.errors import CanarywiseError
+from canarywise.lifecycle.state import TransitionRefusedError
+from canarywise.lifecycle.table import Event
 from canarywise.runtime.events import GateAction, PromoteEvent, ReadyAction, StageStartedAction, StartAction
+from canarywise.runtime.lifecycle import Lifecycle
 from canarywise.runtime.rollback import primary_pvalue
 from canarywise.spec import parse_spec
 
@@ -57,14 +62,26 @@ class RolloutAlreadyRunningError(RolloutRefusedError):
     """Another experiment of this service still has traffic on its canary."""
 
 
+class WrongSlotError(RolloutRefusedError):
+    """The release manifest says the candidate was deployed into the live slot, not the idle one."""
+
+
+class PromoteRefusedError(CanarywiseError):
+    """The experiment cannot be promoted (unknown, not ready, rolled back, ...): traffic untouched."""
+
+
 class StageMismatchError(CanarywiseError, ValueError):
     """The state machine reported a stage the experiment's spec does not have."""
 
 
-def start_rollout(action: StartAction, *, service: str, registry: Registry, now: datetime) -> dict[str, str]:
+def start_rollout(
+    action: StartAction, *, service: str, registry: Registry, lifecycle: Lifecycle, now: datetime
+) -> dict[str, str]:
     """Register the experiment (the spec as its pre-registered hypothesis) after the anti-flapping checks.
 
-    A retry of the same execution returns the experiment the first call created.
+    The ``start`` transition creates the experiment and moves the service from STEADY to ROLLING_OUT in one
+    conditional write, so two concurrent starts cannot both succeed. A retry of the same execution returns
+    the experiment the first call created.
     """
     spec = parse_spec(action.spec, source="start event spec")  # SpecError names the field and the value
     if spec.service != service:
@@ -72,12 +89,21 @@ def start_rollout(action: StartAction, *, service: str, registry: Registry, now:
             f"the spec is for service {spec.service!r}, this function serves {service!r}"
         )
     candidate = action.release.candidate
-    for live in registry.list_running(service):
-        if live.execution_arn == action.execution_arn:
-            return {"experiment_id": live.experiment_id}
+    experiment_id = experiment_id_for(service, candidate, action.execution_arn)
+    try:
+        return {"experiment_id": registry.get_experiment(experiment_id).experiment_id}  # a retried start
+    except ExperimentNotFoundError:
+        pass
+    state = lifecycle.state(now)
+    if state.experiment_id is not None:
         raise RolloutAlreadyRunningError(
-            f"experiment {live.experiment_id} ({live.candidate}) is still {live.status} for {service}; "
+            f"experiment {state.experiment_id} is still {state.phase} for {service}; "
             "promote or roll it back first"
+        )
+    if action.release.slot is not None and action.release.slot != state.idle:
+        raise WrongSlotError(
+            f"release {action.release.release_id} was deployed into {action.release.slot!r}, but "
+            f"{state.live!r} is live and {state.idle!r} is idle: deploy the candidate into {state.idle!r}"
         )
     facts = registry.rollback_facts(service, candidate, now)
     policy = spec.anti_flapping
@@ -94,43 +120,77 @@ def start_rollout(action: StartAction, *, service: str, registry: Registry, now:
             f"7 days (limit {policy.max_rollbacks_7d}); ship a new candidate"
         )
     multiplier = policy.first_stage_multiplier if facts.candidate_rollbacks_7d else 1.0
-    experiment = registry.create_experiment(
+    item = registry.new_experiment_item(
         spec,
+        experiment_id=experiment_id,
         candidate=candidate,
         release_id=action.release.release_id,
         execution_arn=action.execution_arn,
         now=now,
         first_stage_multiplier=multiplier,
+        baseline_slot=state.live,
+        candidate_slot=state.idle,
     )
+    try:
+        lifecycle.take(
+            Event.START, state=state, experiment_id=experiment_id, new_experiment=item, now=now,
+            by=f"canary execution {action.execution_arn.rsplit(':', 1)[-1]}",
+        )  # fmt: skip
+    except TransitionRefusedError as exc:
+        raise RolloutAlreadyRunningError(str(exc)) from exc
     logger.info(
         "experiment started",
-        extra={"experiment_id": experiment.experiment_id, "first_stage_multiplier": multiplier},
+        extra={"experiment_id": experiment_id, "first_stage_multiplier": multiplier, "slot": state.idle},
     )
-    return {"experiment_id": experiment.experiment_id}
+    return {"experiment_id": experiment_id}
 
 
-def record_stage_started(action: StageStartedAction, *, registry: Registry, now: datetime) -> dict[str, Any]:
-    """Record the stage's start and the weights the state machine just set."""
+def record_stage_started(
+    action: StageStartedAction, *, registry: Registry, lifecycle: Lifecycle, now: datetime
+) -> dict[str, Any]:
+    """Take ``stage_started``, set the stage's share live → idle, read it back, record the stage's start.
+
+    A retry of the same stage (the task ran but its answer was lost) finds the stage recorded and only
+    checks the rule again.
+    """
     experiment = registry.get_experiment(action.experiment_id)
     stages = experiment.spec.stages
     if action.stage_index >= len(stages):
         raise StageMismatchError(
             f"stage_index {action.stage_index} is outside the spec's {len(stages)} stages"
         )
-    if action.weights.canary != stages[action.stage_index].percent:
+    percent = stages[action.stage_index].percent
+    if action.weights.canary != percent:
         raise StageMismatchError(
-            f"{stage_label(action.stage_index, len(stages))} sends {stages[action.stage_index].percent:g}% "
-            "to the canary, "
+            f"{stage_label(action.stage_index, len(stages))} sends {percent:g}% to the canary, "
             f"found weights {action.weights.as_dict()}"
         )
-    stage = registry.record_stage_start(action.experiment_id, action.stage_index, action.weights, now)
-    return {"experiment_id": action.experiment_id, "stage_index": stage.stage_index}
+    recorded = {s.stage_index: s for s in registry.stage_history(action.experiment_id)}
+    state = lifecycle.state(now)
+    if action.stage_index in recorded and state.forward.get(state.idle) == int(percent):
+        lifecycle.settle(state)  # a retry: make sure the rule still says so
+        return {"experiment_id": action.experiment_id, "stage_index": action.stage_index}
+    state = lifecycle.take(
+        Event.STAGE_STARTED,
+        state=state,
+        experiment_id=action.experiment_id,
+        percent=percent,
+        now=now,
+        by=f"canary state machine, {stage_label(action.stage_index, len(stages))}",
+    )
+    state = lifecycle.settle(state)
+    stage = registry.record_stage_start(action.experiment_id, action.stage_index, state.role_weights(), now)
+    return {"experiment_id": action.experiment_id, "stage_index": stage.stage_index, "forward": state.forward}
 
 
 def gate(action: GateAction, *, registry: Registry, now: datetime) -> dict[str, str]:
     """The decision for the stage in progress, as stored by the significance check (HOLD when in doubt)."""
     experiment = registry.get_experiment(action.experiment_id)
-    if experiment.status in {ExperimentStatus.ROLLED_BACK, ExperimentStatus.REJECTED}:
+    if experiment.status in {
+        ExperimentStatus.ROLLING_BACK,
+        ExperimentStatus.ROLLED_BACK,
+        ExperimentStatus.REJECTED,
+    }:
         return _answer(DecisionKind.ROLLBACK, f"experiment is already {experiment.status}")
     if experiment.status is not ExperimentStatus.RUNNING:
         return _answer(DecisionKind.HOLD, f"experiment is {experiment.status}; nothing to gate")
@@ -157,33 +217,63 @@ def _answer(kind: DecisionKind, reason: str) -> dict[str, str]:
     return {"decision": kind.value, "reason": reason}
 
 
-def mark_ready(action: ReadyAction, *, registry: Registry, now: datetime) -> dict[str, str]:
-    """The last stage's gate is met: the experiment waits for a person's approval."""
-    registry.mark_ready_for_approval(action.experiment_id, now)
+def mark_ready(action: ReadyAction, *, lifecycle: Lifecycle, now: datetime) -> dict[str, str]:
+    """The last stage's gate is met: the experiment waits for a person's approval (traffic unchanged)."""
+    state = lifecycle.state(now)
+    if state.last_event == Event.READY and state.experiment_id == action.experiment_id:
+        return {"experiment_id": action.experiment_id, "status": ExperimentStatus.READY_FOR_APPROVAL.value}
+    lifecycle.take(
+        Event.READY, state=state, experiment_id=action.experiment_id, now=now, by="canary state machine"
+    )
     return {"experiment_id": action.experiment_id, "status": ExperimentStatus.READY_FOR_APPROVAL.value}
 
 
 def promote(
-    event: PromoteEvent, *, registry: Registry, traffic: TrafficSplit, now: datetime
+    event: PromoteEvent, *, registry: Registry, lifecycle: Lifecycle, now: datetime
 ) -> dict[str, Any]:
-    """100% to the candidate, conclude the experiment, and re-run BH across the registry's 12 months."""
-    experiment = registry.get_experiment(event.experiment_id)
-    if experiment.status not in {ExperimentStatus.READY_FOR_APPROVAL, ExperimentStatus.PROMOTED}:
-        # Checked before touching traffic: a rolled-back candidate must never get 100%.
-        raise StageMismatchError(
-            f"experiment {event.experiment_id} is {experiment.status}; only an approved experiment "
-            f"(READY_FOR_APPROVAL) can be promoted"
-        )
-    traffic.set_weights(ALL_CANARY)
-    registry.conclude_promoted(event.experiment_id, now, pvalue=primary_pvalue(experiment))
-    fdr = registry.apply_registry_fdr(now)
-    mine = next((entry for entry in fdr if entry.experiment_id == event.experiment_id), None)
+    """Approve, move all traffic to the candidate's slot, verify, then promote (the slots swap roles).
+
+    The ``approve`` transition is taken before any weight changes: an experiment that is rolled back,
+    held, unknown or already approved is refused with traffic untouched. A retry after a crash finds the
+    experiment APPROVED (or PROMOTED) and carries on from there.
+    """
+    try:
+        experiment = registry.get_experiment(event.experiment_id)
+    except ExperimentNotFoundError as exc:
+        raise PromoteRefusedError(f"promote refused: {exc}; traffic untouched") from exc
+    state = lifecycle.state(now)
+    if experiment.status is ExperimentStatus.PROMOTED and state.live == experiment.candidate_slot:
+        return _promoted(event.experiment_id, registry, state.live, now, fdr=False)
+    if experiment.status is not ExperimentStatus.APPROVED:
+        try:
+            state = lifecycle.take(
+                Event.APPROVE, state=state, experiment_id=event.experiment_id, now=now, by=event.approved_by
+            )
+        except TransitionRefusedError as exc:
+            raise PromoteRefusedError(f"{exc}; traffic untouched") from exc
+    state = lifecycle.settle(state)  # SupersededError when a rollback took over meanwhile
+    state = lifecycle.take(
+        Event.PROMOTE,
+        state=state,
+        experiment_id=event.experiment_id,
+        now=now,
+        by="promote function",
+        experiment_sets={"concluded_at": to_iso(now), "pvalue": primary_pvalue(experiment)},
+    )
+    return _promoted(event.experiment_id, registry, state.live, now, fdr=True)
+
+
+def _promoted(
+    experiment_id: str, registry: Registry, live: str, now: datetime, *, fdr: bool
+) -> dict[str, Any]:
+    entries = registry.apply_registry_fdr(now) if fdr else ()
+    mine = next((entry for entry in entries if entry.experiment_id == experiment_id), None)
     return {
-        "experiment_id": event.experiment_id,
+        "experiment_id": experiment_id,
         "status": ExperimentStatus.PROMOTED.value,
-        "weights": ALL_CANARY.as_dict(),
+        "live": live,
         "pvalue": mine.pvalue if mine else None,
         "adjusted_pvalue": mine.adjusted_pvalue if mine else None,
         "fdr_discovery": mine.rejected if mine else None,
-        "registry_experiments_in_fdr": len(fdr),
+        "registry_experiments_in_fdr": len(entries),
     }

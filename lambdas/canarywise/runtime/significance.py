@@ -111,7 +111,9 @@ def evaluate(
     stage_cache: dict[str, Any] = {}
     try:
         reading = (
-            metric_source.read(experiment.spec, stages, now, frozen=_frozen_stages(registry, experiment_id))
+            metric_source.for_slots(experiment.baseline_slot, experiment.candidate_slot).read(
+                experiment.spec, stages, now, frozen=_frozen_stages(registry, experiment_id)
+            )
             if stages
             else None
         )

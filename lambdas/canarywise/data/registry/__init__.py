@@ -1,0 +1,68 @@
+"""The experiment registry: one DynamoDB table, the only code that reads or writes it.
+
+Layout (keys ``pk``/``sk``, GSIs ``running`` and ``concluded``, TTL ``expires_at``):
+
+=========================  ==========================================  ======================================
+pk                         sk                                          what
+=========================  ==========================================  ======================================
+``SERVICE#<service>``      ``STATE``                                   the service's traffic state: live and
+                                                                       idle slot, forward weights, phase,
+                                                                       version (the fencing token)
+``EXP#<id>``               ``META``                                    the experiment: spec (JSON), status,
+                                                                       slots, latest check; ``running_pk``
+                                                                       while it runs, ``concluded_pk`` and
+                                                                       ``concluded_at`` once it ended
+``EXP#<id>``               ``STAGE#<index:03d>``                       a stage's start and the weights
+``EXP#<id>``               ``FROZEN#<index:03d>``                      a closed stage's aggregates (written
+                                                                       once; later checks read them)
+``EXP#<id>``               ``CHECK#<checked_at>``                      one significance check (TTL)
+``EXP#<id>``               ``ROLLBACK``                                the rollback, written exactly once
+``SERVICE#<service>``      ``ROLLBACK#<at>#<experiment or source>``    rollback history (anti-flapping)
+``SERVICE#<service>``      ``ROLLBACK_FAILED#<at>``                    a rollback that could not set weights
+=========================  ==========================================  ======================================
+
+The service's state and each experiment's status move only through `Registry.transition`, one conditional
+transaction per row of `canarywise.lifecycle.table.TRANSITIONS`. The class is split by what it keeps:
+`experiments`, `checks`, `rollbacks`, `service` (the transitions), `_table` (DynamoDB plumbing).
+
+Example
+-------
+>>> registry = Registry("canarywise-registry")  # doctest: +SKIP
+>>> registry.service_state("mangaassist").live  # doctest: +SKIP
+'blue'
+"""
+
+from __future__ import annotations
+
+from canarywise.data.registry._table import ExperimentNotFoundError, RegistryError
+from canarywise.data.registry.checks import CHECK_TTL, ChecksMixin
+from canarywise.data.registry.experiments import FDR_WINDOW, experiment_id_for
+from canarywise.data.registry.rollbacks import ANTI_FLAPPING_WINDOW
+from canarywise.data.registry.service import ServiceMixin
+from canarywise.lifecycle.state import TransitionRefusedError
+
+
+class Registry(ServiceMixin, ChecksMixin):
+    """Experiments, the service's traffic state, stages, checks, rollbacks and the registry-wide BH.
+
+    Parameters
+    ----------
+    table_name : str
+        The DynamoDB table (``REGISTRY_TABLE``).
+    boto3_client : optional
+        A DynamoDB client (``boto3.client("dynamodb")``); one is created when omitted.
+    sleep : callable, optional
+        Used between retries of a conflicting transaction; tests pass a no-op.
+    """
+
+
+__all__ = [
+    "ANTI_FLAPPING_WINDOW",
+    "CHECK_TTL",
+    "FDR_WINDOW",
+    "ExperimentNotFoundError",
+    "Registry",
+    "RegistryError",
+    "TransitionRefusedError",
+    "experiment_id_for",
+]
