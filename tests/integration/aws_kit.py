@@ -79,7 +79,10 @@ class Env:
             ),
             "LISTENER_RULE_ARN": self.traffic.listener_rule_arn,
             "TARGET_GROUPS": json.dumps(
-                {"control": self.traffic.control_target_group_arn, "canary": self.traffic.canary_target_group_arn}
+                {
+                    "control": self.traffic.control_target_group_arn,
+                    "canary": self.traffic.canary_target_group_arn,
+                }
             ),
             "STICKINESS_SECONDS": str(STICKINESS_SECONDS),
             "STATE_MACHINE_ARN": self.state_machine_arn,
@@ -458,7 +461,6 @@ def start_rollout(
         },
         context,
     )
-    set_rule_weights(env, 95, 5)
     stage_gate.handler(
         {
             "action": "stage_started",
@@ -539,3 +541,73 @@ def put_alb_counts(env: Env, variant: str, timestamp: datetime, *, requests: flo
     put_aggregate("AWS/ApplicationELB", "RequestCount", dims, timestamp, n=1, total=requests)
     if errors:
         put_aggregate("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", dims, timestamp, n=1, total=errors)
+
+
+# --- the lifecycle, driven directly (tests of the registry and of what reads it) -------------------------
+def begin(
+    registry: Any,
+    spec_data: dict[str, Any],
+    *,
+    candidate: str = "v42",
+    n: int = 1,
+    now: datetime = T0,
+    **spec_changes: Any,
+) -> Any:
+    """Take ``start`` for a new experiment of the spec's service (its state initialised control-live)."""
+    from canarywise.data.registry import experiment_id_for
+    from canarywise.lifecycle.state import ServiceState
+    from canarywise.lifecycle.table import Event
+    from canarywise.spec import parse_spec
+
+    data = json.loads(json.dumps(spec_data))
+    for section, values in spec_changes.items():
+        data[section].update(values)
+    spec = parse_spec(data)
+    state = registry.service_state(spec.service) or registry.initialise_service_state(
+        ServiceState.initial(spec.service, live="control", idle="canary", now=now)
+    )
+    execution_arn = f"arn:aws:states:us-east-1:123456789012:execution:canary:{candidate}-{n}"
+    experiment_id = experiment_id_for(spec.service, candidate, execution_arn)
+    item = registry.new_experiment_item(
+        spec,
+        experiment_id=experiment_id,
+        candidate=candidate,
+        release_id=f"r{n}",
+        execution_arn=execution_arn,
+        now=now,
+        first_stage_multiplier=1.0,
+        baseline_slot=state.live,
+        candidate_slot=state.idle,
+    )
+    registry.transition(
+        Event.START, state, experiment_id=experiment_id, new_experiment=item, now=now, by="test"
+    )
+    return registry.get_experiment(experiment_id)
+
+
+def take(registry: Any, service: str, event: str, now: datetime, **kwargs: Any) -> Any:
+    """Take lifecycle `event` from the service's current state (the registry only; traffic untouched)."""
+    from canarywise.lifecycle.table import Event
+
+    state = registry.service_state(service)
+    return registry.transition(Event(event), state, now=now, by="test", **kwargs)
+
+
+def conclude(registry: Any, experiment: Any, how: str, now: datetime, *, pvalue: float | None = None) -> None:
+    """Walk `experiment` to PROMOTED or ROLLED_BACK through the table (registry only)."""
+    from canarywise.data.models import RollbackRecord, to_iso
+
+    service, eid = experiment.service, experiment.experiment_id
+    if how == "promoted":
+        take(registry, service, "ready", now, experiment_id=eid)
+        take(registry, service, "approve", now, experiment_id=eid)
+        take(registry, service, "promote", now, experiment_id=eid,
+             experiment_sets={"concluded_at": to_iso(now), "pvalue": pvalue})  # fmt: skip
+        return
+    take(registry, service, "roll_back", now, experiment_id=eid)
+    record = RollbackRecord(
+        service=service, rolled_back_at=now, source="cli", reason="test", experiment_id=eid,
+        candidate=experiment.candidate,
+    )  # fmt: skip
+    take(registry, service, "rolled_back", now, experiment_id=eid, rollback=record,
+         experiment_sets={"concluded_at": to_iso(now), "rolled_back_at": to_iso(now), "pvalue": pvalue})  # fmt: skip

@@ -1,4 +1,5 @@
-"""The registry against moto's DynamoDB: pre-registration, stages, checks, guarded transitions, BH."""
+"""The registry against moto's DynamoDB: pre-registration, stages, checks, the lifecycle's fenced transitions,
+rollback records, BH."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from aws_kit import T0, TABLE, at
+from aws_kit import T0, TABLE, at, begin, conclude, take
 from numpy.testing import assert_allclose
 from scipy.stats import false_discovery_control
 
@@ -18,10 +19,11 @@ from canarywise.data.metric_source import FrozenStage
 from canarywise.data.models import CheckRecord, ExperimentStatus, RollbackRecord, Weights
 from canarywise.data.registry import (
     ExperimentNotFoundError,
-    InvalidTransitionError,
     Registry,
     RegistryError,
+    TransitionRefusedError,
 )
+from canarywise.lifecycle.table import TRANSITIONS, Event, Phase
 from canarywise.decision.models import MeanAggregate, Observations, ProportionAggregate
 from canarywise.spec import SpecError, parse_spec
 
@@ -29,16 +31,7 @@ from canarywise.spec import SpecError, parse_spec
 def _new(
     registry: Registry, spec_data: dict[str, Any], candidate: str = "v42", n: int = 1, **spec_changes: Any
 ):
-    data = json.loads(json.dumps(spec_data))
-    for section, values in spec_changes.items():
-        data[section].update(values)
-    return registry.create_experiment(
-        parse_spec(data),
-        candidate=candidate,
-        release_id=f"r{n}",
-        execution_arn=f"arn:aws:states:us-east-1:123456789012:execution:canary:{candidate}-{n}",
-        now=T0,
-    )
+    return begin(registry, spec_data, candidate=candidate, n=n, **spec_changes)
 
 
 def test_create_stores_the_spec_as_the_pre_registered_hypothesis(
@@ -49,9 +42,13 @@ def test_create_stores_the_spec_as_the_pre_registered_hypothesis(
     assert experiment.status is ExperimentStatus.RUNNING
     assert experiment.spec == parse_spec(spec_data)
     assert experiment.created_at == T0
-    # A retried start of the same execution finds the same experiment instead of registering a second one.
-    again = _new(registry, spec_data)
-    assert again.experiment_id == experiment.experiment_id
+    assert (experiment.baseline_slot, experiment.candidate_slot) == ("control", "canary")
+    # One rollout per service: a second start (even of the same execution, which the stage gate answers
+    # from the existing experiment before it gets here) is refused by the service's state.
+    with pytest.raises(
+        TransitionRefusedError, match=r"^start refused: mangaassist is ROLLING_OUT \(needs STEADY\)"
+    ):
+        _new(registry, spec_data, candidate="v43")
     assert [e.experiment_id for e in registry.list_running("mangaassist")] == [experiment.experiment_id]
     assert registry.list_running("another-service") == ()
 
@@ -177,22 +174,37 @@ def test_status_moves_only_along_the_allowed_paths(registry_table: str, spec_dat
     registry = Registry(TABLE)
     experiment_id = _new(registry, spec_data).experiment_id
     with pytest.raises(
-        InvalidTransitionError,
-        match=f"^experiment '{re.escape(experiment_id)}' is RUNNING; it cannot move to PROMOTED$",
+        TransitionRefusedError,
+        match=rf"^approve refused: mangaassist is ROLLING_OUT \(needs AWAITING_APPROVAL\); "
+        rf"experiment {re.escape(experiment_id)} is RUNNING \(needs READY_FOR_APPROVAL\)$",
     ):
-        registry.conclude_promoted(experiment_id, at(60), pvalue=0.01)
-    assert registry.mark_ready_for_approval(experiment_id, at(50)) is True
-    assert registry.mark_ready_for_approval(experiment_id, at(51)) is False  # a retry, not an error
-    assert registry.conclude_promoted(experiment_id, at(60), pvalue=0.01) is True
+        take(registry, "mangaassist", "approve", at(45), experiment_id=experiment_id)
+    take(registry, "mangaassist", "ready", at(50), experiment_id=experiment_id)
+    with pytest.raises(TransitionRefusedError, match=r"^ready refused: mangaassist is AWAITING_APPROVAL"):
+        take(registry, "mangaassist", "ready", at(51), experiment_id=experiment_id)
+    take(registry, "mangaassist", "approve", at(55), experiment_id=experiment_id)
+    state = take(
+        registry, "mangaassist", "promote", at(60), experiment_id=experiment_id,
+        experiment_sets={"concluded_at": "2026-11-02T10:00:00.000000Z", "pvalue": 0.01},
+    )  # fmt: skip
     promoted = registry.get_experiment(experiment_id)
     assert (promoted.status, promoted.concluded_at, promoted.pvalue) == (
         ExperimentStatus.PROMOTED,
         at(60),
         0.01,
     )
+    # Promotion swaps the roles: the candidate's slot is live, the next release goes into the other one.
+    assert (state.phase, state.live, state.idle, state.forward) == (
+        Phase.STEADY,
+        "canary",
+        "control",
+        {"canary": 100},
+    )
     assert registry.list_running("mangaassist") == ()
-    with pytest.raises(InvalidTransitionError, match=r"is PROMOTED; it cannot move to READY_FOR_APPROVAL$"):
-        registry.mark_ready_for_approval(experiment_id, at(61))
+    with pytest.raises(
+        TransitionRefusedError, match=r"^roll_back refused: mangaassist has no experiment in progress$"
+    ):
+        take(registry, "mangaassist", "roll_back", at(61))
     # A check arriving after the conclusion is kept as history but is not the experiment's latest decision.
     registry.record_check(
         experiment_id, CheckRecord(checked_at=at(65), stage_index=2, decision="HOLD", reason="x")
@@ -200,45 +212,91 @@ def test_status_moves_only_along_the_allowed_paths(registry_table: str, spec_dat
     assert registry.get_experiment(experiment_id).latest_check is None
 
 
+def test_a_writer_with_a_stale_version_changes_nothing(
+    registry_table: str, spec_data: dict[str, Any]
+) -> None:
+    registry = Registry(TABLE)
+    experiment_id = _new(registry, spec_data).experiment_id
+    token = registry.service_state("mangaassist")
+    assert token is not None
+    # A rollback takes the experiment first...
+    take(registry, "mangaassist", "roll_back", at(10), experiment_id=experiment_id)
+    # ...then a stage start holding the version read before it arrives: refused, nothing written.
+    with pytest.raises(
+        TransitionRefusedError,
+        match=r"^stage_started refused: mangaassist moved on \(version 2, roll_back by test; this call held version 1\)",
+    ):
+        registry.transition(
+            Event.STAGE_STARTED, token, experiment_id=experiment_id, percent=25, now=at(11), by="x"
+        )
+    state = registry.service_state("mangaassist")
+    assert state is not None
+    assert (state.version, state.phase, state.forward) == (2, Phase.ROLLING_BACK, {"control": 100})
+    assert registry.get_experiment(experiment_id).status is ExperimentStatus.ROLLING_BACK
+
+
+def test_the_whole_table_walks(registry_table: str, spec_data: dict[str, Any]) -> None:
+    """Every row once, in a release that is promoted and one that is rolled back; each row's "from" and "to"
+    columns checked against what the registry holds before and after (read straight from the items)."""
+    registry = Registry(TABLE)
+    seen: set[Event] = set()
+
+    def step(event: str, eid: str | None, **kwargs: Any) -> None:
+        row = TRANSITIONS[Event(event)]
+        before = registry.service_state("mangaassist")
+        assert before is not None
+        assert before.phase in row.service_from
+        if row.needs_experiment and row.experiment_from:
+            assert registry.get_experiment(eid).status in row.experiment_from
+        after = take(registry, "mangaassist", event, at(len(seen)), experiment_id=eid, **kwargs)
+        stored = registry.service_state("mangaassist")
+        assert stored == after
+        assert (stored.phase, stored.version) == (row.service_to, before.version + 1)
+        assert (stored.live == before.idle) is row.swaps_roles
+        seen.add(Event(event))
+
+    one = _new(registry, spec_data, candidate="r1").experiment_id
+    seen.add(Event.START)
+    step("stage_started", one, percent=5)
+    assert registry.service_state("mangaassist").forward == {"control": 95, "canary": 5}
+    step("ready", one)
+    step("approve", one)
+    assert registry.service_state("mangaassist").forward == {"canary": 100}
+    step("promote", one, experiment_sets={"concluded_at": "2026-11-02T10:00:00.000000Z"})
+    two = _new(registry, spec_data, candidate="r2", n=2)
+    assert (two.baseline_slot, two.candidate_slot) == ("canary", "control")
+    step("stage_started", two.experiment_id, percent=25)
+    assert registry.service_state("mangaassist").forward == {"canary": 75, "control": 25}
+    step("roll_back", two.experiment_id)
+    assert registry.service_state("mangaassist").forward == {"canary": 100}
+    record = RollbackRecord(service="mangaassist", rolled_back_at=at(30), source="cli", reason="x",
+                            experiment_id=two.experiment_id, candidate="r2")  # fmt: skip
+    step("rolled_back", two.experiment_id, rollback=record,
+         experiment_sets={"concluded_at": "2026-11-02T09:30:00.000000Z"})  # fmt: skip
+    step("force_live", None)
+    assert seen == set(TRANSITIONS)
+    assert registry.get_experiment(two.experiment_id).status is ExperimentStatus.ROLLED_BACK
+
+
 def test_a_rollback_is_recorded_once(registry_table: str, spec_data: dict[str, Any]) -> None:
     registry = Registry(TABLE)
     experiment = _new(registry, spec_data)
-    record = RollbackRecord(
-        service="mangaassist",
-        rolled_back_at=at(30),
-        source="cli",
-        reason="complaints",
-        experiment_id=experiment.experiment_id,
-        candidate="v42",
-    )
-    assert registry.record_rollback(record) is True
-    assert registry.record_rollback(record.model_copy(update={"rolled_back_at": at(31)})) is False
+    conclude(registry, experiment, "rolled back", at(30))
     stored = registry.get_experiment(experiment.experiment_id)
     assert stored.status is ExperimentStatus.ROLLED_BACK
     assert stored.concluded_at == at(30)
     rollback = registry.get_rollback(experiment.experiment_id)
     assert rollback is not None
-    assert (rollback.reason, rollback.status) == ("complaints", ExperimentStatus.ROLLED_BACK)
+    assert rollback.reason == "test"
     assert len(registry.rollback_history("mangaassist")) == 1
-
-
-def test_a_rejected_approval_ends_as_rejected(registry_table: str, spec_data: dict[str, Any]) -> None:
-    registry = Registry(TABLE)
-    experiment_id = _new(registry, spec_data).experiment_id
-    registry.mark_ready_for_approval(experiment_id, at(40))
-    record = RollbackRecord(
-        service="mangaassist",
-        rolled_back_at=at(45),
-        source="aws.codepipeline",
-        reason="rejected",
-        experiment_id=experiment_id,
-        candidate="v42",
-        status=ExperimentStatus.REJECTED,
-    )
-    assert registry.record_rollback(record) is True
-    assert registry.get_experiment(experiment_id).status is ExperimentStatus.REJECTED
-    # A later alarm on the same experiment is a duplicate, not an error.
-    assert registry.record_rollback(record.model_copy(update={"status": None, "source": "sns"})) is False
+    # The same completion again (a second caller): refused, still one record.
+    with pytest.raises(
+        TransitionRefusedError,
+        match=r"^rolled_back refused: mangaassist is STEADY \(needs ROLLING_BACK\); "
+        r"experiment mangaassist-v42-\w+ is ROLLED_BACK \(needs ROLLING_BACK\)$",
+    ):
+        take(registry, "mangaassist", "rolled_back", at(31), experiment_id=experiment.experiment_id)
+    assert len(registry.rollback_history("mangaassist")) == 1
 
 
 def test_anti_flapping_facts(registry_table: str, spec_data: dict[str, Any]) -> None:
@@ -246,18 +304,8 @@ def test_anti_flapping_facts(registry_table: str, spec_data: dict[str, Any]) -> 
     now = T0 + timedelta(days=10)
     when = [now - timedelta(days=8), now - timedelta(days=3), now - timedelta(hours=2)]
     for n, moment in enumerate(when):
-        experiment_id = _new(registry, spec_data, n=n).experiment_id
-        registry.record_rollback(
-            RollbackRecord(
-                service="mangaassist",
-                rolled_back_at=moment,
-                source="sns",
-                reason="alarm",
-                experiment_id=experiment_id,
-                candidate="v42",
-            )
-        )
-    registry.record_rollback(
+        conclude(registry, _new(registry, spec_data, n=n), "rolled back", moment)
+    registry.record_forced_rollback(
         RollbackRecord(
             service="mangaassist", rolled_back_at=now - timedelta(hours=1), source="cli", reason="x"
         )
@@ -278,28 +326,16 @@ def test_registry_bh_per_tier_over_twelve_months(registry_table: str, spec_data:
     ids: dict[str, list[str]] = {"default": [], "revenue-critical": []}
     for tier, pvalues in (("default", default), ("revenue-critical", critical)):
         for n, pvalue in enumerate(pvalues):
-            experiment_id = _new(
-                registry, spec_data, candidate=f"{tier}-{n}", statistics={"fdr_tier": tier}
-            ).experiment_id
-            registry.mark_ready_for_approval(experiment_id, now - timedelta(days=30 + n))
-            registry.conclude_promoted(experiment_id, now - timedelta(days=30 + n), pvalue=pvalue)
-            ids[tier].append(experiment_id)
+            experiment = _new(registry, spec_data, candidate=f"{tier}-{n}", statistics={"fdr_tier": tier})
+            conclude(registry, experiment, "promoted", now - timedelta(days=30 + n), pvalue=pvalue)
+            ids[tier].append(experiment.experiment_id)
     # Concluded 13 months ago: outside the rolling window, never part of the family.
-    old = _new(registry, spec_data, candidate="old").experiment_id
-    registry.mark_ready_for_approval(old, now - timedelta(days=395))
-    registry.conclude_promoted(old, now - timedelta(days=395), pvalue=0.0001)
+    old = _new(registry, spec_data, candidate="old")
+    conclude(registry, old, "promoted", now - timedelta(days=395), pvalue=0.0001)
+    old = old.experiment_id
     # Rolled back without a primary p-value: not a test of the portfolio.
-    no_p = _new(registry, spec_data, candidate="nop").experiment_id
-    registry.record_rollback(
-        RollbackRecord(
-            service="mangaassist",
-            rolled_back_at=now - timedelta(days=3),
-            source="cli",
-            reason="x",
-            experiment_id=no_p,
-            candidate="nop",
-        )
-    )
+    no_p = _new(registry, spec_data, candidate="nop")
+    conclude(registry, no_p, "rolled back", now - timedelta(days=3))
 
     entries = {e.experiment_id: e for e in registry.apply_registry_fdr(now)}
     assert set(entries) == set(ids["default"]) | set(ids["revenue-critical"])

@@ -168,7 +168,7 @@ TRANSITIONS: dict[Event, Transition] = dict(
             {Phase.ROLLING_BACK},
             Phase.STEADY,
             {Status.ROLLING_BACK},
-            None,
+            Status.ROLLED_BACK,  # or REJECTED, for a rejected approval
             Traffic.UNCHANGED,
             "rollback function, after the rule is read back",
         ),

@@ -154,7 +154,7 @@ class ServiceMixin(ExperimentsMixin, RollbacksMixin):
                     parts.append(f"experiment {experiment_id} exists already ({status})")
                 else:
                     parts.append(f"experiment {experiment_id} is {status} (needs {allowed})")
-        return "; ".join(parts)
+        return f"{parts[0]}: " + "; ".join(parts[1:] or ["a condition did not hold"])
 
 
 def _state_item(state: ServiceState) -> dict[str, Any]:
