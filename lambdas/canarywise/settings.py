@@ -68,6 +68,22 @@ class PromoteSettings(TrafficSettings):
 class RollbackSettings(TrafficSettings):
     state_machine_arn: _Required = Field(alias="STATE_MACHINE_ARN")
     alert_topic_arn: _Required = Field(alias="ALERT_TOPIC_ARN")
+
+    @property
+    def own_alarm_prefix(self) -> str:
+        """The start of this stack's alarm names (stacks/alarms.py): only those alarms may roll back."""
+        return f"canarywise-{self.service}-"
+
+    @property
+    def account(self) -> str:
+        """This stack's account, read from STATE_MACHINE_ARN: an alarm from another one may not roll back."""
+        parts = self.state_machine_arn.split(":")
+        if len(parts) < 7 or parts[0] != "arn" or not parts[4].isdigit():
+            raise SettingsError(
+                "environment variable STATE_MACHINE_ARN: not a state machine ARN "
+                f"(found {self.state_machine_arn!r})"
+            )
+        return parts[4]
     # The pipeline whose pending approval a rollback rejects (absent: no pipeline, e.g. local mode).
     pipeline_name: str | None = Field(default=None, alias="PIPELINE_NAME")
 

@@ -49,3 +49,16 @@ def test_raises_on_an_empty_variable() -> None:
     assert str(raised.value) == (
         "PromoteSettings: environment variable SERVICE: String should have at least 1 character (found '')"
     )
+
+
+def test_rollback_settings_name_the_stacks_own_alarms_and_account() -> None:
+    """What the rollback handler hands `parse_rollback_event` (stacks/alarms.py names every alarm
+    ``canarywise-<service>-…``; the account is the state machine's)."""
+    settings = RollbackSettings.model_construct(
+        service="mangaassist", state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m"
+    )
+    assert (settings.own_alarm_prefix, settings.account) == ("canarywise-mangaassist-", "123456789012")
+    broken = RollbackSettings.model_construct(service="mangaassist", state_machine_arn="s")
+    with pytest.raises(SettingsError) as raised:
+        _ = broken.account
+    assert str(raised.value) == "environment variable STATE_MACHINE_ARN: not a state machine ARN (found 's')"

@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.utilities.parser.models import SnsModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from canarywise.data.models import ExperimentStatus, UtcDatetime, Weights, to_iso
 from canarywise.errors import CanarywiseError
 
 _Text = Annotated[str, Field(min_length=1)]
+# A scheduled event may be dated this far ahead of the receiving clock (clock skew, the scheduler's jitter);
+# further ahead it is refused: a check dated in the future would pin the latest decision.
+MAX_SCHEDULE_AHEAD = timedelta(minutes=5)
+# A rollback reason is stored with the record and sent in the alert: a person's (the CLI) longer than this is
+# refused before anything moves; an automated one (an alarm, the state machine) is shortened, never refused.
+MAX_REASON_CHARS = 1000
 
 
 class EventError(CanarywiseError, ValueError):
@@ -51,8 +57,16 @@ class ScheduledEvent(_Event):
     time: UtcDatetime
 
 
-def parse_scheduled_event(event: Any) -> ScheduledEvent:
-    return _parse(ScheduledEvent, event, "scheduled")
+def parse_scheduled_event(event: Any, *, now: datetime | None = None) -> ScheduledEvent:
+    """The scheduled event; with `now` (the receiving clock), `EventError` when its ``time`` is more than
+    `MAX_SCHEDULE_AHEAD` ahead of it. A time in the past is accepted (a late delivery, a replay)."""
+    scheduled = _parse(ScheduledEvent, event, "scheduled")
+    if now is not None and scheduled.time > now + MAX_SCHEDULE_AHEAD:
+        raise EventError(
+            f"malformed scheduled event: time: {scheduled.time.isoformat()} is more than "
+            f"{MAX_SCHEDULE_AHEAD.total_seconds():g} s ahead of the clock ({now.isoformat()})"
+        )
+    return scheduled
 
 
 # --- stage gate --------------------------------------------------------------------------------------------
@@ -121,7 +135,7 @@ class RollbackRequest(_Event):
     """
 
     source: Literal["aws.cloudwatch", "sns", "state_machine", "cli", "aws.codepipeline"]
-    reason: str
+    reason: Annotated[str, Field(max_length=MAX_REASON_CHARS)]
     act: bool = True
     experiment_id: str | None = None
     trigger_id: str | None = None
@@ -142,12 +156,14 @@ class _AlarmData(_Event):
 class _AlarmActionEvent(_Event):
     source: Literal["aws.cloudwatch"]
     alarmArn: _Text  # noqa: N815
+    accountId: str | None = None  # noqa: N815
     alarmData: _AlarmData  # noqa: N815
 
 
 class _SnsAlarmMessage(_Event):
     AlarmName: _Text
     AlarmArn: str | None = None
+    AWSAccountId: str | None = None
     NewStateValue: _Text
     NewStateReason: str = ""
     StateChangeTime: UtcDatetime
@@ -189,34 +205,106 @@ def _alarm_trigger(alarm: str, changed_at: datetime) -> str:
     return f"{alarm}@{to_iso(changed_at)}"
 
 
-def parse_rollback_event(event: Any) -> RollbackRequest:
+def _shortened(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class _OwnAlarms:
+    """Whose alarms may roll back: names under `prefix` (``canarywise-<service>-``) in `account`."""
+
+    prefix: str | None
+    account: str | None
+
+    def foreign(self, name: str, *accounts: str | None) -> str | None:
+        """Why the alarm `name` (in the `accounts` its event names) is not a trigger; None: it is one."""
+        if self.prefix is not None and not name.startswith(self.prefix):
+            return f"alarm {name!r} is not one of this stack's (names start with {self.prefix!r})"
+        if self.account is None:
+            return None
+        named = {a for a in accounts if a}
+        if named != {self.account}:
+            others = ", ".join(sorted(named - {self.account})) or "no account"
+            where = "names no account" if not named else f"is in account {others}"
+            return f"alarm {name!r} {where}, not this stack's {self.account}"
+        return None
+
+
+def _alarm_request(
+    source: Literal["aws.cloudwatch", "sns"],
+    name: str,
+    state: str,
+    reason: str,
+    trigger_id: str,
+    refusal: str | None,
+) -> RollbackRequest:
+    if refusal is not None:
+        return RollbackRequest(
+            source=source,
+            reason=_shortened(f"{refusal}: not a rollback trigger"),
+            act=False,
+            trigger_id=trigger_id,
+        )
+    return RollbackRequest(
+        source=source,
+        reason=_shortened(f"alarm {name} is {state}: {reason}".rstrip(": ")),
+        act=state == "ALARM",
+        trigger_id=trigger_id,
+    )
+
+
+def _arn_account(arn: str | None) -> str | None:
+    parts = (arn or "").split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" else None
+
+
+def parse_rollback_event(
+    event: Any, *, own_alarm_prefix: str | None = None, account: str | None = None
+) -> RollbackRequest:
     """One `RollbackRequest` from a CloudWatch alarm action, an SNS-wrapped alarm, the state machine, the
     CLI or a CodePipeline approval event; `EventError` for anything else.
+
+    Parameters
+    ----------
+    own_alarm_prefix : str, optional
+        Alarms whose name does not start with it (``canarywise-<service>-``) are not triggers: their request
+        does not act (``act=False``) and its reason says why.
+    account : str, optional
+        Likewise for an alarm whose event names another account (or none).
     """
     if not isinstance(event, Mapping):
         raise EventError(f"malformed rollback event: expected an object, found {type(event).__name__}")
+    own = _OwnAlarms(own_alarm_prefix, account)
     if "Records" in event:
-        return _from_sns(event)
+        return _from_sns(event, own)
     source = event.get("source")
     if source == "aws.cloudwatch":
         alarm = _parse(_AlarmActionEvent, event, "CloudWatch alarm")
         state = alarm.alarmData.state
-        return RollbackRequest(
-            source="aws.cloudwatch",
-            reason=f"alarm {alarm.alarmData.alarmName} is {state.value}: {state.reason}".rstrip(": "),
-            act=state.value == "ALARM",
-            trigger_id=_alarm_trigger(alarm.alarmArn, state.timestamp),
+        name = alarm.alarmData.alarmName
+        return _alarm_request(
+            "aws.cloudwatch",
+            name,
+            state.value,
+            state.reason,
+            _alarm_trigger(alarm.alarmArn, state.timestamp),
+            own.foreign(name, alarm.accountId, _arn_account(alarm.alarmArn)),
         )
     if source == "state_machine":
         machine = _parse(_StateMachineEvent, event, "state machine")
         return RollbackRequest(
             source="state_machine",
-            reason=machine.reason,
+            reason=_shortened(machine.reason),
             experiment_id=machine.experiment_id,
             trigger_id=f"state_machine@{machine.experiment_id}",
         )
     if source == "cli":
         cli = _parse(_CliEvent, event, "CLI")
+        if len(cli.reason) > MAX_REASON_CHARS:
+            raise EventError(
+                f"malformed CLI event: reason: at most {MAX_REASON_CHARS:,} characters, "
+                f"found {len(cli.reason):,}"
+            )
         return RollbackRequest(source="cli", reason=cli.reason, experiment_id=cli.experiment_id)
     if source == "aws.codepipeline":
         pipeline = _parse(_PipelineEvent, event, "CodePipeline")
@@ -239,11 +327,20 @@ def parse_rollback_event(event: Any) -> RollbackRequest:
     )
 
 
-def _from_sns(event: Mapping[str, Any]) -> RollbackRequest:
-    envelope = _parse(SnsModel, event, "SNS")
-    if not envelope.Records:
+def _member(value: Any, key: str, where: str) -> Any:
+    """``value[key]`` of an object `where` (``Records[0]``); `EventError` naming it if it is no object."""
+    if not isinstance(value, Mapping):
+        raise EventError(f"malformed SNS event: {where} must be an object, found {value!r:.200}")
+    return value.get(key)
+
+
+def _from_sns(event: Mapping[str, Any], own: _OwnAlarms) -> RollbackRequest:
+    records = event["Records"]
+    if not isinstance(records, list):
+        raise EventError(f"malformed SNS event: Records must be a list, found {records!r:.200}")
+    if not records:
         raise EventError("malformed SNS event: Records is empty")
-    raw = envelope.Records[0].Sns.Message
+    raw = _member(_member(records[0], "Sns", "Records[0]"), "Message", "Records[0].Sns")
     try:
         body = json.loads(raw) if isinstance(raw, str) else None
     except json.JSONDecodeError:
@@ -253,15 +350,19 @@ def _from_sns(event: Mapping[str, Any]) -> RollbackRequest:
             f"malformed SNS event: Records[0].Sns.Message is not a JSON object: {str(raw)[:200]!r}"
         )
     alarm = _parse(_SnsAlarmMessage, body, "SNS alarm message")
-    return RollbackRequest(
-        source="sns",
-        reason=f"alarm {alarm.AlarmName} is {alarm.NewStateValue}: {alarm.NewStateReason}".rstrip(": "),
-        act=alarm.NewStateValue == "ALARM",
-        trigger_id=_alarm_trigger(alarm.AlarmArn or alarm.AlarmName, alarm.StateChangeTime),
+    return _alarm_request(
+        "sns",
+        alarm.AlarmName,
+        alarm.NewStateValue,
+        alarm.NewStateReason,
+        _alarm_trigger(alarm.AlarmArn or alarm.AlarmName, alarm.StateChangeTime),
+        own.foreign(alarm.AlarmName, alarm.AWSAccountId, _arn_account(alarm.AlarmArn)),
     )
 
 
 __all__ = [
+    "MAX_REASON_CHARS",
+    "MAX_SCHEDULE_AHEAD",
     "EventError",
     "GateAction",
     "PromoteEvent",
