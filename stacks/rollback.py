@@ -9,7 +9,7 @@ queue an operator is alarmed on instead of disappearing.
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -113,18 +113,24 @@ class Rollback(Construct):
         )
 
     def on_rejected_approval(
-        self, pipeline: codepipeline.IPipeline, stage_name: str, action_name: str
+        self, pipeline: codepipeline.Pipeline, stage_name: str, action_name: str
     ) -> None:
         """Invoke the rollback when a person rejects `action_name` (the manual approval) of `pipeline`; and
         let every rollback reject that approval while it waits, so a stale click cannot promote."""
         assert isinstance(self.function, lambda_.Function)
-        self.function.add_environment("PIPELINE_NAME", pipeline.pipeline_name)
+        # Named, not referenced: the pipeline runs the canary state machine, which invokes this function.
+        cfn = pipeline.node.default_child
+        assert isinstance(cfn, codepipeline.CfnPipeline)
+        assert isinstance(cfn.name, str)
+        name = cfn.name
+        pipeline_arn = Stack.of(self).format_arn(service="codepipeline", resource=name)
+        self.function.add_environment("PIPELINE_NAME", name)
         role = self.function.role
         assert role is not None
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["codepipeline:GetPipelineState", "codepipeline:PutApprovalResult"],
-                resources=[pipeline.pipeline_arn, f"{pipeline.pipeline_arn}/{stage_name}/{action_name}"],
+                resources=[pipeline_arn, f"{pipeline_arn}/{stage_name}/{action_name}"],
             )
         )
         events.Rule(
