@@ -23,8 +23,10 @@ from canarywise.stats._checks import (
 __all__ = [
     "FisherResult",
     "ProportionsResult",
+    "constrained_rates",
     "fisher_exact_test",
     "normal_pvalue",
+    "score_variance",
     "two_proportion_ztest",
 ]
 
@@ -146,13 +148,17 @@ def _newcombe(x_c: int, n_c: int, x_t: int, n_t: int, z: float) -> tuple[float, 
     return max(-1.0, low), min(1.0, high)
 
 
-def _constrained_rates(x_c: int, n_c: int, x_t: int, n_t: int, margin: float) -> tuple[float, float]:
-    """Maximum-likelihood rates (control, treatment) under H0: p_t - p_c = margin.
+def constrained_rates(x_c: int, n_c: int, x_t: int, n_t: int, margin: float) -> tuple[float, float]:
+    """Maximum-likelihood rates (control, treatment) under H0: p_t - p_c = margin (``margin`` in (-1, 1)).
 
     With ``margin == 0`` this is the pooled rate for both arms, so the score test is the classic pooled z.
     Otherwise it is the closed-form root of the likelihood cubic of Farrington & Manning (1990) /
     Miettinen & Nurminen (1985, appendix). Written by hand because scipy has no such test and statsmodels
-    is not part of the Lambda bundle.
+    is not part of the Lambda bundle. The cubic is the score equation of the restricted log-likelihood
+    ``x_t log(p + m) + (n_t − x_t) log(1 − p − m) + x_c log p + (n_c − x_c) log(1 − p)`` in p = p_c; its
+    linear coefficient has ``n_c · m`` where statsmodels 0.15's ``score_test_proportions_2indep`` has
+    ``x_c · m`` (statsmodels issue #10269: its restricted rates do not maximise the likelihood when the margin
+    is not 0; the tests check ours against a numerical maximisation with scipy).
     """
     if margin == 0:
         pooled = (x_c + x_t) / (n_c + n_t)
@@ -160,7 +166,7 @@ def _constrained_rates(x_c: int, n_c: int, x_t: int, n_t: int, margin: float) ->
     n, x = n_c + n_t, x_c + x_t
     a3 = n
     a2 = (n_t + 2 * n_c) * margin - n - x
-    a1 = (x_c * margin - n - 2 * x_c) * margin + x
+    a1 = (n_c * margin - n - 2 * x_c) * margin + x  # n_c: statsmodels 0.15 has x_c here (#10269)
     a0 = x_c * margin * (1 - margin)
     v = (a2 / (3 * a3)) ** 3 - a1 * a2 / (6 * a3**2) + a0 / (2 * a3)
     u = math.copysign(math.sqrt(max(0.0, (a2 / (3 * a3)) ** 2 - a1 / (3 * a3))), v)
@@ -169,6 +175,24 @@ def _constrained_rates(x_c: int, n_c: int, x_t: int, n_t: int, margin: float) ->
     rate_c = min(1.0, max(0.0, 2 * u * math.cos(w) - a2 / (3 * a3)))
     rate_t = min(1.0, max(0.0, rate_c + margin))
     return rate_c, rate_t
+
+
+def score_variance(x_c: int, n_c: int, x_t: int, n_t: int, null: float) -> float:
+    """The variance of p̂_t − p̂_c under H0: p_t − p_c = `null`, at the restricted maximum-likelihood rates.
+
+    ``p̃_c(1 − p̃_c)/n_c + p̃_t(1 − p̃_t)/n_t`` with ``(p̃_c, p̃_t) = constrained_rates(...)``: the variance of
+    Farrington & Manning's (1990) score test (statsmodels' ``score_test_proportions_2indep`` with
+    ``correction=False``). Unlike the variance at the observed rates it does not collapse when an arm has
+    no events: 0/300 canary errors tested at a margin of 0.5 pt are judged with the variance of a canary
+    at the margin, not with zero. Trusted inputs (counts already checked by the caller).
+
+    Example
+    -------
+    >>> round(score_variance(0, 5000, 0, 300, 0.005) * 1e6, 3)  # ~ 0.005 x 0.995 / 300 on the canary's side
+    16.583
+    """
+    rate_c, rate_t = constrained_rates(x_c, n_c, x_t, n_t, null)
+    return rate_c * (1.0 - rate_c) / n_c + rate_t * (1.0 - rate_t) / n_t
 
 
 def two_proportion_ztest(
@@ -242,7 +266,7 @@ def two_proportion_ztest(
 
     p_c, p_t = x_control / n_control, x_treatment / n_treatment
     diff = p_t - p_c
-    rate_c0, rate_t0 = _constrained_rates(x_control, n_control, x_treatment, n_treatment, margin)
+    rate_c0, rate_t0 = constrained_rates(x_control, n_control, x_treatment, n_treatment, margin)
     variance = rate_c0 * (1 - rate_c0) / n_control + rate_t0 * (1 - rate_t0) / n_treatment
     message = ""
     if variance > 0:

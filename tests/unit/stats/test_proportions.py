@@ -4,8 +4,8 @@ References (dev dependencies only, never imported by the package):
 - ``statsmodels.stats.proportion.proportions_ztest(count=[x_t, x_c], nobs=[n_t, n_c], alternative=...)``
 - ``statsmodels.stats.proportion.confint_proportions_2indep(x_t, n_t, x_c, n_c, method='newcomb'|'wald')``
   and ``compare='ratio', method='log'`` for the lift
-- ``statsmodels.stats.proportion.test_proportions_2indep(..., method='score', correction=False)``
-  (Farrington-Manning) for a non-zero margin
+- Farrington-Manning's score test at a non-zero margin: the restricted rates maximised numerically with scipy
+  (``score_reference``), not statsmodels, whose cubic is wrong there (statsmodels issue #10269)
 - ``scipy.stats.hypergeom`` for Fisher's exact test
 """
 
@@ -17,16 +17,20 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
+from scipy.stats import norm
+from score_reference import restricted_rates, score_z_and_variance
 from statsmodels.stats.proportion import (
     confint_proportions_2indep,
     proportions_ztest,
 )
-from statsmodels.stats.proportion import (
-    test_proportions_2indep as sm_test_proportions_2indep,  # aliased: pytest would collect `test_*`
-)
 
 from canarywise.stats._checks import StatsInputError
-from canarywise.stats.proportions import fisher_exact_test, normal_pvalue, two_proportion_ztest
+from canarywise.stats.proportions import (
+    constrained_rates,
+    fisher_exact_test,
+    normal_pvalue,
+    two_proportion_ztest,
+)
 
 # The users' worked examples: (x_control, n_control, x_treatment, n_treatment).
 ESCALATION = (59400, 495000, 700, 5000)  # canary escalation 12% -> 14%, z ~ 4.33
@@ -111,23 +115,26 @@ def test_one_sided_intervals_are_one_side_of_the_doubled_alpha_interval(
 def test_margin_matches_farrington_manning(
     counts: tuple[int, int, int, int], margin: float, alternative: str
 ) -> None:
-    """statsmodels: ``test_proportions_2indep(x_t, n_t, x_c, n_c, value=margin, method='score',
-    correction=False, alternative=...)`` is the Farrington-Manning score test."""
+    """Farrington-Manning's score test: z at the rates that maximise the likelihood under p_t − p_c = margin,
+    found numerically by scipy (``score_reference``; statsmodels 0.15 gets these rates wrong for a non-zero
+    margin, issue #10269), and the normal tail of ``scipy.stats.norm``."""
     x_c, n_c, x_t, n_t = counts
-    expected = sm_test_proportions_2indep(
-        x_t,
-        n_t,
-        x_c,
-        n_c,
-        value=margin,
-        method="score",
-        correction=False,
-        alternative=SM_ALTERNATIVE[alternative],
-    )
+    z, _ = score_z_and_variance(x_c, n_c, x_t, n_t, margin)
+    tail = {"greater": norm.sf(z), "less": norm.cdf(z), "two-sided": 2 * norm.sf(abs(z))}[alternative]
     result = two_proportion_ztest(x_c, n_c, x_t, n_t, margin=margin, alternative=alternative)
-    assert_allclose(result.statistic, expected.statistic, rtol=1e-9)
-    assert_allclose(result.pvalue, expected.pvalue, rtol=1e-9)
+    assert_allclose(result.statistic, z, rtol=1e-7)
+    assert_allclose(result.pvalue, tail, rtol=1e-6)
     assert result.method == "two-proportion score test (Farrington-Manning)"
+
+
+@pytest.mark.parametrize(
+    ("counts", "margin"),
+    [((3, 10, 7, 10), -0.4), ((5, 100, 50, 60), 0.3), ((30, 9500, 1, 500), 0.005), ((0, 1, 1, 1), -0.588)],
+)
+def test_restricted_rates_maximise_the_likelihood(counts: tuple[int, int, int, int], margin: float) -> None:
+    """The closed-form cubic root against a numerical maximisation (scipy). These are cases where
+    statsmodels 0.15's cubic (x_c where n_c belongs) is off by 0.01 to 0.18."""
+    assert_allclose(constrained_rates(*counts, margin), restricted_rates(*counts, margin), atol=1e-7)
 
 
 def test_guardrail_passes_non_inferiority() -> None:

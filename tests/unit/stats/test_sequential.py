@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose
 from scipy.integrate import quad
 from scipy.optimize import brentq, minimize_scalar
 from scipy.stats import norm, ttest_ind_from_stats
-from statsmodels.stats import proportion as sm_proportion
+from score_reference import score_z_and_variance
 
 from canarywise.stats.means import SummaryStats
 from canarywise.stats.sequential import (
@@ -121,19 +121,57 @@ def test_reject_exactly_when_null_is_outside_the_sequence(alternative: str, null
     assert (r.pvalue <= 0.05) == (not (r.ci_low < null < r.ci_high))
 
 
-def test_proportions_wrapper_uses_the_unpooled_wald_statistic() -> None:
-    """Canary escalation 59400/495000 vs 700/5000: the z is statsmodels' Wald statistic
-    ``test_proportions_2indep(700, 5000, 59400, 495000, method="wald", compare="diff")`` and the variance
-    behind it is p_c(1-p_c)/n_c + p_t(1-p_t)/n_t = 0.12*0.88/495000 + 0.14*0.86/5000 (by hand)."""
-    result = msprt_proportions(59400, 495000, 700, 5000, tau2=0.01**2, alternative="greater")
-    wald = sm_proportion.test_proportions_2indep(700, 5000, 59400, 495000, method="wald", compare="diff")
-    assert_allclose(result.statistic, wald.statistic, rtol=1e-10)
-    assert_allclose(result.diff, 0.02, rtol=1e-12)
-    variance = 0.12 * 0.88 / 495000 + 0.14 * 0.86 / 5000
-    lr = mixture_lr_by_quad(0.02, variance, 0.01**2, 0.0, "greater")
-    assert_allclose(result.pvalue, 1 / lr, rtol=1e-8)
-    assert result.pvalue < 0.05
-    assert "difference of proportions" in result.method
+@pytest.mark.parametrize(
+    ("counts", "null", "alternative"),
+    [
+        ((59400, 495000, 700, 5000), 0.0, "greater"),  # escalation harm: the pooled z
+        ((30, 9500, 1, 500), 0.005, "less"),  # error-rate non-inferiority at a 0.5 pt margin, rare events
+        ((30, 9500, 0, 500), 0.005, "less"),  # no canary event yet
+        ((49000, 50000, 48600, 50000), -0.02, "greater"),
+        ((120, 1000, 150, 1000), 0.01, "two-sided"),
+    ],
+)
+def test_proportions_use_the_score_variance_at_the_null(
+    counts: tuple[int, int, int, int], null: float, alternative: str
+) -> None:
+    """z is Farrington-Manning's score statistic at `null` (restricted rates maximised by scipy:
+    ``score_reference``), and the p-value is 1/Λ of the normal mixture (integrated by quad) with the score
+    test's variance at the null."""
+    tau2 = 0.005**2
+    result = msprt_proportions(*counts, tau2=tau2, alternative=alternative, null=null)
+    z, variance = score_z_and_variance(*counts, null)
+    assert_allclose(result.statistic, z, rtol=1e-9)
+    x_c, n_c, x_t, n_t = counts
+    assert_allclose(result.diff, x_t / n_t - x_c / n_c, rtol=1e-12)
+    lr = mixture_lr_by_quad(result.diff, variance, tau2, null, alternative)
+    assert_allclose(result.pvalue, min(1.0, 1 / lr), rtol=1e-7)
+    assert "score" in result.method
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_proportions_sequence_inverts_the_score_test(alternative: str) -> None:
+    """The sequence's finite ends are where the test at that null has p = alpha (its variance taken at that
+    null: ``score_reference``), and a null just inside is not rejected."""
+    counts, tau2 = (30, 9500, 1, 500), 0.005**2
+    result = msprt_proportions(*counts, tau2=tau2, alternative=alternative)
+    ends = [e for e in (result.ci_low, result.ci_high) if -1 < e < 1]
+    assert len(ends) == (2 if alternative == "two-sided" else 1)
+    for end in ends:
+        _, variance = score_z_and_variance(*counts, end)
+        assert_allclose(
+            1 / mixture_lr_by_quad(result.diff, variance, tau2, end, alternative), 0.05, rtol=1e-6
+        )
+        inside = end + (1e-6 if end < result.diff else -1e-6)
+        assert msprt_proportions(*counts, tau2=tau2, alternative=alternative, null=inside).pvalue > 0.05
+
+
+def test_no_canary_event_does_not_prove_a_margin() -> None:
+    """30/9500 control errors, 0/300 canary: with the observed rates the canary's variance is 0 and
+    non-inferiority at 0.5 pt looks proven (z = (−0.00316 − 0.005)/sqrt(0.00316·0.99684/9500) = −14); at the
+    null (a canary at p̃_c + 0.005) it is not."""
+    result = msprt_proportions(30, 9500, 0, 300, tau2=0.005**2, alternative="less", null=0.005)
+    assert result.pvalue > 0.05
+    assert result.ci_high > 0.005
 
 
 def test_proportions_non_inferiority_with_a_margin() -> None:
@@ -167,6 +205,10 @@ def test_zero_variance_is_no_evidence_not_a_crash() -> None:
     assert (result.ci_low, result.ci_high) == (-math.inf, math.inf)
     assert math.isnan(result.statistic)
     assert "zero variance" in result.method
+    # at a margin the variance under H0 is not zero: the same counts are a (weak) test there
+    at_margin = msprt_proportions(0, 1000, 0, 50, tau2=1e-4, alternative="less", null=0.005)
+    assert 0.05 < at_margin.pvalue <= 1.0
+    assert math.isfinite(at_margin.statistic)
     same = SummaryStats.from_values([3.0, 3.0, 3.0])
     assert msprt_means(same, same, tau2=1.0).pvalue == 1.0
 
@@ -266,6 +308,8 @@ def test_raises() -> None:
         msprt_proportions(0, 10, 11, 10, tau2=1.0)
     with _raises("`tau2` must be > 0, found 0.0"):
         msprt_proportions(0, 10, 0, 10, tau2=0.0)  # checked even when the data carry no evidence
+    with _raises("`null` must be in (-1, 1) for a difference of proportions, found 1.0"):
+        msprt_proportions(0, 10, 0, 10, tau2=1.0, null=1.0)
     with _raises("`treatment.n` must be an integer >= 2, found 1"):
         msprt_means(SummaryStats.from_values([1.0, 2.0]), SummaryStats.from_values([1.0]), tau2=1.0)
     with _raises("`mde` must be non-zero, found 0.0"):

@@ -1,0 +1,49 @@
+"""The Farrington-Manning score test of p_t − p_c = m, computed independently of canarywise.
+
+The restricted rates maximise the log-likelihood under H0 numerically (``scipy.optimize.brentq`` on its score)
+instead of through the closed-form cubic, so a slip in a coefficient shows. statsmodels 0.15's
+``score_test_proportions_2indep(..., compare="diff", value=m)`` cannot serve for m != 0: its cubic has ``x_c``
+where ``n_c`` belongs (statsmodels issue #10269), so its restricted rates do not maximise the likelihood
+(for 3/10 vs 7/10 at m = −0.4 it gives p̃_c = 0.606 where the maximum is at 0.7). At m = 0 it is the pooled
+test and agrees.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy.optimize import brentq
+
+
+def restricted_rates(x_c: int, n_c: int, x_t: int, n_t: int, m: float) -> tuple[float, float]:
+    """argmax over p = p_c of x_t log(p + m) + (n_t − x_t) log(1 − p − m) + x_c log p + (n_c − x_c) log(1 − p).
+
+    The log-likelihood is concave in p on (max(0, −m), min(1, 1 − m)), so the maximum is where its derivative
+    x_t/(p + m) − (n_t − x_t)/(1 − p − m) + x_c/p − (n_c − x_c)/(1 − p) crosses 0 (``scipy.optimize.brentq``),
+    or an end of the interval when it does not.
+    """
+    if m == 0:
+        pooled = (x_c + x_t) / (n_c + n_t)
+        return pooled, pooled
+
+    def score(p: float) -> float:
+        q = p + m
+        return x_t / q - (n_t - x_t) / (1 - q) + x_c / p - (n_c - x_c) / (1 - p)
+
+    low, high = max(0.0, -m), min(1.0, 1.0 - m)
+    width = high - low
+    a, b = low + 1e-15 * width, high - 1e-15 * width
+    if score(a) <= 0:
+        rate = low
+    elif score(b) >= 0:
+        rate = high
+    else:
+        rate = brentq(score, a, b, xtol=1e-16, rtol=1e-15, maxiter=500)
+    return float(rate), float(rate) + m
+
+
+def score_z_and_variance(x_c: int, n_c: int, x_t: int, n_t: int, m: float) -> tuple[float, float]:
+    """z = (p̂_t − p̂_c − m) / sqrt(V) with V = p̃_c(1 − p̃_c)/n_c + p̃_t(1 − p̃_t)/n_t at the restricted rates."""
+    rate_c, rate_t = restricted_rates(x_c, n_c, x_t, n_t, m)
+    variance = rate_c * (1 - rate_c) / n_c + rate_t * (1 - rate_t) / n_t
+    return (x_t / n_t - x_c / n_c - m) / math.sqrt(variance), variance
