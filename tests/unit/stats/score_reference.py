@@ -16,7 +16,7 @@ from scipy.optimize import brentq
 
 
 def restricted_rates(x_c: int, n_c: int, x_t: int, n_t: int, m: float) -> tuple[float, float]:
-    """argmax over p = p_c of x_t log(p + m) + (n_t − x_t) log(1 − p − m) + x_c log p + (n_c − x_c) log(1 − p).
+    """argmax over p = p_c of x_t log(p + m) + (n_t − x_t) log(1 − p − m) + x_c log p + (n_c − x_c) log(1 − p)
 
     The log-likelihood is concave in p on (max(0, −m), min(1, 1 − m)), so the maximum is where its derivative
     x_t/(p + m) − (n_t − x_t)/(1 − p − m) + x_c/p − (n_c − x_c)/(1 − p) crosses 0 (``scipy.optimize.brentq``),

@@ -115,7 +115,7 @@ def test_swapping_arms_mirrors_the_result(
     assert swapped.diff == -forward.diff
     assert math.isclose(swapped.pvalue, forward.pvalue, rel_tol=1e-12, abs_tol=1e-300)
     if math.isfinite(forward.ci_low):
-        # the ends are roots (brentq) of a function built on a cubic's root: 1e-7, not the 1e-9 of a closed form
+        # the ends are brentq roots of a function built on a cubic's root: 1e-7, not a closed form's 1e-9
         assert math.isclose(swapped.ci_high, -forward.ci_low, rel_tol=1e-7, abs_tol=1e-12)
     harm = msprt_proportions(x_c, n_c, x_t, n_t, tau2=tau2, alternative="greater")
     mirrored = msprt_proportions(x_t, n_t, x_c, n_c, tau2=tau2, alternative="less")
