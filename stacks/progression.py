@@ -261,8 +261,9 @@ class Progression(Construct):
             self,
             "Approve and promote",
             lambda_function=self.promote_function,
-            # The whole input: experiment_id, and approved_by when a person's identity is known.
-            payload=sfn.TaskInput.from_json_path_at("$"),
+            # No payload: the function gets the whole input (experiment_id, and approved_by when a person's
+            # identity is known). TaskInput.from_json_path_at("$") rendered "Parameters": "$", which is not
+            # valid ASL (Parameters must be an object).
             payload_response_only=True,
             result_path="$.conclusion",
         )
