@@ -7,17 +7,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aws_kit import TABLE, Env, registry_items, rule_stickiness, rule_weights, start_execution, start_rollout
+from aws_kit import (
+    TABLE,
+    Env,
+    registry_items,
+    rule_groups,
+    rule_stickiness,
+    rule_weights,
+    start_execution,
+    start_rollout,
+)
 
 from canarywise.data.models import CheckRecord, ExperimentStatus, RollbackRecord
-from canarywise.data.registry import InvalidTransitionError, Registry
-from canarywise.handlers import promote, stage_gate
+from canarywise.data.registry import Registry, TransitionRefusedError
+from canarywise.handlers import promote, rollback, stage_gate
 from canarywise.runtime.events import EventError
 from canarywise.runtime.rollout import (
     CandidateRejectedError,
     CooldownActiveError,
+    PromoteRefusedError,
     RolloutAlreadyRunningError,
     StageMismatchError,
+    WrongSlotError,
 )
 from canarywise.spec import SpecError
 
@@ -36,7 +47,7 @@ def _start_event(
 def _past_rollbacks(*ages: timedelta, candidate: str = "v42") -> None:
     now = datetime.now(UTC)
     for age in ages:
-        Registry(TABLE).record_rollback(
+        Registry(TABLE).record_forced_rollback(
             RollbackRecord(
                 service="mangaassist",
                 rolled_back_at=now - age,
@@ -46,6 +57,10 @@ def _past_rollbacks(*ages: timedelta, candidate: str = "v42") -> None:
                 trigger_id=f"alarm@{age}",
             )
         )
+
+
+def _roll_back(experiment_id: str, context: Any) -> dict[str, Any]:
+    return rollback.handler({"source": "cli", "reason": "x", "experiment_id": experiment_id}, context)
 
 
 def _check(experiment_id: str, decision: str, *, stage: int = 0, age: timedelta = timedelta(0)) -> None:
@@ -83,9 +98,53 @@ def test_start_refuses_a_second_rollout_of_the_service(
 ) -> None:
     stage_gate.handler(_start_event(aws, spec_data), context)
     with pytest.raises(
-        RolloutAlreadyRunningError, match=r"is still RUNNING for mangaassist; promote or roll it"
+        RolloutAlreadyRunningError, match=r"is still ROLLING_OUT for mangaassist; promote or roll it"
     ):
         stage_gate.handler(_start_event(aws, spec_data, "release-43", "v43"), context)
+
+
+def test_two_starts_at_the_same_moment_make_one_rollout(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    """Sequence 4 of the lifecycle issue: both starts read STEADY before either writes; the conditional write
+    on the service's state lets exactly one through."""
+    from canarywise.lifecycle.table import Event
+    from canarywise.runtime import rollout
+
+    first, second = _start_event(aws, spec_data), _start_event(aws, spec_data, "release-43", "v43")
+    original = rollout.Lifecycle.take
+    raced: list[str] = []
+
+    def take_after_the_other_started(self: Any, event: Event, **kwargs: Any) -> Any:
+        if event is Event.START and not raced:  # the first caller is overtaken right before its write
+            raced.append("overtaken")
+            stage_gate.handler(second, context)
+        return original(self, event, **kwargs)
+
+    rollout.Lifecycle.take = take_after_the_other_started  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RolloutAlreadyRunningError, match=r"^start refused: mangaassist moved on"):
+            stage_gate.handler(first, context)
+    finally:
+        rollout.Lifecycle.take = original  # type: ignore[method-assign]
+    running = Registry(TABLE).list_running("mangaassist")
+    assert [e.candidate for e in running] == ["v43"]
+    assert [i for i in registry_items() if i["sk"]["S"] == "META"].__len__() == 1
+
+
+def test_start_refuses_a_release_deployed_into_the_live_slot(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    event = _start_event(aws, spec_data)
+    event["release"]["slot"] = "control"
+    with pytest.raises(
+        WrongSlotError,
+        match=r"was deployed into 'control', but 'control' is live and 'canary' is idle: deploy the candidate "
+        r"into 'canary'$",
+    ):
+        stage_gate.handler(event, context)
+    event["release"]["slot"] = "canary"
+    assert stage_gate.handler(event, context)["experiment_id"]
 
 
 def test_start_refuses_during_the_cooldown(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
@@ -215,16 +274,7 @@ def test_gate_maps_ab_verdicts_onto_the_state_machine_choices(
 def test_gate_after_a_rollback_says_rollback(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
     experiment_id, _ = start_rollout(aws, spec_data, context)
     _check(experiment_id, "ADVANCE")
-    Registry(TABLE).record_rollback(
-        RollbackRecord(
-            service="mangaassist",
-            rolled_back_at=datetime.now(UTC),
-            source="cli",
-            reason="x",
-            experiment_id=experiment_id,
-            candidate="v42",
-        )
-    )
+    _roll_back(experiment_id, context)
     assert _gate(experiment_id, context) == {
         "decision": "ROLLBACK",
         "reason": "experiment is already ROLLED_BACK",
@@ -284,10 +334,18 @@ def test_ready_then_promote_sends_all_traffic_and_concludes(
         "status": "READY_FOR_APPROVAL",
     }
 
-    result = promote.handler({"experiment_id": experiment_id}, context)
+    result = promote.handler(
+        {"experiment_id": experiment_id, "approved_by": "arn:aws:iam::1:user/ana"}, context
+    )
 
+    # Only the candidate's slot is named: every user, sticky or not, reaches it; the slots swapped roles.
+    assert rule_groups(aws) == {"canary"}
     assert rule_weights(aws) == {"control": 0, "canary": 100}
-    assert rule_stickiness(aws) == {"Enabled": True, "DurationSeconds": 7 * 86400}
+    assert rule_stickiness(aws) == {"Enabled": False}
+    state = Registry(TABLE).service_state("mangaassist")
+    assert state is not None
+    assert (state.live, state.idle, state.phase) == ("canary", "control", "STEADY")
+    assert result["live"] == "canary"
     experiment = Registry(TABLE).get_experiment(experiment_id)
     assert experiment.status is ExperimentStatus.PROMOTED
     assert experiment.pvalue == 0.004
@@ -304,10 +362,56 @@ def test_promote_refuses_an_experiment_nobody_approved(
 ) -> None:
     experiment_id, _ = start_rollout(aws, spec_data, context)
     with pytest.raises(
-        StageMismatchError, match=r"is RUNNING; only an approved experiment \(READY_FOR_APPROVAL\)"
+        PromoteRefusedError,
+        match=r"^approve refused: mangaassist is ROLLING_OUT \(needs AWAITING_APPROVAL\); experiment "
+        r"\S+ is RUNNING \(needs READY_FOR_APPROVAL\); traffic untouched$",
     ):
         promote.handler({"experiment_id": experiment_id}, context)
     assert rule_weights(aws) == {"control": 95, "canary": 5}  # checked before touching traffic
+
+
+def test_an_approval_after_a_rollback_moves_no_traffic(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    """Sequence 1 of the lifecycle issue, at the promote function: the click that comes after a rollback."""
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
+    _roll_back(experiment_id, context)
+    with pytest.raises(
+        PromoteRefusedError, match=r"is ROLLED_BACK \(needs READY_FOR_APPROVAL\); traffic untouched$"
+    ):
+        promote.handler({"experiment_id": experiment_id}, context)
+    assert rule_groups(aws) == {"control"}
+    with pytest.raises(PromoteRefusedError, match=r"^promote refused: no experiment 'typo' in table"):
+        promote.handler({"experiment_id": "typo"}, context)
+    assert rule_groups(aws) == {"control"}
+
+
+def test_a_rollback_during_the_promotion_wins(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
+    """Sequence 2: the rollback lands between the promote function's approve and its weight change."""
+    from canarywise.runtime import lifecycle
+
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
+    original = lifecycle.Lifecycle.settle
+    calls: list[int] = []
+
+    def rollback_lands_first(self: Any, state: Any) -> Any:
+        if not calls:
+            calls.append(1)
+            _roll_back(experiment_id, context)
+        return original(self, state)
+
+    lifecycle.Lifecycle.settle = rollback_lands_first  # type: ignore[method-assign]
+    try:
+        with pytest.raises(
+            lifecycle.SupersededError, match=r"^approve \(version 4\) was superseded by rolled_back"
+        ):
+            promote.handler({"experiment_id": experiment_id}, context)
+    finally:
+        lifecycle.Lifecycle.settle = original  # type: ignore[method-assign]
+    assert rule_groups(aws) == {"control"}
+    assert Registry(TABLE).get_experiment(experiment_id).status is ExperimentStatus.ROLLED_BACK
 
 
 def test_ready_twice_is_fine_but_not_after_a_rollback(
@@ -316,19 +420,8 @@ def test_ready_twice_is_fine_but_not_after_a_rollback(
     experiment_id, _ = start_rollout(aws, spec_data, context)
     stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
     stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
-    Registry(TABLE).record_rollback(
-        RollbackRecord(
-            service="mangaassist",
-            rolled_back_at=datetime.now(UTC),
-            source="cli",
-            reason="x",
-            experiment_id=experiment_id,
-            candidate="v42",
-        )
-    )
-    with pytest.raises(
-        InvalidTransitionError, match=r"is ROLLED_BACK; it cannot move to READY_FOR_APPROVAL$"
-    ):
+    _roll_back(experiment_id, context)
+    with pytest.raises(TransitionRefusedError, match=r"is ROLLED_BACK \(needs RUNNING\)$"):
         stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
 
 
