@@ -1,9 +1,9 @@
 """What a person watches while the demo runs: a rich live panel in a terminal, plain lines otherwise.
 
-The panel shows the stage and the weights in force, the sessions per arm, each metric's estimate and
-confidence sequence with its verdict, the decision with its reason, and the latest events (stage changes,
-alarms, the rollback). Piped output (CI, ``make demo | tee``) gets one line per event and a status line per
-simulated hour instead.
+The panel shows the stage and the listener rule's forward in force, the sessions per slot, each metric's
+estimate and confidence sequence with its verdict, the decision with its reason, and the latest events (stage
+changes, alarms, the rollback). Piped output (CI, ``make demo | tee``) gets one line per event and a status
+line per simulated hour instead.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rich.text import Text
 
 from canarywise.decision.models import MetricFinding
 from canarywise.demo.report import format_value
-from canarywise.demo.runner import RunResult, TickView
+from canarywise.demo.runner import RunResult, TickView, describe_forward
 from canarywise.demo.scenarios import Scenario
 from canarywise.local.provision import Deployment
 from canarywise.spec import RolloutSpec
@@ -101,6 +101,12 @@ def _findings(view: TickView) -> list[MetricFinding]:
     return [MetricFinding.from_dict(f) for f in view.check.details.get("findings", [])]
 
 
+def _sessions(view: TickView) -> str:
+    """Sessions per slot since the rollout started, the live slot first."""
+    slots = sorted(view.sessions, key=lambda slot: slot != view.live)
+    return " / ".join(f"{slot} {view.sessions[slot]:,}" for slot in slots)
+
+
 class LiveProgress:
     """The rich live panel (for a terminal)."""
 
@@ -130,8 +136,8 @@ class LiveProgress:
         header.append(f"{view.now:%Y-%m-%d %H:%M} UTC  (+{view.hours:.2f} simulated h)   ", style="dim")
         if stage is not None:
             header.append(f"stage {stage.stage_index + 1}/{len(view.spec.stages)}  ", style="bold")
-        header.append(f"weights control {view.weights[0]} / canary {view.weights[1]}   ")
-        header.append(f"sessions control {view.sessions[0]:,} / canary {view.sessions[1]:,}")
+        header.append(f"forward {describe_forward(view.forward)} (live {view.live})   ")
+        header.append(f"sessions {_sessions(view)}")
         table = Table(expand=True, show_edge=False, pad_edge=False)
         for column, justify in (
             ("metric", "left"), ("n control", "right"), ("n canary", "right"), ("estimate", "right"),
@@ -189,8 +195,8 @@ class LineProgress:
         effect = f" · {headline[0]} {headline[3]} {headline[4]}" if headline else ""
         decision = f" · {view.check.decision}: {view.check.reason}" if view.check else ""
         self.console.print(
-            f"  [{view.hours:6.2f} h] canary {view.weights[1]}% · "
-            f"sessions {view.sessions[0]:,} / {view.sessions[1]:,}{effect}{decision}",
+            f"  [{view.hours:6.2f} h] forward {describe_forward(view.forward)} · "
+            f"sessions {_sessions(view)}{effect}{decision}",
             markup=False,
             soft_wrap=True,
         )

@@ -4,12 +4,14 @@
 stack's resources from the synthesized template, starts the real canary state machine and then, every
 simulated five minutes:
 
-1. reads the weights in force on the ALB listener rule (the data layer's ``TrafficSplit``),
-2. plays five minutes of the scenario's traffic under those weights and puts the metrics to CloudWatch,
+1. reads the forward in force on the ALB listener rule (the data layer's ``TrafficSplit``: slot → weight)
+   and which slot is live (the registry's service state),
+2. plays five minutes of the scenario's traffic under that forward (the live slot serves the current model,
+   the idle slot the candidate) and puts the metrics to CloudWatch,
 3. evaluates the alarms minute by minute, the simulated clock at each minute (the composite critical alarm
    invokes the rollback function),
 4. invokes the significance-check function with a scheduled event whose ``time`` is the tick's end,
-5. lets the state machine ask its gate once and act on the answer (set weights, roll back, finish).
+5. lets the state machine ask its gate once and act on the answer (next stage, roll back, finish).
 
 It stops when the state machine ends, when the scenario's clock runs out, or when the scenario has held long
 enough for one reason. With ``approve`` a READY_FOR_APPROVAL rollout is promoted by starting the promote state
@@ -32,10 +34,8 @@ from canarywise.data.models import (
     ExperimentStatus,
     RollbackRecord,
     StageStart,
-    Weights,
 )
 from canarywise.data.registry import Registry
-from canarywise.data.traffic import TrafficSplit
 from canarywise.demo.report import ReportData, decision_point, hold_started
 from canarywise.demo.report import write_report as default_write_report
 from canarywise.demo.scenarios import Scenario
@@ -63,8 +63,9 @@ class TickView:
     now: datetime
     hours: float
     tick: Tick
-    weights: tuple[int, int]
-    sessions: list[int]
+    forward: dict[str, int]  # the rule's forward action: slot → weight, only the slots it names
+    live: str
+    sessions: dict[str, int]  # per slot, since the rollout started
     stages: tuple[StageStart, ...]
     check: CheckRecord | None
     alarms: list[AlarmChange]
@@ -145,8 +146,9 @@ def scheduled_event(now: datetime, schedule_arn: str) -> dict[str, Any]:
     }
 
 
-class _Run:
-    """One scenario on one local AWS (state shared by the steps of :func:`run_scenario`)."""
+class LocalRun:
+    """Rollouts on one local AWS, one after the other (state shared by the steps of :func:`run_scenario`
+    and the release train): the simulated clock, the traffic simulator and its sticky users, the alarms."""
 
     def __init__(
         self,
@@ -167,25 +169,15 @@ class _Run:
         self.clock = SimulatedClock(start)
         self.pacer = GatePacer()
         self.events: list[tuple[float, str]] = []
-        names = deployment.alb_full_names
+        self.split = deployment.traffic_split(aws.client("elbv2"))
+        self.registry = Registry(deployment.registry_table, boto3_client=aws.client("dynamodb"))
         self.simulator = TrafficSimulator(
             scenario,
             spec,
             seed=seed,
-            alb=AlbNames(
-                names["LOAD_BALANCER_FULL_NAME"],
-                names["CONTROL_TARGET_GROUP_FULL_NAME"],
-                names["CANARY_TARGET_GROUP_FULL_NAME"],
-            ),
+            alb=AlbNames(deployment.load_balancer_full_name, deployment.target_group_full_names),
+            live=self.roles()[0],
         )
-        traffic = deployment.traffic
-        self.split = TrafficSplit(
-            traffic["LISTENER_RULE_ARN"],
-            traffic["CONTROL_TARGET_GROUP_ARN"],
-            traffic["CANARY_TARGET_GROUP_ARN"],
-            boto3_client=aws.client("elbv2"),
-        )
-        self.registry = Registry(deployment.registry_table, boto3_client=aws.client("dynamodb"))
         self.cloudwatch = aws.client("cloudwatch")
         self.lambda_client = aws.client("lambda")
         self.stepfunctions = aws.client("stepfunctions")
@@ -194,10 +186,26 @@ class _Run:
         )
         self.execution_arn = ""
         self.experiment_id = ""
-        self.sessions = [0, 0]
+        self.release_started = self.clock.now()
+        self.sessions: dict[str, int] = dict.fromkeys(deployment.target_groups, 0)
         self._status_cache: tuple[float, str] = (0.0, "RUNNING")
         self._stages: tuple[StageStart, ...] = ()
-        self._weights_seen: Weights | None = None
+        self._forward_seen: dict[str, int] | None = None
+
+    def roles(self) -> tuple[str, str]:
+        """(live slot, idle slot): the registry's service state; before the first rollout, from the rule
+        (the slot with the most weight is live, as the lifecycle decides it then)."""
+        state = self.registry.service_state(self.deployment.service)
+        if state is not None:
+            return state.live, state.idle
+        forward = self.split.current()
+        live = max(self.split.target_groups, key=lambda slot: forward.get(slot, 0))
+        return live, next(slot for slot in self.split.target_groups if slot != live)
+
+    @property
+    def release_hours(self) -> float:
+        """Simulated hours since the current release started."""
+        return (self.clock.now() - self.release_started).total_seconds() / 3600
 
     # -- the state machine ------------------------------------------------------------------------------
     def execution_status(self, *, fresh: bool = False) -> str:
@@ -207,39 +215,63 @@ class _Run:
             self._status_cache = (time.monotonic(), status)
         return status
 
-    def start(self) -> None:
+    def start(self, scenario: Scenario | None = None, *, candidate: str | None = None) -> None:
+        """Start the canary state machine for `scenario`'s candidate (default: the run's scenario), the
+        release manifest naming the idle slot it was deployed into; wait until it asks its first gate."""
+        if scenario is not None:
+            self.scenario = self.simulator.scenario = scenario
+        self._new_pacer()
+        self.release_started = self.clock.now()
+        self.sessions = dict.fromkeys(self.sessions, 0)
+        self._stages, self._forward_seen = (), None
         release_id = f"{self.scenario.name}-{int(self.clock.now().timestamp())}"
+        release = {
+            "candidate": candidate or f"{self.scenario.name}-candidate",
+            "release_id": release_id,
+            "slot": self.roles()[1],
+        }
         self.execution_arn = self.stepfunctions.start_execution(
             stateMachineArn=self.deployment.canary_state_machine_arn,
             name=release_id,
             input=json.dumps(
                 {
-                    "release": {"candidate": f"{self.scenario.name}-candidate", "release_id": release_id},
+                    "release": release,
                     # The real wait is the check interval; the pacer stands in for it (see GatePacer).
                     "timing": {"check_interval_seconds": 0},
                 }
             ),
         )["executionArn"]
+        self._status_cache = (0.0, "RUNNING")
         self.pacer.wait_parked(lambda: self.execution_status() != "RUNNING")
-        running = self.registry.list_running(self.deployment.service)
-        if not running:
+        state = self.registry.service_state(self.deployment.service)
+        if state is None or state.experiment_id is None:
             raise DemoError(f"the canary state machine did not start an experiment: {self._failure()}")
-        self.experiment_id = running[0].experiment_id
+        self.experiment_id = state.experiment_id
 
     def _failure(self) -> str:
         described = self.stepfunctions.describe_execution(executionArn=self.execution_arn)
         return f"{described['status']} {described.get('error', '')} {described.get('cause', '')}".strip()
 
+    def _new_pacer(self) -> None:
+        """A fresh gate pacer for the next execution (the last one's held gate, if any, let go)."""
+        self.pacer.close()
+        if self.pacer.hook in self.aws.runtime.before_invoke:
+            self.aws.runtime.before_invoke.remove(self.pacer.hook)
+        self.pacer = GatePacer()
+        self.aws.runtime.before_invoke.append(self.pacer.hook)
+
     # -- one tick -----------------------------------------------------------------------------------------
     def tick(self) -> TickView:
-        weights = self.split.current_weights()
-        if weights != self._weights_seen:  # the state machine moved the weights: a stage started
-            self._weights_seen = weights
+        """Five simulated minutes under the rule's forward; with a rollout running, its gate asked once."""
+        forward = self.split.current()
+        if self.experiment_id and forward != self._forward_seen:  # the lifecycle moved traffic
+            self._forward_seen = forward
             self._stages = self.registry.stage_history(self.experiment_id)
+        live, _ = self.roles()
         start = self.clock.now()
-        tick = self.simulator.tick(start, canary_percent=weights.canary, hours_in=self.clock.hours)
-        self.sessions[0] += tick.sessions[0]
-        self.sessions[1] += tick.sessions[1]
+        tick = self.simulator.tick(start, forward=forward, live=live, hours_in=self.release_hours)
+        for slot, sessions in tick.sessions.items():
+            self.sessions[slot] = self.sessions.get(slot, 0) + sessions
         for namespace, data in tick.metric_data.items():
             for offset in range(0, len(data), 1000):
                 self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[offset : offset + 1000])
@@ -252,19 +284,20 @@ class _Run:
             if change.state == "ALARM" or change.previous == "ALARM":
                 fired = f"; invoked {', '.join(_short(a) for a in change.fired)}" if change.fired else ""
                 self.event(f"alarm {change.name} → {change.state} ({change.reason}){fired}", at=change.at)
-        self.pacer.release()
-        self.pacer.wait_parked(lambda: self.execution_status() != "RUNNING")
+        if self.execution_arn and self.execution_status(fresh=True) == "RUNNING":
+            self.pacer.release()
+            self.pacer.wait_parked(lambda: self.execution_status() != "RUNNING")
         self.aws.runtime.flush_metrics()
-        experiment = self.registry.get_experiment(self.experiment_id)
-        check = experiment.latest_check
+        check = self.registry.get_experiment(self.experiment_id).latest_check if self.experiment_id else None
         return TickView(
             scenario=self.scenario,
             spec=self.spec,
             now=now,
             hours=self.clock.hours,
             tick=tick,
-            weights=(weights.control, weights.canary),
-            sessions=list(self.sessions),
+            forward=forward,
+            live=live,
+            sessions=dict(self.sessions),
             stages=self._stages,
             check=check,
             alarms=changes,
@@ -303,18 +336,27 @@ class _Run:
 
     def promote(self) -> str:
         """Approve: start the promote state machine (the pipeline's next action) and wait for it."""
-        execution = self.stepfunctions.start_execution(
-            stateMachineArn=self.deployment.promote_state_machine_arn,
-            name=f"promote-{self.experiment_id}"[:80],
-            input=json.dumps({"experiment_id": self.experiment_id}),
-        )["executionArn"]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            described = self.stepfunctions.describe_execution(executionArn=execution)
-            if described["status"] != "RUNNING":
-                return str(described["status"])
-            time.sleep(0.02)
-        raise DemoError("the promote state machine did not finish within 60 s")
+        described = run_promote(self.stepfunctions, self.deployment, {"experiment_id": self.experiment_id})
+        return str(described["status"])
+
+
+def run_promote(stepfunctions: Any, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
+    """Start the promote state machine with `payload` and wait for it (60 s); its DescribeExecution."""
+    execution = stepfunctions.start_execution(
+        stateMachineArn=deployment.promote_state_machine_arn, input=json.dumps(payload)
+    )["executionArn"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        described: dict[str, Any] = stepfunctions.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.02)
+    raise DemoError("the promote state machine did not finish within 60 s")
+
+
+def describe_forward(forward: dict[str, int]) -> str:
+    """``blue 95 / green 5`` (only the slots the rule names)."""
+    return " / ".join(f"{slot} {weight}" for slot, weight in sorted(forward.items()))
 
 
 def _short(arn: str) -> str:
@@ -384,17 +426,16 @@ def run_scenario(
         log_path.unlink()
     with LocalAws(log_path=log_path) as aws:
         deployment = provision(aws, template, stack_name=f"canarywise-{spec.service}")
-        run = _Run(
+        run = LocalRun(
             aws, deployment, scenario, spec, seed=seed, start=start or default_start(), progress=progress
         )
         aws.runtime.clock = run.clock.now
         undo_clock = use_simulated_clock(run.clock, aws.runtime)
-        aws.runtime.before_invoke.append(run.pacer.hook)
         try:
             run.start()
             progress.started(scenario, deployment, run.experiment_id)
             run.event(f"rollout started: experiment {run.experiment_id}")
-            result = _play(run, approve=approve)
+            result = play(run, approve=approve)
         finally:
             run.finish()
             undo_clock()
@@ -415,12 +456,14 @@ def run_scenario(
     return result
 
 
-def _play(run: _Run, *, approve: bool) -> RunResult:
+def play(run: LocalRun, *, approve: bool) -> RunResult:
+    """Tick the started rollout until its state machine ends (promoting it with `approve`), the scenario's
+    clock runs out, or it has held long enough; what happened, read from the registry."""
     scenario = run.scenario
     ticks = 0
     last_stage = -1
     checks: list[CheckRecord] = []
-    while run.clock.hours < scenario.max_hours:
+    while run.release_hours < scenario.max_hours:
         view = run.tick()
         ticks += 1
         if view.check is not None and (not checks or checks[-1].checked_at != view.check.checked_at):
@@ -428,8 +471,8 @@ def _play(run: _Run, *, approve: bool) -> RunResult:
         if view.stages and view.stages[-1].stage_index != last_stage:
             last_stage = view.stages[-1].stage_index
             stage = view.stages[-1]
-            split = f"control {stage.weights.control} / canary {stage.weights.canary}"
-            run.event(f"stage {last_stage + 1}: weights {split}", at=stage.started_at)
+            forward = describe_forward(view.forward)
+            run.event(f"stage {last_stage + 1}: forward {forward}", at=stage.started_at)
         run.progress.ticked(view)
         if run.execution_status(fresh=True) != "RUNNING":
             break

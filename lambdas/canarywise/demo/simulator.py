@@ -1,8 +1,10 @@
 """One five-minute tick of a service's traffic, as the service and its load balancer report it to CloudWatch.
 
-The simulator draws sessions (daily cycle, sticky users, the weights in force), then per variant: the
-outcomes of each spec metric from the scenario's behaviour, and the ALB's per-minute request, 5xx and
-response-time figures. It emits the shapes :mod:`canarywise.data.metric_source` reads:
+The simulator draws sessions (daily cycle, sticky users, the listener rule's forward in force), then per
+target group (*slot*): the outcomes of each spec metric from the scenario's behaviour, and the ALB's
+per-minute request, 5xx and response-time figures. The live slot serves the current model (the scenario's
+control behaviour), the idle slot the candidate. The service's tasks put their slot's name in the ``Variant``
+dimension, the ALB its target group. It emits the shapes :mod:`canarywise.data.metric_source` reads:
 
 - a service proportion: ``<MetricName>`` with SampleCount = sessions, Sum = events (dimension ``Variant``, and
   ``Variant`` + the slice dimension per slice value for a sliced metric);
@@ -10,7 +12,7 @@ response-time figures. It emits the shapes :mod:`canarywise.data.metric_source` 
 - the ALB, per target group and minute: ``RequestCount``, ``HTTPCode_Target_5XX_Count`` (only in minutes with
   errors, as the ALB does) and ``TargetResponseTime`` (a histogram of values and counts);
 - new assignments: ``Canarywise`` ``NewAssignment`` (dimensions ``Service``, ``Variant``), the sessions that
-  arrived without a stickiness cookie and were placed by the weights in force, as
+  arrived without a stickiness cookie that counts and were placed by the weights in force, as
   :meth:`canarywise.emit.VariantMetrics.new_assignment` emits them (a 1 each).
 
 Only aggregates are drawn (binomial counts, normal sums), never one event at a time, so a simulated week takes
@@ -22,9 +24,10 @@ Example
 >>> from canarywise.demo.scenarios import SCENARIOS
 >>> from canarywise.spec import load_spec
 >>> scenario = SCENARIOS["regression"]
->>> sim = TrafficSimulator(scenario, load_spec(scenario.spec_path), seed=7,
-...                        alb=AlbNames("app/demo/1", "targetgroup/control/2", "targetgroup/canary/3"))
->>> tick = sim.tick(datetime(2026, 11, 16, 9, 0, tzinfo=UTC), canary_percent=5.0, hours_in=0.0)
+>>> alb = AlbNames("app/demo/1", {"blue": "targetgroup/blue/2", "green": "targetgroup/green/3"})
+>>> sim = TrafficSimulator(scenario, load_spec(scenario.spec_path), seed=7, alb=alb, live="blue")
+>>> tick = sim.tick(datetime(2026, 11, 16, 9, 0, tzinfo=UTC), forward={"blue": 95, "green": 5},
+...                 live="blue", hours_in=0.0)
 >>> sorted(tick.metric_data)
 ['AWS/ApplicationELB', 'Canarywise', 'MangaAssist']
 """
@@ -40,7 +43,7 @@ import numpy as np
 
 from canarywise.data.metric_source import ALB_NAMESPACE
 from canarywise.demo.scenarios import Latency, Mean, Model, Rate, Scenario
-from canarywise.demo.traffic import CANARY, CONTROL, StickyPool
+from canarywise.demo.traffic import StickyPool
 from canarywise.emit import (
     ASSIGNMENT_METRIC,
     ASSIGNMENT_NAMESPACE,
@@ -51,7 +54,7 @@ from canarywise.emit import (
 from canarywise.errors import CanarywiseError
 from canarywise.spec import AlbSource, Metric, MetricKind, RolloutSpec, ServiceSource
 
-VARIANTS = ("control", "canary")
+VARIANTS = ("control", "canary")  # the scenario's behaviours: the current model and the candidate
 TICK_SECONDS = 300
 # Response-time histogram bins (seconds), log-spaced: what TargetResponseTime's Values/Counts carry.
 _LATENCY_EDGES = np.geomspace(0.02, 120.0, 61)
@@ -64,19 +67,22 @@ class ScenarioError(CanarywiseError, ValueError):
 
 @dataclass(frozen=True)
 class AlbNames:
-    """The ALB dimension values (``app/<name>/<id>``, ``targetgroup/<name>/<id>``)."""
+    """The ALB dimension values: ``app/<name>/<id>`` and, per slot, ``targetgroup/<name>/<id>``."""
 
     load_balancer: str
-    control_target_group: str
-    canary_target_group: str
+    target_groups: Mapping[str, str]
 
-    def target_group(self, variant: str) -> str:
-        return self.control_target_group if variant == "control" else self.canary_target_group
+    def target_group(self, slot: str) -> str:
+        return self.target_groups[slot]
+
+    def other(self, slot: str) -> str:
+        """The slot that is not `slot` (the service has two)."""
+        return next(name for name in self.target_groups if name != slot)
 
 
 @dataclass(frozen=True)
 class ArmTotals:
-    """What one variant did in a tick, per metric: units and events (or sum and sum of squares)."""
+    """What one slot did in a tick, per metric: units and events (or sum and sum of squares)."""
 
     n: dict[str, int] = field(default_factory=dict)
     events: dict[str, float] = field(default_factory=dict)
@@ -85,14 +91,15 @@ class ArmTotals:
 
 @dataclass(frozen=True)
 class Tick:
-    """One tick: when, how many sessions per variant, the per-variant totals and the metric data to put."""
+    """One tick: when, the forward in force, sessions per slot, the per-slot totals and the metric data."""
 
     start: datetime
     end: datetime
-    canary_percent: float
-    sessions: tuple[int, int]
-    new_users: tuple[int, int]
-    arms: tuple[ArmTotals, ArmTotals]
+    forward: dict[str, int]
+    live: str
+    sessions: dict[str, int]
+    new_users: dict[str, int]
+    arms: dict[str, ArmTotals]
     metric_data: dict[str, list[dict[str, Any]]]
 
 
@@ -112,16 +119,22 @@ class TrafficSimulator:
     seed
         Seed of numpy's generator.
     alb
-        Dimension values of the load balancer's metrics.
+        Dimension values of the load balancer's metrics, per slot.
+    live
+        The slot that serves everyone before the first tick (every returning user holds its cookie).
     """
 
-    def __init__(self, scenario: Scenario, spec: RolloutSpec, *, seed: int, alb: AlbNames) -> None:
+    def __init__(self, scenario: Scenario, spec: RolloutSpec, *, seed: int, alb: AlbNames, live: str) -> None:
         self.scenario = scenario
         self.spec = spec
         self.alb = alb
         self.rng = np.random.default_rng(seed)
         self.pool = StickyPool.steady_state(
-            scenario.traffic, tick_seconds=TICK_SECONDS, stickiness_seconds=spec.traffic.stickiness
+            scenario.traffic,
+            live=live,
+            idle=alb.other(live),
+            tick_seconds=TICK_SECONDS,
+            stickiness_seconds=spec.traffic.stickiness,
         )
         self.pool.misroute = scenario.misroute
         self._check_models()
@@ -150,19 +163,21 @@ class TrafficSimulator:
         return Mean if metric.kind is MetricKind.MEAN else Rate
 
     # -- one tick ---------------------------------------------------------------------------------------
-    def tick(self, start: datetime, *, canary_percent: float, hours_in: float) -> Tick:
-        """Five minutes of sessions from `start`, `canary_percent` in force, `hours_in` into the rollout."""
+    def tick(self, start: datetime, *, forward: Mapping[str, int], live: str, hours_in: float) -> Tick:
+        """Five minutes of sessions from `start` under the rule's `forward` (slot → weight); `live` serves
+        the current model, the other slot the candidate, `hours_in` hours into the rollout."""
         traffic = self.scenario.traffic
         end = start + timedelta(seconds=TICK_SECONDS)
         sessions = int(self.rng.poisson(traffic.expected_sessions(start, TICK_SECONDS)))
-        split = self.pool.split(self.rng, sessions, canary_percent=canary_percent)
+        split = self.pool.split(self.rng, sessions, forward=forward, idle=self.alb.other(live))
         phase = traffic.daily_phase(start)
         # The service's aggregates are stamped in the tick's last minute (the newest data a check sees).
         stamp = end - timedelta(minutes=1)
         data: dict[str, list[dict[str, Any]]] = {}
-        arms = []
-        for index, variant in enumerate(VARIANTS):
-            n = int(split.sessions[index])
+        arms: dict[str, ArmTotals] = {}
+        for slot in self.alb.target_groups:
+            n = split.sessions.get(slot, 0)
+            variant = "control" if slot == live else "canary"
             models = self.scenario.behaviour(variant, hours_in=hours_in)
             intents = self._intents(n)
             arm = ArmTotals()
@@ -171,28 +186,29 @@ class TrafficSimulator:
                 if isinstance(metric.source, AlbSource):
                     continue
                 assert isinstance(metric.source, ServiceSource)
-                self._service_metric(metric, model, n, intents, phase, variant, stamp, arm, data)
-            self._alb_metrics(models, n, variant, start, arm, data)
-            self._new_assignments(int(split.new[index]), variant, stamp, data)
-            arms.append(arm)
+                self._service_metric(metric, model, n, intents, phase, slot, stamp, arm, data)
+            self._alb_metrics(models, n, slot, start, arm, data)
+            self._new_assignments(split.new.get(slot, 0), slot, stamp, data)
+            arms[slot] = arm
         return Tick(
             start=start,
             end=end,
-            canary_percent=canary_percent,
-            sessions=(int(split.sessions[CONTROL]), int(split.sessions[CANARY])),
-            new_users=(int(split.new[CONTROL]), int(split.new[CANARY])),
-            arms=(arms[0], arms[1]),
+            forward=dict(forward),
+            live=live,
+            sessions={slot: split.sessions.get(slot, 0) for slot in self.alb.target_groups},
+            new_users={slot: split.new.get(slot, 0) for slot in self.alb.target_groups},
+            arms=arms,
             metric_data=data,
         )
 
     def _new_assignments(
-        self, new: int, variant: str, stamp: datetime, data: dict[str, list[dict[str, Any]]]
+        self, new: int, slot: str, stamp: datetime, data: dict[str, list[dict[str, Any]]]
     ) -> None:
         if not new:
             return
         dims = [
             {"Name": SERVICE_DIMENSION, "Value": self.spec.service},
-            {"Name": VARIANT_DIMENSION, "Value": variant},
+            {"Name": VARIANT_DIMENSION, "Value": slot},
         ]
         data.setdefault(ASSIGNMENT_NAMESPACE, []).append(
             self._datum(ASSIGNMENT_METRIC, dims, stamp, new, new, 1.0, 1.0)
@@ -210,14 +226,14 @@ class TrafficSimulator:
         n: int,
         intents: Mapping[str, int],
         phase: float,
-        variant: str,
+        slot: str,
         stamp: datetime,
         arm: ArmTotals,
         data: dict[str, list[dict[str, Any]]],
     ) -> None:
         assert isinstance(metric.source, ServiceSource)
         namespace, name = metric.source.namespace, metric.source.metric_name
-        variant_dims = [{"Name": VARIANT_DIMENSION, "Value": variant}]
+        variant_dims = [{"Name": VARIANT_DIMENSION, "Value": slot}]
         out = data.setdefault(namespace, [])
         if isinstance(model, Mean):
             responders = int(self.rng.binomial(n, model.response_share))
@@ -293,7 +309,7 @@ class TrafficSimulator:
         self,
         models: Mapping[str, Model],
         sessions: int,
-        variant: str,
+        slot: str,
         start: datetime,
         arm: ArmTotals,
         data: dict[str, list[dict[str, Any]]],
@@ -321,7 +337,7 @@ class TrafficSimulator:
         )
         dims = [
             {"Name": "LoadBalancer", "Value": self.alb.load_balancer},
-            {"Name": "TargetGroup", "Value": self.alb.target_group(variant)},
+            {"Name": "TargetGroup", "Value": self.alb.target_group(slot)},
         ]
         out = data.setdefault(ALB_NAMESPACE, [])
         errors_total = 0

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canarywise.data.traffic import TrafficSplit
 from canarywise.errors import CanarywiseError
 from canarywise.local.alarms import CompositeAlarm
 from canarywise.local.server import ACCOUNT_ID, REGION, LocalAws
@@ -103,18 +104,38 @@ class Deployment:
         return self.function("stage_gate").environment["SERVICE"]
 
     @property
-    def traffic(self) -> Mapping[str, str]:
-        """The rollback's LISTENER_RULE_ARN, CONTROL_TARGET_GROUP_ARN and CANARY_TARGET_GROUP_ARN."""
-        env = self.function("rollback").environment
-        keys = ("LISTENER_RULE_ARN", "CONTROL_TARGET_GROUP_ARN", "CANARY_TARGET_GROUP_ARN")
-        return {key: env[key] for key in keys}
+    def listener_rule_arn(self) -> str:
+        return self.function("rollback").environment["LISTENER_RULE_ARN"]
 
     @property
-    def alb_full_names(self) -> Mapping[str, str]:
-        """LOAD_BALANCER_FULL_NAME and the target groups' full names (the ALB metrics' dimension values)."""
-        env = self.function("significance_check").environment
-        keys = ("LOAD_BALANCER_FULL_NAME", "CONTROL_TARGET_GROUP_FULL_NAME", "CANARY_TARGET_GROUP_FULL_NAME")
-        return {key: env[key] for key in keys}
+    def target_groups(self) -> dict[str, str]:
+        """Slot → target group ARN (the functions' ``TARGET_GROUPS``, a JSON object)."""
+        return _json_object(self.function("rollback").environment, "TARGET_GROUPS")
+
+    @property
+    def load_balancer_full_name(self) -> str:
+        """The ALB metrics' ``LoadBalancer`` dimension value."""
+        return self.function("significance_check").environment["LOAD_BALANCER_FULL_NAME"]
+
+    @property
+    def target_group_full_names(self) -> dict[str, str]:
+        """Slot → the ALB metrics' ``TargetGroup`` dimension value (``TARGET_GROUP_FULL_NAMES``)."""
+        return _json_object(self.function("significance_check").environment, "TARGET_GROUP_FULL_NAMES")
+
+    def traffic_split(self, elbv2: Any) -> TrafficSplit:
+        """The listener rule and its slots, read with `elbv2` (a client on the local endpoint)."""
+        return TrafficSplit(self.listener_rule_arn, self.target_groups, boto3_client=elbv2)
+
+
+def _json_object(environment: Mapping[str, str], name: str) -> dict[str, str]:
+    """A variable holding a JSON object (the stack builds it with ``Fn::Join``; moto resolves that)."""
+    try:
+        value = json.loads(environment[name])
+    except (KeyError, ValueError) as exc:
+        raise ProvisionError(f"{name} is not a JSON object: {environment.get(name)!r}") from exc
+    if not isinstance(value, dict):
+        raise ProvisionError(f"{name} is not a JSON object: {environment[name]!r}")
+    return {str(slot): str(arn) for slot, arn in value.items()}
 
 
 # -- synth -------------------------------------------------------------------------------------------------
