@@ -68,6 +68,8 @@ class PromoteSettings(TrafficSettings):
 class RollbackSettings(TrafficSettings):
     state_machine_arn: _Required = Field(alias="STATE_MACHINE_ARN")
     alert_topic_arn: _Required = Field(alias="ALERT_TOPIC_ARN")
+    # The pipeline whose pending approval a rollback rejects (absent: no pipeline, e.g. local mode).
+    pipeline_name: str | None = Field(default=None, alias="PIPELINE_NAME")
 
     @property
     def own_alarm_prefix(self) -> str:
@@ -84,8 +86,6 @@ class RollbackSettings(TrafficSettings):
                 f"(found {self.state_machine_arn!r})"
             )
         return parts[4]
-    # The pipeline whose pending approval a rollback rejects (absent: no pipeline, e.g. local mode).
-    pipeline_name: str | None = Field(default=None, alias="PIPELINE_NAME")
 
 
 def load_settings[S: _Environment](model: type[S], environ: Mapping[str, str] | None = None) -> S:

@@ -551,6 +551,7 @@ def begin(
     candidate: str = "v42",
     n: int = 1,
     now: datetime = T0,
+    execution_arn: str | None = None,
     **spec_changes: Any,
 ) -> Any:
     """Take ``start`` for a new experiment of the spec's service (its state initialised control-live)."""
@@ -566,7 +567,7 @@ def begin(
     state = registry.service_state(spec.service) or registry.initialise_service_state(
         ServiceState.initial(spec.service, live="control", idle="canary", now=now)
     )
-    execution_arn = f"arn:aws:states:us-east-1:123456789012:execution:canary:{candidate}-{n}"
+    execution_arn = execution_arn or f"arn:aws:states:us-east-1:123456789012:execution:canary:{candidate}-{n}"
     experiment_id = experiment_id_for(spec.service, candidate, execution_arn)
     item = registry.new_experiment_item(
         spec,
@@ -609,5 +610,5 @@ def conclude(registry: Any, experiment: Any, how: str, now: datetime, *, pvalue:
         service=service, rolled_back_at=now, source="cli", reason="test", experiment_id=eid,
         candidate=experiment.candidate,
     )  # fmt: skip
-    take(registry, service, "rolled_back", now, experiment_id=eid, rollback=record,
-         experiment_sets={"concluded_at": to_iso(now), "rolled_back_at": to_iso(now), "pvalue": pvalue})  # fmt: skip
+    sets = {"concluded_at": to_iso(now), "rolled_back_at": to_iso(now), "pvalue": pvalue}
+    take(registry, service, "rolled_back", now, experiment_id=eid, rollback=record, experiment_sets=sets)

@@ -23,8 +23,8 @@ from canarywise.data.registry import (
     RegistryError,
     TransitionRefusedError,
 )
-from canarywise.lifecycle.table import TRANSITIONS, Event, Phase
 from canarywise.decision.models import MeanAggregate, Observations, ProportionAggregate
+from canarywise.lifecycle.table import TRANSITIONS, Event, Phase
 from canarywise.spec import SpecError, parse_spec
 
 
@@ -224,7 +224,8 @@ def test_a_writer_with_a_stale_version_changes_nothing(
     # ...then a stage start holding the version read before it arrives: refused, nothing written.
     with pytest.raises(
         TransitionRefusedError,
-        match=r"^stage_started refused: mangaassist moved on \(version 2, roll_back by test; this call held version 1\)",
+        match=r"^stage_started refused: mangaassist moved on "
+        r"\(version 2, roll_back by test; this call held version 1\)",
     ):
         registry.transition(
             Event.STAGE_STARTED, token, experiment_id=experiment_id, percent=25, now=at(11), by="x"

@@ -1,9 +1,13 @@
-"""The rollback Lambda against moto: every event source, the order of the steps, duplicates, races, faults."""
+"""The rollback Lambda against moto: every event source, the order of the steps, duplicates, races, faults.
+
+What a rollback must leave, read straight from ELBv2 and the registry: a forward action that names only the
+live slot (no user, sticky or not, reaches the candidate), the experiment ROLLED_BACK, one record, one
+alert per incident.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +18,11 @@ from aws_kit import (
     Env,
     alarm_action_event,
     alerts,
+    begin,
     execution_status,
     pipeline_event,
     registry_items,
+    rule_groups,
     rule_stickiness,
     rule_weights,
     set_rule_weights,
@@ -29,10 +35,11 @@ from canarywise.data.executions import AlertTopic, CanaryExecutions
 from canarywise.data.models import ExperimentStatus, RollbackRecord
 from canarywise.data.registry import Registry
 from canarywise.data.traffic import TrafficSplit
-from canarywise.handlers import rollback, stage_gate
+from canarywise.handlers import promote, rollback, stage_gate
+from canarywise.lifecycle.table import Event
 from canarywise.runtime.events import EventError, parse_rollback_event
-from canarywise.runtime.rollback import RollbackFailedError, roll_back
-from canarywise.spec import parse_spec
+from canarywise.runtime.lifecycle import Lifecycle
+from canarywise.runtime.rollback import RollbackFailedError, RollbackRefusedError, roll_back
 
 
 def _rollback_records() -> list[dict[str, Any]]:
@@ -43,19 +50,33 @@ def _history() -> list[dict[str, Any]]:
     return [i for i in registry_items() if i["sk"]["S"].startswith("ROLLBACK#")]
 
 
-def test_alarm_action_rolls_back_weights_first_then_stops_records_and_notifies(
+def _slots(aws: Env) -> dict[str, str]:
+    return {"control": aws.traffic.control_target_group_arn, "canary": aws.traffic.canary_target_group_arn}
+
+
+def _lifecycle(aws: Env, **traffic: Any) -> Lifecycle:
+    registry = Registry(TABLE)
+    return Lifecycle(
+        "mangaassist", registry, TrafficSplit(aws.traffic.listener_rule_arn, _slots(aws), **traffic)
+    )
+
+
+def test_alarm_action_takes_every_user_off_the_candidate_then_records_and_notifies(
     aws: Env, spec_data: dict[str, Any], context: Any
 ) -> None:
     experiment_id, execution = start_rollout(aws, spec_data, context)
     assert rule_weights(aws) == {"control": 95, "canary": 5}
+    assert rule_stickiness(aws) == {"Enabled": True, "DurationSeconds": 7 * 86400}
 
     result = rollback.handler(alarm_action_event(), context)
 
     assert result["outcome"] == "ROLLED_BACK"
     assert result["experiment_ids"] == [experiment_id]
+    # Sequence 7 of the lifecycle issue: the candidate's group is absent from the forward action, so a user
+    # holding a 7-day AWSALBTG cookie for it is routed to the live group like everyone else.
+    assert rule_groups(aws) == {"control"}
     assert rule_weights(aws) == {"control": 100, "canary": 0}
-    # Stickiness is part of the rule: a rollback must not switch it off (users would flip variants).
-    assert rule_stickiness(aws) == {"Enabled": True, "DurationSeconds": 7 * 86400}
+    assert rule_stickiness(aws) == {"Enabled": False}
     assert execution_status(execution) == "ABORTED"
     experiment = Registry(TABLE).get_experiment(experiment_id)
     assert experiment.status is ExperimentStatus.ROLLED_BACK
@@ -64,7 +85,8 @@ def test_alarm_action_rolls_back_weights_first_then_stops_records_and_notifies(
     assert message["outcome"] == "ROLLED_BACK"
     assert message["candidate"] == "v42"
     assert message["reason"] == "alarm mangaassist-critical is ALARM: StatisticalHarm >= 1"
-    assert message["weights"] == {"control": 100, "canary": 0}
+    assert message["forward"] == {"control": 100}
+    assert message["live"] == "control"
     assert message["candidate_rollbacks_7d"] == 1
 
 
@@ -77,7 +99,7 @@ def test_the_same_alarm_delivered_three_times_is_one_rollback(
     assert len(_rollback_records()) == 1
     assert len(_history()) == 1
     assert len(alerts(aws)) == 1
-    assert rule_weights(aws) == {"control": 100, "canary": 0}
+    assert rule_groups(aws) == {"control"}
 
 
 def test_the_lambda_action_and_the_sns_copy_of_one_alarm_are_one_rollback(
@@ -86,9 +108,32 @@ def test_the_lambda_action_and_the_sns_copy_of_one_alarm_are_one_rollback(
     start_rollout(aws, spec_data, context)
     first = rollback.handler(sns_alarm_event(), context)
     second = rollback.handler(alarm_action_event(), context)
-    assert (first["outcome"], second["outcome"]) == ("ROLLED_BACK", "DUPLICATE")
+    # The critical alarm flapping ALARM -> OK -> ALARM after the rollback: a new state change, same incident.
+    third = rollback.handler(alarm_action_event(timestamp="2026-11-02T09:45:00.000+0000"), context)
+    assert (first["outcome"], second["outcome"], third["outcome"]) == (
+        "ROLLED_BACK",
+        "DUPLICATE",
+        "DUPLICATE",
+    )
     assert len(_history()) == 1
     assert len(alerts(aws)) == 1
+
+
+def _running(aws: Env, spec_data: dict[str, Any], name: str, candidate: str) -> tuple[str, str]:
+    """A fresh experiment at its first stage (registered directly: the cooldown would refuse the gate)."""
+    execution = start_execution(aws, name)
+    registry = Registry(TABLE)
+    experiment = begin(registry, spec_data, candidate=candidate, execution_arn=execution)
+    lifecycle = _lifecycle(aws)
+    state = lifecycle.take(
+        Event.STAGE_STARTED,
+        experiment_id=experiment.experiment_id,
+        percent=5,
+        now=datetime.now(UTC),
+        by="test",
+    )
+    lifecycle.settle(state)
+    return experiment.experiment_id, execution
 
 
 @pytest.mark.usefixtures("serialized_dynamodb_writes")
@@ -97,16 +142,8 @@ def test_two_concurrent_rollbacks_write_exactly_one_record(
 ) -> None:
     registry = Registry(TABLE)
     for round_ in range(3):
-        # A fresh experiment each round, registered directly (the cooldown would refuse a start via the gate).
-        execution = start_execution(aws, f"race-{round_}")
-        experiment = registry.create_experiment(
-            parse_spec(spec_data),
-            candidate=f"v{round_}",
-            release_id=f"race-{round_}",
-            execution_arn=execution,
-            now=datetime.now(UTC),
-        )
-        set_rule_weights(aws, 95, 5)
+        experiment_id, execution = _running(aws, spec_data, f"race-{round_}", f"v{round_}")
+        assert rule_weights(aws) == {"control": 95, "canary": 5}
         barrier = threading.Barrier(2)
         results: list[dict[str, Any]] = []
         errors: list[BaseException] = []
@@ -137,51 +174,37 @@ def test_two_concurrent_rollbacks_write_exactly_one_record(
         assert sorted(r["outcome"] for r in results) == ["DUPLICATE", "ROLLED_BACK"]
         assert len(_rollback_records()) == round_ + 1
         assert len(_history()) == round_ + 1  # one history item per rollback: the loser wrote nothing
-        assert rule_weights(aws) == {"control": 100, "canary": 0}
-        assert registry.get_experiment(experiment.experiment_id).status is ExperimentStatus.ROLLED_BACK
+        state = registry.service_state("mangaassist")
+        assert state is not None
+        assert rule_groups(aws) == {state.live}
+        assert registry.get_experiment(experiment_id).status is ExperimentStatus.ROLLED_BACK
         assert execution_status(execution) == "ABORTED"
     assert len(alerts(aws)) == 3
 
 
-def _overtaken_by(event: dict[str, Any], context: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Make the next rollback call pause between its weight change and its registry read while `event`'s
-    rollback runs to the end: the interleaving that once made a concurrent pair record two rollbacks (the
-    late caller found nothing running and wrote a service-level record)."""
-    original = Registry.list_running
+def _overtaken_at(
+    event: Event, overtaker_event: dict[str, Any], context: Any, monkeypatch: pytest.MonkeyPatch
+) -> list[Any]:
+    """Make the next rollback call run `overtaker_event`'s rollback to the end right before it takes
+    `event` (it read the state and the experiment first, then lost the race)."""
+    original = Lifecycle.take
     overtaker: list[Any] = []
 
-    def list_running(self: Registry, service: str | None = None) -> tuple[Any, ...]:
-        if not overtaker:
+    def take(self: Lifecycle, taken: Event, **kwargs: Any) -> Any:
+        if taken is event and not overtaker:
             overtaker.append(None)
-            overtaker[0] = rollback.handler(event, context)
-        return original(self, service)
+            overtaker[0] = rollback.handler(overtaker_event, context)
+        return original(self, taken, **kwargs)
 
-    monkeypatch.setattr(Registry, "list_running", list_running)
+    monkeypatch.setattr(Lifecycle, "take", take)
     return overtaker
-
-
-def _roll_back_later(aws: Env, event: dict[str, Any], seconds: float) -> Any:
-    """`event`'s rollback as if it arrived `seconds` later by the wall clock that orders rollbacks."""
-    return roll_back(
-        parse_rollback_event(event),
-        service="mangaassist",
-        registry=Registry(TABLE, clock=lambda: time.time() + seconds),
-        traffic=TrafficSplit(
-            aws.traffic.listener_rule_arn,
-            aws.traffic.control_target_group_arn,
-            aws.traffic.canary_target_group_arn,
-        ),
-        executions=CanaryExecutions(aws.state_machine_arn),
-        alerts=AlertTopic(aws.topic_arn),
-        now=datetime.now(UTC),
-    )
 
 
 def test_a_cli_rollback_overtaken_by_the_alarm_is_a_duplicate(
     aws: Env, spec_data: dict[str, Any], context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     experiment_id, _ = start_rollout(aws, spec_data, context)
-    overtaker = _overtaken_by(alarm_action_event(), context, monkeypatch)
+    overtaker = _overtaken_at(Event.ROLL_BACK, alarm_action_event(), context, monkeypatch)
 
     late = rollback.handler({"source": "cli", "reason": "on-call saw complaints"}, context)
 
@@ -190,40 +213,90 @@ def test_a_cli_rollback_overtaken_by_the_alarm_is_a_duplicate(
     assert len(_rollback_records()) == 1
     assert len(_history()) == 1
     assert len(alerts(aws)) == 1
-    assert rule_weights(aws) == {"control": 100, "canary": 0}
+    assert rule_groups(aws) == {"control"}
 
 
-def test_an_alarm_overtaken_by_the_cli_is_a_duplicate_and_so_are_its_later_copies(
+def test_a_rollback_whose_taker_died_is_finished_by_the_next_trigger(
     aws: Env, spec_data: dict[str, Any], context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    start_rollout(aws, spec_data, context)
-    overtaker = _overtaken_by({"source": "cli", "reason": "on-call saw complaints"}, context, monkeypatch)
+    """The first call took the rollback (ROLLING_BACK), then crashed before touching the rule: the alarm's
+    next delivery finishes it, and it is still one record and one alert."""
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    lifecycle = _lifecycle(aws)
+    lifecycle.take(Event.ROLL_BACK, experiment_id=experiment_id, now=datetime.now(UTC), by="a call that died")
+    assert rule_weights(aws) == {"control": 95, "canary": 5}
+    result = rollback.handler(alarm_action_event(), context)
+    assert result["outcome"] == "ROLLED_BACK"
+    assert rule_groups(aws) == {"control"}
+    assert Registry(TABLE).get_experiment(experiment_id).status is ExperimentStatus.ROLLED_BACK
+    assert (len(_rollback_records()), len(alerts(aws))) == (1, 1)
 
-    late = rollback.handler(alarm_action_event(), context)
-    assert (overtaker[0]["outcome"], late["outcome"]) == ("ROLLED_BACK", "DUPLICATE")
 
-    # The alarm's SNS copy arrives well after the clock-skew allowance: the trigger it shares with the
-    # overtaken delivery was remembered, so it is a duplicate too, not a rollback of nothing.
-    assert _roll_back_later(aws, sns_alarm_event(), 60).outcome == "DUPLICATE"
-    assert len(_rollback_records()) == 1
-    assert len(_history()) == 1
-    assert len(alerts(aws)) == 1
-
-
-def test_a_cli_rollback_long_after_a_finished_one_is_its_own_rollback(
+def test_a_cli_rollback_after_a_finished_one_moves_nothing_unless_forced(
     aws: Env, spec_data: dict[str, Any], context: Any
 ) -> None:
-    """Not concurrent: a person restoring 100/0 a minute after the alarm's rollback is recorded and told."""
+    """Sequence 6 of the lifecycle issue, and its escape hatch: with nothing running a rollback refuses and
+    says what the rule holds; `--force` (a person, on purpose) returns all traffic to the live slot."""
     start_rollout(aws, spec_data, context)
     assert rollback.handler(alarm_action_event(), context)["outcome"] == "ROLLED_BACK"
     set_rule_weights(aws, 50, 50)  # someone sent traffic to the candidate by hand
-    assert _roll_back_later(aws, {"source": "cli", "reason": "manual"}, 60).outcome == "ROLLED_BACK"
-    assert rule_weights(aws) == {"control": 100, "canary": 0}
+    late = rollback.handler({"source": "cli", "reason": "manual"}, context)
+    assert late["outcome"] == "DUPLICATE"
+    assert late["reason"] == (
+        "nothing to roll back: no rollout of mangaassist is in progress; all traffic is on 'control'; "
+        "but the rule forwards {'control': 50, 'canary': 50}, the registry says {'control': 100}: "
+        "`canarywise rollback --force` restores it (manual)"
+    )
+    assert rule_weights(aws) == {"control": 50, "canary": 50}  # refused: nothing moved
+    forced = rollback.handler({"source": "cli", "reason": "manual", "force": True, "actor": "ana"}, context)
+    assert forced["outcome"] == "ROLLED_BACK"
+    assert rule_groups(aws) == {"control"}
     assert len(_history()) == 2
+    assert Registry(TABLE).rollback_history("mangaassist")[-1].actor == "cli (ana)"
     assert len(alerts(aws)) == 2
 
 
-def test_the_state_machine_rollback_spares_its_own_execution(
+def test_the_day_after_a_promotion_a_rollback_refuses(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    """Sequence 6: nothing running after a promotion; 100/0 would send every user back to the old model."""
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
+    promote.handler({"experiment_id": experiment_id}, context)
+    assert rule_groups(aws) == {"canary"}
+    result = rollback.handler({"source": "cli", "reason": "a person, a day later"}, context)
+    assert result["outcome"] == "NOTHING_TO_ROLL_BACK"
+    assert result["reason"].startswith(
+        "nothing to roll back: no rollout of mangaassist is in progress; all traffic is on 'canary'"
+    )
+    assert rule_groups(aws) == {"canary"}
+    assert alerts(aws) == []  # nobody paged
+    assert _history() == []
+
+
+def test_a_rollback_naming_an_experiment_checks_the_id_first(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    """Sequence 5: an unknown or promoted id moves nothing and stops nothing; the live rollout goes on."""
+    old_id, _ = start_rollout(aws, spec_data, context)
+    stage_gate.handler({"action": "ready", "experiment_id": old_id}, context)
+    promote.handler({"experiment_id": old_id}, context)
+    live_id, execution = start_rollout(aws, spec_data, context, candidate="v43", execution_name="release-43")
+    before = rule_weights(aws)
+    assert before == {"control": 5, "canary": 95}  # release 2 went into the other slot
+    with pytest.raises(
+        RollbackRefusedError, match=r"^rollback refused: experiment \S+ was promoted \(v42 is live\)"
+    ):
+        rollback.handler({"source": "cli", "reason": "old id", "experiment_id": old_id}, context)
+    with pytest.raises(RollbackRefusedError, match=r"^rollback refused: no experiment 'nope' in table"):
+        rollback.handler({"source": "cli", "reason": "typo", "experiment_id": "nope"}, context)
+    assert rule_weights(aws) == before
+    assert execution_status(execution) == "RUNNING"
+    assert Registry(TABLE).get_experiment(live_id).status is ExperimentStatus.RUNNING
+    assert alerts(aws) == []
+
+
+def test_the_state_machine_rollback_spares_its_own_execution_and_stops_no_other(
     aws: Env, spec_data: dict[str, Any], context: Any
 ) -> None:
     experiment_id, execution = start_rollout(aws, spec_data, context)
@@ -233,21 +306,20 @@ def test_the_state_machine_rollback_spares_its_own_execution(
         context,
     )
     assert result["outcome"] == "ROLLED_BACK"
-    # The caller fails by itself right after (a clear "Failed"); any other running execution is stopped.
+    # The caller fails by itself right after (a clear "Failed"); an execution of another experiment is not
+    # this rollback's business.
     assert execution_status(execution) == "RUNNING"
-    assert execution_status(other) == "ABORTED"
+    assert execution_status(other) == "RUNNING"
     assert Registry(TABLE).get_rollback(experiment_id).reason == "escalation rate: harm proven"  # type: ignore[union-attr]
 
 
-def test_cli_rollback_with_nothing_running_still_restores_weights(aws: Env, context: Any) -> None:
-    set_rule_weights(aws, 50, 50)
+def test_cli_rollback_with_nothing_running_refuses(aws: Env, context: Any) -> None:
     result = rollback.handler({"source": "cli", "reason": "manual"}, context)
-    assert result["outcome"] == "ROLLED_BACK"
+    assert result["outcome"] == "NOTHING_TO_ROLL_BACK"
     assert result["experiment_ids"] == []
     assert rule_weights(aws) == {"control": 100, "canary": 0}
-    [record] = Registry(TABLE).rollback_history("mangaassist")
-    assert (record.source, record.reason, record.experiment_id) == ("cli", "manual", None)
-    assert len(alerts(aws)) == 1
+    assert Registry(TABLE).rollback_history("mangaassist") == ()
+    assert alerts(aws) == []
 
 
 def test_a_rejected_approval_rolls_back_and_marks_rejected(
@@ -258,7 +330,7 @@ def test_a_rejected_approval_rolls_back_and_marks_rejected(
     result = rollback.handler(pipeline_event("FAILED"), context)
     assert result["outcome"] == "ROLLED_BACK"
     assert Registry(TABLE).get_experiment(experiment_id).status is ExperimentStatus.REJECTED
-    assert rule_weights(aws) == {"control": 100, "canary": 0}
+    assert rule_groups(aws) == {"control"}
 
 
 @pytest.mark.parametrize(
@@ -366,19 +438,15 @@ def test_elbv2_failing_is_retried_then_fails_loudly_and_says_so_in_the_registry(
     experiment_id, execution = start_rollout(aws, spec_data, context)
     elb = _FailingElb()
     waits: list[float] = []
-    traffic = TrafficSplit(
-        aws.traffic.listener_rule_arn,
-        aws.traffic.control_target_group_arn,
-        aws.traffic.canary_target_group_arn,
-        boto3_client=elb,
-        sleep=waits.append,
-    )
-    with pytest.raises(RollbackFailedError, match=r"^rollback of mangaassist FAILED: weights are not 100/0 "):
+    with pytest.raises(
+        RollbackFailedError,
+        match=r"^rollback of mangaassist FAILED: the rule does not send everything to the live",
+    ):
         roll_back(
             parse_rollback_event(alarm_action_event()),
             service="mangaassist",
             registry=Registry(TABLE),
-            traffic=traffic,
+            lifecycle=_lifecycle(aws, boto3_client=elb, sleep=waits.append),
             executions=CanaryExecutions(aws.state_machine_arn),
             alerts=AlertTopic(aws.topic_arn),
             now=datetime.now(UTC),
@@ -387,24 +455,26 @@ def test_elbv2_failing_is_retried_then_fails_loudly_and_says_so_in_the_registry(
     assert elb.modify_calls == 4
     assert waits == [0.5, 1.0, 2.0]
     assert rule_weights(aws) == {"control": 95, "canary": 5}
-    # The rollout is stopped anyway, and the registry says the rollback failed; the status is unchanged so a
-    # retry (Lambda's async retry, the next alarm, `canarywise rollback`) can still complete it.
+    # The rollout is stopped anyway (before the rule), and the registry says the rollback failed; the
+    # experiment stays ROLLING_BACK so a retry (Lambda's async retry, the next alarm, `canarywise rollback`)
+    # completes it — and nothing else (a stage start, an approval) can move it meanwhile.
     assert execution_status(execution) == "ABORTED"
     registry = Registry(TABLE)
     [failure] = registry.rollback_failures("mangaassist")
     assert failure["experiment_ids"] == [experiment_id]
     assert "ServiceUnavailable: " in failure["error"]
     experiment = registry.get_experiment(experiment_id)
-    assert experiment.status is ExperimentStatus.RUNNING
+    assert experiment.status is ExperimentStatus.ROLLING_BACK
     assert experiment.rollback_failed_at is not None
     assert _rollback_records() == []
     [message] = alerts(aws)
-    assert message["action"] == "set the listener rule to control 100 / canary 0 by hand"
+    assert message["action"] == "set the listener rule to forward only to the live target group by hand"
 
     # The retry, once ELB answers again, completes the rollback.
     result = rollback.handler(alarm_action_event(), context)
     assert result["outcome"] == "ROLLED_BACK"
-    assert rule_weights(aws) == {"control": 100, "canary": 0}
+    assert rule_groups(aws) == {"control"}
+    assert len(alerts(aws)) == 1
 
 
 def test_elbv2_failing_through_the_handler_is_a_loud_failure(
@@ -425,7 +495,7 @@ def test_elbv2_failing_through_the_handler_is_a_loud_failure(
     with pytest.raises(RollbackFailedError, match="RuleNotFound"):
         rollback.handler(alarm_action_event(), context)
     assert calls == [aws.traffic.listener_rule_arn] * 4
-    assert Registry(TABLE).get_experiment(experiment_id).status is ExperimentStatus.RUNNING
+    assert Registry(TABLE).get_experiment(experiment_id).status is ExperimentStatus.ROLLING_BACK
     assert len(Registry(TABLE).rollback_failures("mangaassist")) == 1
 
 
@@ -436,7 +506,7 @@ def test_the_third_rollback_in_7_days_rejects_the_candidate(
     registry = Registry(TABLE)
     now = datetime.now(UTC)
     for days in (5, 2):  # two earlier rollbacks of v42 (history items, as earlier rollouts left them)
-        registry.record_rollback(
+        registry.record_forced_rollback(
             RollbackRecord(
                 service="mangaassist",
                 rolled_back_at=now - timedelta(days=days),

@@ -139,8 +139,8 @@ def test_start_refuses_a_release_deployed_into_the_live_slot(
     event["release"]["slot"] = "control"
     with pytest.raises(
         WrongSlotError,
-        match=r"was deployed into 'control', but 'control' is live and 'canary' is idle: deploy the candidate "
-        r"into 'canary'$",
+        match=r"was deployed into 'control', but 'control' is live and 'canary' is idle: "
+        r"deploy the candidate into 'canary'$",
     ):
         stage_gate.handler(event, context)
     event["release"]["slot"] = "canary"

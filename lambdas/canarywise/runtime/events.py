@@ -71,8 +71,15 @@ def parse_scheduled_event(event: Any, *, now: datetime | None = None) -> Schedul
 
 # --- stage gate --------------------------------------------------------------------------------------------
 class Release(_Event):
+    """The release manifest: what is deployed, and (optionally) the slot it was deployed into.
+
+    When `slot` is given, ``start`` refuses unless it is the service's idle slot: the candidate must never
+    be deployed over the live model.
+    """
+
     candidate: _Text
     release_id: _Text
+    slot: Annotated[str, Field(min_length=1)] | None = None
 
 
 class StartAction(_Event):
@@ -118,6 +125,8 @@ def parse_stage_gate_event(event: Any) -> StageGateAction:
 # --- promote -----------------------------------------------------------------------------------------------
 class PromoteEvent(_Event):
     experiment_id: _Text
+    # Who approved (the pipeline's approver or the CLI caller's identity), recorded on the transition.
+    approved_by: Annotated[str, Field(min_length=1, max_length=512)] = "CodePipeline approval"
 
 
 def parse_promote_event(event: Any) -> PromoteEvent:
@@ -140,6 +149,9 @@ class RollbackRequest(_Event):
     experiment_id: str | None = None
     trigger_id: str | None = None
     status: ExperimentStatus = ExperimentStatus.ROLLED_BACK
+    # A person's `rollback --force`: with nothing running, return all traffic to the live slot anyway.
+    force: bool = False
+    actor: str = ""
 
 
 class _AlarmState(_Event):
@@ -179,6 +191,8 @@ class _CliEvent(_Event):
     source: Literal["cli"]
     reason: _Text
     experiment_id: Annotated[str, Field(min_length=1)] | None = None
+    force: bool = False
+    actor: Annotated[str, Field(max_length=512)] = ""
 
 
 class _PipelineActionType(_Event):
@@ -305,7 +319,9 @@ def parse_rollback_event(
                 f"malformed CLI event: reason: at most {MAX_REASON_CHARS:,} characters, "
                 f"found {len(cli.reason):,}"
             )
-        return RollbackRequest(source="cli", reason=cli.reason, experiment_id=cli.experiment_id)
+        return RollbackRequest(
+            source="cli", reason=cli.reason, experiment_id=cli.experiment_id, force=cli.force, actor=cli.actor
+        )
     if source == "aws.codepipeline":
         pipeline = _parse(_PipelineEvent, event, "CodePipeline")
         detail = pipeline.detail

@@ -102,6 +102,15 @@ class Lifecycle:
             )
         return target
 
+    def drift(self, state: ServiceState) -> str | None:
+        """How the rule differs from what `state` asks for, or None (an unreadable rule is a difference)."""
+        try:
+            found = {slot: weight for slot, weight in self.traffic.current().items() if weight > 0}
+        except TrafficError as exc:
+            return f"the rule cannot be read ({exc})"
+        wanted = {slot: weight for slot, weight in state.forward.items() if weight > 0}
+        return None if found == wanted else f"the rule forwards {found}, the registry says {wanted}"
+
     def _newest(self, state: ServiceState) -> ServiceState:
         newest = self.registry.service_state(self.service)
         if newest is None or newest.version < state.version:

@@ -115,12 +115,7 @@ def roll_back(
     if experiment is None:
         if request.force:
             return _force_live(request, service, registry, lifecycle, alerts, state, now)
-        logger.info("nothing to roll back", extra={"reason": request.reason, "live": state.live})
-        return RollbackResult(
-            outcome=RollbackOutcome.NOTHING_TO_ROLL_BACK.value,
-            reason=f"nothing to roll back: no rollout of {service} is in progress; all traffic is on "
-            f"{state.live!r} ({request.reason})",
-        )
+        return _nothing(request, service, lifecycle, state)
     if experiment.status in {ExperimentStatus.ROLLED_BACK, ExperimentStatus.REJECTED}:
         return _duplicate(request, experiment, ())
     if experiment.status is ExperimentStatus.PROMOTED:
@@ -325,6 +320,25 @@ def _force_live(
     return replace(
         result, notified=_publish(alerts, f"canarywise: {service} forced to {state.live}", message)
     )
+
+
+def _nothing(
+    request: RollbackRequest, service: str, lifecycle: Lifecycle, state: ServiceState
+) -> RollbackResult:
+    """No rollout in progress: move nothing. A repeat of the trigger that just rolled back (the alarm's
+    SNS copy, a flap ALARM → OK → ALARM) is a duplicate; anything else is "nothing to roll back". Either
+    way the rule is compared with the registry and a difference is reported, not "fixed" (``--force``)."""
+    outcome = (
+        RollbackOutcome.DUPLICATE
+        if state.last_event == Event.ROLLED_BACK
+        else RollbackOutcome.NOTHING_TO_ROLL_BACK
+    )
+    reason = f"nothing to roll back: no rollout of {service} is in progress; all traffic is on {state.live!r}"
+    drift = lifecycle.drift(state)
+    if drift:
+        reason += f"; but {drift}: `canarywise rollback --force` restores it"
+    logger.info("nothing to roll back", extra={"outcome": outcome.value, "trigger": request.reason})
+    return RollbackResult(outcome=outcome.value, reason=f"{reason} ({request.reason})", live=state.live)
 
 
 def _duplicate(request: RollbackRequest, experiment: Experiment, stopped: tuple[str, ...]) -> RollbackResult:
