@@ -1,9 +1,11 @@
 """The service-side helper: emit per-variant metrics in the shape the significance check reads.
 
-A model service (the control and the canary run the same code, told apart by an environment variable or the
-target group they serve) records one value per unit (a session, a request) with CloudWatch embedded metric
-format (EMF) through Powertools. CloudWatch turns each log line into metrics with the dimension ``Variant``
-(``control`` | ``canary``) and, for a sliced metric, also ``Variant`` + the slice dimension (e.g. ``Intent``),
+A model service (both target groups run the same code, told apart by an environment variable naming the
+target group, the *slot*, they serve) records one value per unit (a session, a request) with CloudWatch
+embedded metric format (EMF) through Powertools. CloudWatch turns each log line into metrics with the
+dimension ``Variant`` = the slot name (``blue`` | ``green``, or ``control`` | ``canary`` for a deployment
+from before blue/green roles: which slot is live changes with every promotion, the name does not) and, for
+a sliced metric, also ``Variant`` + the slice dimension (e.g. ``Intent``),
 so the check can read the metric over all traffic and per slice without any raw events.
 
 =================  ==================================================================================
@@ -38,6 +40,8 @@ Example
 
 from __future__ import annotations
 
+import re
+
 import json
 from collections.abc import Callable
 
@@ -46,7 +50,8 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from canarywise.errors import CanarywiseError
 from canarywise.spec import MetricKind, RolloutSpec, ServiceSource
 
-VARIANTS = ("control", "canary")
+# A slot name: what the spec's ``traffic.target_groups`` calls the target group (a dimension value).
+_SLOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 VARIANT_DIMENSION = "Variant"
 SQUARED_SUFFIX = "Squared"
 # New assignments: canarywise's own namespace (beside StatisticalHarm), a series per service and variant.
@@ -94,8 +99,9 @@ class VariantMetrics:
 
     Parameters
     ----------
-    variant : {"control", "canary"}
-        Which side of the split this process serves.
+    variant : str
+        The slot (target group) this process serves, as the spec's ``traffic.target_groups`` names it
+        (``blue``/``green``; ``control``/``canary`` for a deployment from before blue/green roles).
     spec : RolloutSpec, optional
         Needed by `record`, which looks the metric up by its spec name.
     output : callable
@@ -109,8 +115,10 @@ class VariantMetrics:
         spec: RolloutSpec | None = None,
         output: Callable[[str], None] = print,
     ) -> None:
-        if variant not in VARIANTS:
-            raise EmitError(f"`variant` must be one of {VARIANTS}, found {variant!r}")
+        if not isinstance(variant, str) or not _SLOT.match(variant):
+            raise EmitError(
+                f"`variant` must be a slot name (letters, digits, '_', '.', '-'; up to 64), found {variant!r}"
+            )
         self.variant = variant
         self.spec = spec
         self._output = output

@@ -106,8 +106,12 @@ def test_a_request_without_the_target_group_cookie_is_a_new_assignment(
     ("call", "message"),
     [
         (
-            lambda: VariantMetrics("treatment"),
-            "`variant` must be one of ('control', 'canary'), found 'treatment'",
+            lambda: VariantMetrics("blue green"),
+            "`variant` must be a slot name (letters, digits, '_', '.', '-'; up to 64), found 'blue green'",
+        ),
+        (
+            lambda: VariantMetrics(""),
+            "`variant` must be a slot name (letters, digits, '_', '.', '-'; up to 64), found ''",
         ),
         (
             lambda: VariantMetrics("canary").record("csat", 1.0),
