@@ -40,9 +40,8 @@ Example
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
