@@ -10,14 +10,15 @@ Precedence, and why:
    state machine applies the spec's policy instead of waiting forever.
 3. ADVANCE (READY_FOR_APPROVAL on the last stage) when every safety/guardrail metric with a margin is proven
    non-inferior (anytime-valid, each at the full alpha: advancing needs *all* of them, an intersection-union
-   test), the stage has run its minimum duration and each arm has `min_samples_per_arm` units in this stage.
+   test; for a rate, with the variance a canary exactly at the margin would have, so that a canary with no
+   event yet does not prove a margin), the stage has run its minimum duration and each arm has
+   `min_samples_per_arm` units in this stage.
 4. INCONCLUSIVE at the stage's maximum duration; otherwise CONTINUE.
 """
 
 from __future__ import annotations
 
 from canarywise.decision.context import EvaluationContext
-from canarywise.decision.estimates import StratifiedEstimate
 from canarywise.decision.evidence import duration, format_value, sequential_finding
 from canarywise.decision.models import Decision, DecisionKind, MetricFinding, Verdict
 from canarywise.decision.safety import review_safety, review_trust, stop_or_hold
@@ -27,9 +28,7 @@ from canarywise.spec import Direction, MetricRole
 __all__ = ["decide_canary"]
 
 
-def _gate(
-    ctx: EvaluationContext, estimates: dict[str, StratifiedEstimate | None]
-) -> tuple[list[MetricFinding], list[str], list[str]]:
+def _gate(ctx: EvaluationContext) -> tuple[list[MetricFinding], list[str], list[str]]:
     """Non-inferiority findings, what the stage's gate still lacks, and what it has shown."""
     findings: list[MetricFinding] = []
     lacking: list[str] = []
@@ -50,9 +49,7 @@ def _gate(
             )
         if metric.margin is None:
             continue
-        finding = sequential_finding(
-            ctx, metric, "non_inferiority", alpha=alpha, estimate=estimates[metric.name]
-        )
+        finding = sequential_finding(ctx, metric, "non_inferiority", alpha=alpha)
         findings.append(finding)
         lower = metric.direction is Direction.LOWER_IS_BETTER
         bound = finding.ci_high if lower else finding.ci_low
@@ -70,7 +67,7 @@ def _gate(
 def decide_canary(ctx: EvaluationContext) -> Decision:
     safety = review_safety(ctx)
     trust = review_trust(ctx)
-    gate_findings, lacking, shown = _gate(ctx, safety.estimates)
+    gate_findings, lacking, shown = _gate(ctx)
     reported = report(ctx, ctx.of_role(MetricRole.SECONDARY), ctx.of_role(MetricRole.PRIMARY))
     findings = (*safety.findings, *trust.findings, *gate_findings, *reported)
     at_max = ctx.stage_elapsed >= ctx.stage.max_duration

@@ -8,7 +8,10 @@ stage and combining the per-stage differences removes the time-of-day swing, bec
 the same hours.
 
 Nothing here is a statistical test: it produces the estimate and its variance that the anytime-valid tests in
-``canarywise.stats.sequential`` consume.
+``canarywise.stats.sequential`` consume. A test of H0 "the difference is θ0" (harm: 0; non-inferiority: the
+margin) asks for the variance *at θ0* (``null=θ0``): for rates, at least the variance the data would have if
+H0 held (Farrington & Manning's score test), not only the one at the observed rates, which collapses when the
+canary has had no event yet and then proves a margin from a handful of units (make bench, rare events).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from canarywise.decision.models import Aggregate, DecisionInputError, MeanAggregate, ProportionAggregate
+from canarywise.stats.proportions import difference_variance
 
 __all__ = ["StratifiedEstimate", "arm_value", "stage_difference", "stratified_difference"]
 
@@ -63,12 +67,17 @@ def arm_value(arm: Aggregate) -> float:
     return arm.rate if isinstance(arm, ProportionAggregate) else arm.mean
 
 
-def stage_difference(control: Aggregate, canary: Aggregate) -> tuple[float, float] | None:
+def stage_difference(
+    control: Aggregate, canary: Aggregate, null: float | None = None
+) -> tuple[float, float] | None:
     """``(canary − control, its variance)`` within one stage; None when the stage cannot carry evidence.
 
-    Proportions: difference of rates with the unpooled (Agresti-Caffo adjusted) variance
-    ``p_c(1 − p_c)/n_c + p_t(1 − p_t)/n_t``; needs one unit per arm. Means: difference of means with the
-    Welch variance ``s_c²/n_c + s_t²/n_t``; needs two units per arm and a positive variance.
+    Proportions: difference of rates; needs one unit per arm. Its variance ``p_c(1 − p_c)/n_c +
+    p_t(1 − p_t)/n_t`` at the Agresti-Caffo adjusted observed rates, and for a test of H0: p_t − p_c = `null`
+    the larger of that and the variance at the rates maximising the likelihood under H0
+    (``stats.proportions.difference_variance``: each guards one tail of a rare event). Means: difference
+    of means with the Welch variance ``s_c²/n_c + s_t²/n_t`` whatever the null; needs two units per arm and
+    a positive variance.
 
     Example
     -------
@@ -80,7 +89,9 @@ def stage_difference(control: Aggregate, canary: Aggregate) -> tuple[float, floa
         if control.n == 0 or canary.n == 0:
             return None
         difference = canary.successes / canary.n - control.successes / control.n
-        return difference, _proportion_variance(control) + _proportion_variance(canary)
+        if null is None:
+            return difference, _proportion_variance(control) + _proportion_variance(canary)
+        return difference, difference_variance(control.successes, control.n, canary.successes, canary.n, null)
     if isinstance(control, MeanAggregate) and isinstance(canary, MeanAggregate):
         if control.n < 2 or canary.n < 2:
             return None
@@ -94,8 +105,13 @@ def stage_difference(control: Aggregate, canary: Aggregate) -> tuple[float, floa
     )
 
 
-def stratified_difference(pairs: Iterable[tuple[Aggregate, Aggregate]]) -> StratifiedEstimate | None:
+def stratified_difference(
+    pairs: Iterable[tuple[Aggregate, Aggregate]], null: float | None = None
+) -> StratifiedEstimate | None:
     """Combine per-stage ``(control, canary)`` aggregates into one difference; None if no stage has evidence.
+
+    `null`: the difference H0 puts in every stage, for a test (see `stage_difference`); None for the
+    variance at the observed rates.
 
     Notes
     -----
@@ -103,7 +119,9 @@ def stratified_difference(pairs: Iterable[tuple[Aggregate, Aggregate]]) -> Strat
     inverse-variance weighted mean ``d = sum(w_s d_s) / sum(w_s)``, ``w_s = 1/V_s``, with variance
     ``V = 1 / sum(w_s)`` (the stages are disjoint sets of units, hence independent). It estimates the
     common within-stage effect; a shift of both arms between stages (time of day, season) cancels in every
-    ``d_s``. With one stage it is the ordinary difference.
+    ``d_s``. With one stage it is the ordinary difference. With `null` = θ0 every ``V_s`` is the stage's
+    variance under H0, so ``(d − θ0)/sqrt(V)`` is the stratified score statistic (inverse-variance weights,
+    as in the Mantel-Haenszel-type combination of Farrington-Manning statistics).
 
     Example
     -------
@@ -118,7 +136,7 @@ def stratified_difference(pairs: Iterable[tuple[Aggregate, Aggregate]]) -> Strat
     weight_sum = weighted_difference = weighted_control = 0.0
     n_control = n_canary = strata = 0
     for control, canary in pairs:
-        stage = stage_difference(control, canary)
+        stage = stage_difference(control, canary, null)
         if stage is None:
             continue
         difference, variance = stage

@@ -204,10 +204,9 @@ def sequential_finding(
         The level this test is run at (a share of the spec's alpha where several tests can trigger one
         action).
     estimate : StratifiedEstimate, optional
-        Reuse an estimate already computed for this metric and slice.
+        Reuse an estimate already computed for this metric and slice, with the variance this test needs
+        (``stratified_difference(pairs, null)``: at the test's null for 'harm' and 'non_inferiority').
     """
-    if estimate is None:
-        estimate = stratified_difference(ctx.pairs(metric.name, slice_))
     lower_is_better = metric.direction is Direction.LOWER_IS_BETTER
     if test == "harm":
         alternative, null, label = _harm_alternative(metric), 0.0, "harm"
@@ -218,6 +217,11 @@ def sequential_finding(
         label = "non-inferiority"
     else:
         alternative, null, label = "two-sided", 0.0, "difference"
+    if estimate is None:
+        # a one-sided test is judged with the variance under its null; the two-sided interval with the one
+        # at the observed rates (it is read at every value, not only at 0)
+        at = None if test == "two_sided" else null
+        estimate = stratified_difference(ctx.pairs(metric.name, slice_), at)
     if estimate is None:
         n_control, n_canary = ctx.current_n(metric.name, slice_)
         return MetricFinding(

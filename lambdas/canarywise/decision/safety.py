@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from canarywise.decision.context import EvaluationContext, decisive_metrics, evaluated_metrics
-from canarywise.decision.estimates import StratifiedEstimate, stratified_difference
 from canarywise.decision.evidence import (
     bh_adjust,
     format_value,
@@ -32,7 +31,6 @@ class SafetyReview:
     findings: list[MetricFinding] = field(default_factory=list)
     rollback_reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # proven regressions in slices that are not critical
-    estimates: dict[str, StratifiedEstimate | None] = field(default_factory=dict)  # overall, per metric
 
 
 @dataclass(slots=True)
@@ -83,9 +81,7 @@ def review_safety(ctx: EvaluationContext) -> SafetyReview:
                     f"p = {limit.pvalue:.2g} <= {limit.alpha:.2g})"
                 )
         overall_alpha = harm_alpha(ctx.spec, metric)
-        estimate = stratified_difference(ctx.pairs(metric.name))
-        review.estimates[metric.name] = estimate
-        finding = sequential_finding(ctx, metric, "harm", alpha=overall_alpha, estimate=estimate)
+        finding = sequential_finding(ctx, metric, "harm", alpha=overall_alpha)
         review.findings.append(finding)
         if finding.verdict is Verdict.HARM:
             review.rollback_reasons.append(harm_reason(metric, finding, budget))

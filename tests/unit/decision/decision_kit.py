@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scipy import optimize, stats
+from score_reference import score_z_and_variance
 
 from canarywise.decision.models import MeanAggregate, Observations, ProportionAggregate, StageRecord
 from canarywise.spec import RolloutSpec, parse_spec
@@ -123,6 +124,15 @@ def ac_variance(x: int, n: int) -> float:
     """Agresti-Caffo adjusted variance of one rate: p = (x+1)/(n+2), p(1-p)/n."""
     p = (x + 1) / (n + 2)
     return p * (1 - p) / n
+
+
+def null_variance(x_c: int, n_c: int, x_t: int, n_t: int, null: float) -> float:
+    """The variance a one-sided test of p_t − p_c = null uses: the larger of the one at the rates that
+    maximise the likelihood under H0 (Farrington-Manning; maximised numerically by scipy in
+    `score_reference`; the pooled one at 0) and the Agresti-Caffo one at the observed rates."""
+    return max(
+        score_z_and_variance(x_c, n_c, x_t, n_t, null)[1], ac_variance(x_c, n_c) + ac_variance(x_t, n_t)
+    )
 
 
 def one_sided_pvalue(z: float, ratio: float) -> float:

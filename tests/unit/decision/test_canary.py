@@ -21,6 +21,7 @@ from decision_kit import (
     make_obs,
     make_spec,
     metric,
+    null_variance,
     one_sided_pvalue,
     reference_tau2,
     stage,
@@ -463,7 +464,8 @@ class TestProgression:
         ni = decision.finding("escalation_rate", verdicts=[Verdict.NON_INFERIOR])
         # H0: diff >= margin, one-sided half-normal mixture on -(diff - margin), by hand; planned for the
         # margin (0.01): a candidate as good as control sits one margin from this null
-        variance = ac_variance(45_600, 380_000) + ac_variance(2_400, 20_000)
+        # the variance: the larger of the one under diff = 0.01 (restricted rates) and the observed one
+        variance = null_variance(45_600, 380_000, 2_400, 20_000, 0.01)
         tau2 = reference_tau2(0.01, 0.05, 0.8)
         z = -(0.0 - 0.01) / math.sqrt(variance)
         assert_allclose(ni.pvalue, one_sided_pvalue(z, tau2 / variance), rtol=1e-9)
@@ -645,3 +647,51 @@ class TestRaises:
             match=r"^ProportionAggregate needs 0 <= successes <= n, found n=5, successes=6$",
         ):
             ProportionAggregate(5, 6)
+
+
+class TestRareEvents:
+    """Error rate 0.3% with a 0.5 pt margin, a 30-minute first stage and 100 units per arm (a spec synth
+    accepts): a canary with no error yet in its first 500 units must not be declared non-inferior. With the
+    variance at the observed rates its side of the variance is ~0 and the gate advanced it; the test is now
+    judged with the variance a canary exactly at the margin would have (Farrington-Manning)."""
+
+    ERRORS = metric("error_rate", margin=0.005)
+    STAGES: ClassVar = [{"percent": 5, "min_duration": "30m", "max_duration": "48h"}]
+    CELLS: ClassVar = {("error_rate", 0): ((9_500, 30), (500, 0))}
+
+    def _decide(self, canary: tuple[int, int] = (500, 0)) -> Decision:
+        spec = make_spec([self.ERRORS], stages=self.STAGES, statistics={"min_samples_per_arm": 100})
+        now = hours(1)
+        cells = {("error_rate", 0): ((9_500, 30), canary)}
+        return decide(spec, [stage(0, 0, spec)], make_obs(cells, now), now)
+
+    def test_no_canary_error_yet_does_not_advance(self) -> None:
+        decision = self._decide()
+        assert decision.kind is DecisionKind.CONTINUE
+        ni = decision.finding("error_rate", verdicts=[Verdict.NOT_YET_NON_INFERIOR])
+        # H0: diff >= 0.005; one-sided half-normal mixture on -(diff - 0.005), by hand, with the variance at
+        # the rates that maximise the likelihood under diff = 0.005 (scipy, `score_reference`), here larger
+        # than the observed one
+        variance = null_variance(30, 9_500, 0, 500, 0.005)
+        z = -(0.0 - 30 / 9_500 - 0.005) / math.sqrt(variance)
+        tau2 = reference_tau2(0.005, 0.05, 0.8)
+        assert_allclose(ni.pvalue, one_sided_pvalue(z, tau2 / variance), rtol=1e-7)
+        assert ni.pvalue > 0.05
+        # the observed rates' variance (the canary's side 0) would have called it non-inferior
+        observed = (30 / 9_500) * (1 - 30 / 9_500) / 9_500
+        assert one_sided_pvalue(-(0.0 - 30 / 9_500 - 0.005) / math.sqrt(observed), tau2 / observed) < 0.05
+
+    def test_harm_keeps_the_observed_variance_when_the_canary_has_more_events(self) -> None:
+        """6/500 canary errors against 30/9,500. At the harm test's null (diff = 0) the restricted rates are
+        the pooled one, p = 36/10,000, variance p(1 − p)(1/9,500 + 1/500) = 7.6e-6; the canary's own spread
+        is larger, (7/502)(495/502)/500 + (31/9,502)(9,471/9,502)/9,500 = 2.8e-5 (Agresti-Caffo), and the
+        test takes the larger: with the pooled one an A/A harm test at 0.1% errors rolled back 9.5% of
+        rollouts (make bench)."""
+        harm = self._decide(canary=(500, 6)).finding("error_rate")
+        pooled = 36 / 10_000
+        at_null = pooled * (1 - pooled) * (1 / 9_500 + 1 / 500)
+        observed = ac_variance(30, 9_500) + ac_variance(6, 500)
+        assert observed > at_null
+        z = (6 / 500 - 30 / 9_500) / math.sqrt(observed)
+        tau2 = reference_tau2(0.02, 0.05, 0.8)
+        assert_allclose(harm.pvalue, one_sided_pvalue(z, tau2 / observed), rtol=1e-9)

@@ -47,3 +47,11 @@ def score_z_and_variance(x_c: int, n_c: int, x_t: int, n_t: int, m: float) -> tu
     rate_c, rate_t = restricted_rates(x_c, n_c, x_t, n_t, m)
     variance = rate_c * (1 - rate_c) / n_c + rate_t * (1 - rate_t) / n_t
     return (x_t / n_t - x_c / n_c - m) / math.sqrt(variance), variance
+
+
+def guarded_variance(x_c: int, n_c: int, x_t: int, n_t: int, m: float) -> float:
+    """The larger of the score variance at m and the Agresti-Caffo variance at the observed rates, by hand:
+    p(1 − p)/n per arm with p = (x + 1)/(n + 2)."""
+    adjusted = [(x + 1) / (n + 2) for x, n in ((x_c, n_c), (x_t, n_t))]
+    observed = adjusted[0] * (1 - adjusted[0]) / n_c + adjusted[1] * (1 - adjusted[1]) / n_t
+    return max(observed, score_z_and_variance(x_c, n_c, x_t, n_t, m)[1])

@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose
 from scipy.integrate import quad
 from scipy.optimize import brentq, minimize_scalar
 from scipy.stats import norm, ttest_ind_from_stats
-from score_reference import score_z_and_variance
+from score_reference import guarded_variance
 
 from canarywise.stats.means import SummaryStats
 from canarywise.stats.sequential import (
@@ -131,33 +131,33 @@ def test_reject_exactly_when_null_is_outside_the_sequence(alternative: str, null
         ((120, 1000, 150, 1000), 0.01, "two-sided"),
     ],
 )
-def test_proportions_use_the_score_variance_at_the_null(
+def test_proportions_use_the_variance_at_the_null_or_observed(
     counts: tuple[int, int, int, int], null: float, alternative: str
 ) -> None:
-    """z is Farrington-Manning's score statistic at `null` (restricted rates maximised by scipy:
-    ``score_reference``), and the p-value is 1/Λ of the normal mixture (integrated by quad) with the score
-    test's variance at the null."""
+    """The variance is the larger of Farrington-Manning's at `null` (restricted rates maximised by scipy) and
+    the Agresti-Caffo one at the observed rates (``score_reference.guarded_variance``); the p-value is 1/Λ of
+    the normal mixture (integrated by quad) with it."""
     tau2 = 0.005**2
     result = msprt_proportions(*counts, tau2=tau2, alternative=alternative, null=null)
-    z, variance = score_z_and_variance(*counts, null)
-    assert_allclose(result.statistic, z, rtol=1e-9)
+    variance = guarded_variance(*counts, null)
     x_c, n_c, x_t, n_t = counts
+    assert_allclose(result.statistic, (x_t / n_t - x_c / n_c - null) / math.sqrt(variance), rtol=1e-9)
     assert_allclose(result.diff, x_t / n_t - x_c / n_c, rtol=1e-12)
     lr = mixture_lr_by_quad(result.diff, variance, tau2, null, alternative)
     assert_allclose(result.pvalue, min(1.0, 1 / lr), rtol=1e-7)
-    assert "score" in result.method
+    assert "variance at the null" in result.method
 
 
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
 def test_proportions_sequence_inverts_the_score_test(alternative: str) -> None:
     """The sequence's finite ends are where the test at that null has p = alpha (its variance taken at that
-    null: ``score_reference``), and a null just inside is not rejected."""
+    null: ``score_reference.guarded_variance``), and a null just inside is not rejected."""
     counts, tau2 = (30, 9500, 1, 500), 0.005**2
     result = msprt_proportions(*counts, tau2=tau2, alternative=alternative)
     ends = [e for e in (result.ci_low, result.ci_high) if -1 < e < 1]
     assert len(ends) == (2 if alternative == "two-sided" else 1)
     for end in ends:
-        _, variance = score_z_and_variance(*counts, end)
+        variance = guarded_variance(*counts, end)
         assert_allclose(
             1 / mixture_lr_by_quad(result.diff, variance, tau2, end, alternative), 0.05, rtol=1e-6
         )
@@ -200,15 +200,14 @@ def test_means_wrapper_uses_the_welch_statistic() -> None:
 
 
 def test_zero_variance_is_no_evidence_not_a_crash() -> None:
+    # no event in either arm: the Agresti-Caffo part keeps the variance positive, and z = 0 is no evidence
     result = msprt_proportions(0, 1000, 0, 50, tau2=1e-4, alternative="greater")
     assert result.pvalue == 1.0
-    assert (result.ci_low, result.ci_high) == (-math.inf, math.inf)
-    assert math.isnan(result.statistic)
-    assert "zero variance" in result.method
-    # at a margin the variance under H0 is not zero: the same counts are a (weak) test there
+    assert result.statistic == 0.0
+    assert -1.0 < result.ci_low < 0.0
+    assert result.ci_high == 1.0
     at_margin = msprt_proportions(0, 1000, 0, 50, tau2=1e-4, alternative="less", null=0.005)
     assert 0.05 < at_margin.pvalue <= 1.0
-    assert math.isfinite(at_margin.statistic)
     same = SummaryStats.from_values([3.0, 3.0, 3.0])
     assert msprt_means(same, same, tau2=1.0).pvalue == 1.0
 
