@@ -10,6 +10,8 @@ from canarywise.cli.main import UsageError
 from canarywise.cli.output import print_grid, print_json, read_numbers
 from canarywise.stats.group_sequential import SPENDING_FUNCTIONS, lan_demets_bounds
 
+# The recursion takes seconds at 10,000 looks (its grid follows the smallest step between looks).
+MAX_LOOKS = 10_000
 HELP = "group-sequential boundaries (Lan-DeMets O'Brien-Fleming or Pocock alpha spending)"
 
 
@@ -20,6 +22,18 @@ def _fractions(text: str) -> list[float]:
             f"must be comma-separated numbers such as 0.2857,0.5714,1, found {text!r}"
         )
     return fractions
+
+
+def _looks(text: str) -> int:
+    try:
+        looks = int(text)
+    except ValueError:
+        looks = 0
+    if not 1 <= looks <= MAX_LOOKS:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of looks from 1 to {MAX_LOOKS:,}, found {text!r}"
+        )
+    return looks
 
 
 def register(subparsers: Any) -> None:
@@ -41,11 +55,17 @@ def register(subparsers: Any) -> None:
             "With --sides 1 it is all on one side (e.g. a harm test)."
         ),
     )
-    parser.add_argument(
+    looks = parser.add_mutually_exclusive_group(required=True)
+    looks.add_argument(
         "--fractions",
         type=_fractions,
-        required=True,
         help="information fractions of the looks, strictly increasing in (0, 1], e.g. 0.2857,0.5714,1",
+    )
+    looks.add_argument(
+        "--looks",
+        type=_looks,
+        help=f"that many equally spaced looks, 1/N, 2/N, ..., 1 (up to {MAX_LOOKS:,}; e.g. 2016: every 5 "
+        "minutes for 7 days)",
     )
     parser.add_argument(
         "--spending",
@@ -63,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     upper = 1.0 if sides == 2 else 0.5
     if not (math.isfinite(alpha) and 0 < alpha < upper):
         raise UsageError(f"--alpha must be in (0, {upper:g}) with --sides {sides}, found {alpha!r}")
-    bounds = lan_demets_bounds(args.fractions, alpha=alpha / sides, spending=args.spending)
+    fractions = args.fractions if args.looks is None else [i / args.looks for i in range(1, args.looks + 1)]
+    bounds = lan_demets_bounds(fractions, alpha=alpha / sides, spending=args.spending)
     # Reported in the same sidedness as --alpha: two-sided totals and p-values when --sides 2.
     cumulative = [sides * a for a in bounds.cumulative_alpha]
     nominal = [sides * p for p in bounds.nominal_pvalues]

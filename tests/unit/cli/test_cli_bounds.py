@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -73,6 +74,16 @@ def test_table_names_the_sidedness(capsys: pytest.CaptureFixture[str]) -> None:
             "canarywise bounds: error: --alpha must be in (0, 0.5) with --sides 1, found 0.6",
         ),
         (
+            ["--looks", "0"],
+            "canarywise bounds: error: argument --looks: must be a whole number of looks from 1 to 10,000, "
+            "found '0'",
+        ),
+        (
+            ["--looks", "20000"],
+            "canarywise bounds: error: argument --looks: must be a whole number of looks from 1 to 10,000, "
+            "found '20000'",
+        ),
+        (
             ["--fractions", "0.5,1", "--spending", "hsd"],
             "canarywise bounds: error: argument --spending: invalid choice: 'hsd' "
             "(choose from 'obf', 'pocock')",
@@ -89,3 +100,18 @@ def test_bad_argument_exits_2_with_one_line(
     assert code == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [message]
+
+
+def test_2016_equally_spaced_looks(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's horizon: a look every 5 minutes for 7 days (used to end in a traceback from 500 looks).
+    The cumulative two-sided alpha is sfLDOF's, 2 * 2 Phi-bar(qnorm(1 - 0.025/2) / sqrt(t)) at 0.025 per
+    side; each finite boundary's nominal p-value is its normal tail (the crossing probabilities themselves
+    are checked by simulation in tests/unit/stats/test_group_sequential.py)."""
+    out = _json(capsys, "--alpha", "0.05", "--looks", "2016")
+    t = [i / 2016 for i in range(1, 2017)]
+    assert out["fractions"] == t
+    planned = [4 * norm.sf(norm.isf(0.0125) / math.sqrt(x)) for x in t]
+    assert_allclose(out["cumulative_alpha"], planned, rtol=1e-9)  # type: ignore[arg-type]
+    boundaries = out["boundaries"]
+    assert all(math.isfinite(b) for b in boundaries[200:])  # type: ignore[index]
+    assert all(a > b for a, b in itertools.pairwise(boundaries[200:]))  # type: ignore[index]
