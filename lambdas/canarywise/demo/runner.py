@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -343,7 +344,9 @@ class LocalRun:
 def run_promote(stepfunctions: Any, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
     """Start the promote state machine with `payload` and wait for it (60 s); its DescribeExecution."""
     execution = stepfunctions.start_execution(
-        stateMachineArn=deployment.promote_state_machine_arn, input=json.dumps(payload)
+        stateMachineArn=deployment.promote_state_machine_arn,
+        name=f"promote-{uuid.uuid4().hex[:12]}",
+        input=json.dumps(payload),
     )["executionArn"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
