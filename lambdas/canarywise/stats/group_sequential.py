@@ -7,8 +7,8 @@ boundaries are chosen so that, under H0, the probability of first crossing at lo
 α(t_k) − α(t_{k−1}).
 
 No library in our dependencies computes these (R's gsDesign and ldbounds do); the recursion below is the
-standard one of Armitage, McPherson and Rowe (1969) in the numerical form of Jennison and Turnbull (2000,
-ch. 19), which gsDesign also uses.
+standard one of Armitage, McPherson and Rowe (1969) that gsDesign uses (Jennison and Turnbull 2000, ch. 19),
+integrated on a grid that follows the looks so that thousands of them work (see `spending_boundaries`).
 """
 
 from __future__ import annotations
