@@ -1,8 +1,17 @@
 """Entry point of the ``canarywise`` command.
 
 Each command group lives in its own module with a ``register(subparsers)`` function that adds its parsers
-and sets ``func`` (called with the parsed namespace, returns the exit code). A bad argument exits 2 with one
-line naming it; an error canarywise raises on purpose exits 1 with one line; neither prints a traceback.
+and sets ``func`` (called with the parsed namespace, returns the exit code). Nothing prints a traceback for an
+error canarywise raises on purpose: one line says what went wrong.
+
+Exit codes
+----------
+0  done (for ``approve`` and ``rollback``: traffic moved as asked, verified by the function that moved it)
+1  refused or failed: the one line says why (an experiment that is not awaiting approval, an unknown or
+   promoted experiment, a stack or resource not found, AWS refusing a call); a refusal moved no traffic
+2  a bad or missing argument (``--service`` included)
+3  nothing to do: ``rollback`` found no rollout in progress (traffic untouched; ``--force`` acts anyway)
+4  not confirmed: the y/N prompt was not answered yes, or there was no terminal to ask on and no ``--yes``
 """
 
 from __future__ import annotations
@@ -22,8 +31,17 @@ COMMAND_MODULES = (
     "canarywise.cli.test_commands",
     "canarywise.cli.bounds",
     "canarywise.cli.operator",
+    "canarywise.cli.approve",
+    "canarywise.cli.rollback",
     "canarywise.cli.demo",
 )
+
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOTHING_TO_DO = 3
+EXIT_NOT_CONFIRMED = 4
 
 
 class UsageError(CanarywiseError, ValueError):
@@ -40,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="canarywise",
         description="Statistically sound canary rollouts and A/B tests for ML models behind an ALB.",
+        epilog="exit codes: 0 done, 1 refused or failed (one line says why), 2 bad argument, "
+        "3 nothing to roll back, 4 not confirmed",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
@@ -61,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except CanarywiseError as exc:
         print(f"canarywise {args.command}: error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, UsageError | ValueError) else 1
+        default = EXIT_USAGE if isinstance(exc, UsageError | ValueError) else EXIT_FAILED
+        return int(getattr(exc, "exit_code", default))
 
 
 if __name__ == "__main__":
