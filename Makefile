@@ -57,10 +57,12 @@ bundle: setup  ## build the Lambda bundle into build/lambda-bundle/ (a no-op whe
 
 # SPEC=config/<service>.yaml picks the rollout spec (default: cdk.json's, config/mangaassist.yaml).
 # cfn-lint W3005 ("dependency already enforced by GetAtt") is ignored: CDK adds an explicit DependsOn on a
-# role next to its policy; it is redundant, not wrong, and not ours to remove.
-synth: setup bundle  ## synthesize the stack into cdk.out/ (offline, no Docker, no credentials), then cfn-lint it
+# role next to its policy; it is redundant, not wrong, and not ours to remove. asl-validator checks both state
+# machines' definitions (references resolved to literals first: scripts/validate_state_machines.py).
+synth: setup bundle  ## synthesize the stack into cdk.out/ (offline, no Docker, no credentials), then cfn-lint and asl-validator it
 	npx --no-install cdk synth --no-notices -q $(if $(SPEC),-c spec=$(SPEC))
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
+	$(PY) scripts/validate_state_machines.py cdk.out/*.template.json
 
 demo: setup  ## a whole rollout against moto on 127.0.0.1, in accelerated time: a regression rolled back, a healthy candidate promoted
 	$(VENV)/bin/canarywise demo
