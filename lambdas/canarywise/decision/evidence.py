@@ -5,7 +5,7 @@
 - harm: one-sided anytime-valid test "is the canary worse?" (mixture SPRT, alternative by direction);
 - non-inferiority: one-sided anytime-valid test "is the canary no worse than the margin?";
 - two-sided: the anytime-valid test and confidence sequence of the difference (A/B primary, reports);
-- data quality: sample-ratio mismatch over the stages, and missing or late data.
+- data quality: sample-ratio mismatch over the stages (anytime-valid), and missing or late data.
 
 The mixing variance τ² of every mixture test is fixed by the spec alone (see `mixing_tau2`), never by the
 data, because the anytime-valid guarantee holds for a mixture chosen before the first look.
@@ -25,7 +25,7 @@ from canarywise.decision.models import SRM_FINDING, MetricFinding, ProportionAgg
 from canarywise.spec import Direction, Metric, MetricKind, RolloutSpec
 from canarywise.stats.multiple import adjust_pvalues
 from canarywise.stats.sequential import mixing_variance, msprt_normal
-from canarywise.stats.srm import staged_srm_test
+from canarywise.stats.srm import sequential_srm_test
 
 __all__ = [
     "HARD_LIMIT_ALPHA",
@@ -327,8 +327,10 @@ def srm_finding(ctx: EvaluationContext) -> MetricFinding | None:
     ]
     if not stages:
         return None
-    result = staged_srm_test(stages)
     threshold = ctx.spec.statistics.srm_pvalue
+    # anytime-valid: the check looks every few minutes for days, and a chi-square repeated at every look
+    # held a healthy 95/5 split within 7 days in 2.9% of rollouts at p < 0.001 (make bench, rare events)
+    result = sequential_srm_test(stages, alpha=threshold)
     n_control = sum(obs[0] for obs, _ in stages)
     n_canary = sum(obs[1] for obs, _ in stages)
     # estimate: observed canary share minus the share the weights imply, over the stages
@@ -348,7 +350,7 @@ def srm_finding(ctx: EvaluationContext) -> MetricFinding | None:
         n_control=n_control,
         n_canary=n_canary,
         threshold=threshold,
-        verdict=Verdict.SRM if result.pvalue < threshold else Verdict.SRM_OK,
+        verdict=Verdict.SRM if result.pvalue <= threshold else Verdict.SRM_OK,
     )
 
 

@@ -131,8 +131,8 @@ def review_trust(ctx: EvaluationContext) -> TrustReview:
             off = (srm.estimate or 0.0) * 100
             review.hold_reasons.append(
                 f"sample ratio mismatch: the canary's share is {off:+.2f} pt off the weights in force "
-                f"({srm.n_control} control vs {srm.n_canary} canary units), chi-square p {srm.pvalue:.2g} "
-                f"< {srm.threshold:g}; the comparison cannot be trusted"
+                f"({srm.n_control} control vs {srm.n_canary} canary units), anytime-valid p {srm.pvalue:.2g} "
+                f"<= {srm.threshold:g}; the comparison cannot be trusted"
             )
     for finding in freshness_findings(ctx, decisive_metrics(ctx.spec)):
         review.findings.append(finding)

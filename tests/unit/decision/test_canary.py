@@ -27,6 +27,7 @@ from decision_kit import (
     stage,
 )
 from numpy.testing import assert_allclose
+from score_reference import srm_mixture_pvalue, srm_tau2
 from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
@@ -309,9 +310,9 @@ class TestDataQuality:
         assert decision.kind is DecisionKind.HOLD
         assert decision.finding("escalation_rate", verdicts=[Verdict.NON_INFERIOR])
         srm = decision.finding(SRM_FINDING)
-        # scipy.stats.chisquare([380000, 21000], f_exp=[401000*0.95, 401000*0.05])
-        expected = stats.chisquare([380_000, 21_000], f_exp=[401_000 * 0.95, 401_000 * 0.05]).pvalue
-        assert_allclose(srm.pvalue, expected, rtol=1e-9)
+        # the anytime-valid test: the mixture of binomial likelihood ratios, integrated by scipy (quad)
+        expected = srm_mixture_pvalue([(21_000, 401_000, 0.05)], srm_tau2(0.001))
+        assert_allclose(srm.pvalue, expected, rtol=1e-7)
         assert srm.verdict is Verdict.SRM
         assert decision.reasons[0].startswith("sample ratio mismatch")
 
@@ -365,13 +366,9 @@ class TestDataQuality:
     def test_srm_on_new_assignments_stays_quiet_after_a_ramp(self) -> None:
         decision = self.ramp(self.RAMP_NEW)
         srm = decision.finding(SRM_FINDING)
-        # Each stage's expected counts from its own weights, summed (stats.srm.staged_srm_test's Notes):
-        # scipy.stats.chisquare([152000 + 120300, 8000 + 39700], f_exp=[160000 * .95 + 160000 * .75,
-        #                                                            160000 * .05 + 160000 * .25])
-        reference = stats.chisquare(
-            [152_000 + 120_300, 8_000 + 39_700], f_exp=[160_000 * 0.95 + 160_000 * 0.75, 160_000 * 0.3]
-        )
-        assert_allclose(srm.pvalue, reference.pvalue, rtol=1e-9)
+        # Each stage against its own weights, one likelihood ratio over both (the anytime-valid test, by quad)
+        reference = srm_mixture_pvalue([(8_000, 160_000, 0.05), (39_700, 160_000, 0.25)], srm_tau2(0.001))
+        assert_allclose(srm.pvalue, reference, rtol=1e-7)
         assert srm.verdict is Verdict.SRM_OK
         assert (srm.n_control, srm.n_canary) == (272_300, 47_700)
         assert "counting new assignments per variant" in srm.method
@@ -380,10 +377,9 @@ class TestDataQuality:
     def test_without_assignment_counts_sessions_are_counted_and_the_ramp_looks_like_srm(self) -> None:
         decision = self.ramp(None)
         srm = decision.finding(SRM_FINDING)
-        # scipy.stats.chisquare([380000 + 330000, 20000 + 70000], f_exp=[400000 * .95 + 400000 * .75,
-        #                                                               400000 * .05 + 400000 * .25])
-        reference = stats.chisquare([710_000, 90_000], f_exp=[400_000 * 1.7, 400_000 * 0.3])
-        assert_allclose(srm.pvalue, reference.pvalue, rtol=1e-9)
+        # sessions, not new assignments: 17.5% canary in stage 2 against a 25% weight (anytime-valid, by quad)
+        reference = srm_mixture_pvalue([(20_000, 400_000, 0.05), (70_000, 400_000, 0.25)], srm_tau2(0.001))
+        assert_allclose(srm.pvalue, reference, rtol=1e-7)
         assert srm.verdict is Verdict.SRM
         assert "counting units of escalation_rate (fallback: no new-assignment counts" in srm.method
         assert decision.kind is DecisionKind.HOLD
@@ -393,9 +389,8 @@ class TestDataQuality:
         broken = {**self.RAMP_NEW, (1, "control"): 133_533, (1, "canary"): 26_467}
         decision = self.ramp(broken)
         srm = decision.finding(SRM_FINDING)
-        # scipy.stats.chisquare([152000 + 133533, 8000 + 26467], f_exp=[272000, 48000])
-        reference = stats.chisquare([285_533, 34_467], f_exp=[272_000, 48_000])
-        assert_allclose(srm.pvalue, reference.pvalue, rtol=1e-9)
+        reference = srm_mixture_pvalue([(8_000, 160_000, 0.05), (26_467, 160_000, 0.25)], srm_tau2(0.001))
+        assert_allclose(srm.pvalue, reference, rtol=1e-7)
         assert srm.verdict is Verdict.SRM
         assert decision.kind is DecisionKind.HOLD
         assert decision.reasons[0].startswith("sample ratio mismatch: the canary's share is -4.23 pt off")
