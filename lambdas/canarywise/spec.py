@@ -44,6 +44,13 @@ STEP_FUNCTIONS_HISTORY_QUOTA = 25_000
 # Synth refuses a spec whose worst case passes this; the rest of the quota is for what is not a poll (each
 # stage's weights and start tasks, start, ready, a rollback) and for the retries of failing tasks.
 MAX_HISTORY_EVENTS = 20_000
+# Slices: a metric reads at most MAX_SLICES slice values (its busiest, critical ones first) plus one "other"
+# slice for the rest, and a spec at most MAX_SLICES_PER_SPEC in all, "other" included. A slice adds up to
+# ~1.4 kB to a check record (a finding with a 1,024-character dimension value; ~0.45 kB with a short one), and
+# the record is stored whole in one DynamoDB item (400 KB at most) beside the spec: 100 slices with up to two
+# findings each stay under ~300 kB.
+MAX_SLICES = 50
+MAX_SLICES_PER_SPEC = 100
 # False-discovery-rate tiers: the q applied by Benjamini-Hochberg across the registry.
 FDR_TIER_Q = {"default": 0.10, "revenue-critical": 0.05}
 
@@ -132,6 +139,8 @@ class Metric(_Model):
     mde: Annotated[float, Field(gt=0)] | None = None
     slice_dimension: str | None = None
     critical_slices: tuple[str, ...] = ()
+    # The slices read: the critical ones, then the busiest, up to this many; the rest pooled as "other".
+    max_slices: Annotated[int, Field(ge=1, le=MAX_SLICES)] = 20
 
     @model_validator(mode="after")
     def _check(self) -> Metric:
@@ -141,6 +150,11 @@ class Metric(_Model):
             raise ValueError(f"metric {self.name!r} is tail_exceedance and needs a threshold")
         if self.critical_slices and not self.slice_dimension:
             raise ValueError(f"metric {self.name!r} lists critical_slices without a slice_dimension")
+        if len(self.critical_slices) > self.max_slices:
+            raise ValueError(
+                f"metric {self.name!r} lists {len(self.critical_slices)} critical_slices, more than its "
+                f"max_slices {self.max_slices}"
+            )
         if isinstance(self.source, AlbSource):
             if self.source.metric == "http_5xx" and self.kind is not MetricKind.PROPORTION:
                 raise ValueError(f"metric {self.name!r}: the ALB http_5xx source is a proportion")
@@ -314,6 +328,20 @@ class RolloutSpec(_Model):
             if metric.name in seen:
                 raise ValueError(f"duplicate metric name {metric.name!r}")
             seen.add(metric.name)
+        return metrics
+
+    @field_validator("metrics")
+    @classmethod
+    def _slices_fit_a_check_record(cls, metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
+        sliced = [m for m in metrics if m.slice_dimension]
+        slices = sum(m.max_slices + 1 for m in sliced)
+        if slices > MAX_SLICES_PER_SPEC:
+            each = ", ".join(f"{m.name} {m.max_slices} + 1 other" for m in sliced)
+            raise ValueError(
+                f"the sliced metrics are read in up to {slices} slices ({each}), more than the "
+                f"{MAX_SLICES_PER_SPEC} one check record holds under DynamoDB's 400 KB item limit: lower "
+                "max_slices"
+            )
         return metrics
 
     @model_validator(mode="after")

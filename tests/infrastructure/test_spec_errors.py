@@ -49,6 +49,11 @@ def _duplicate_name(data: dict[str, Any]) -> None:
     data["metrics"][2]["name"] = data["metrics"][0]["name"]
 
 
+def _slice_everything(data: dict[str, Any]) -> None:
+    data["metrics"][0]["max_slices"] = 50
+    data["metrics"][3] |= {"slice_dimension": "Intent", "max_slices": 50}
+
+
 def _import_bad_listener(data: dict[str, Any]) -> None:
     data["traffic"] = {
         "listener_arn": "not-an-arn",
@@ -163,6 +168,23 @@ CASES = [
         _set("metrics.4.hard_limit", 0.05),
         "metrics[4]: metric 'hallucination_rate': hard_limit 0.05 gets no CloudWatch alarm on a service "
         "metric (only ALB sources have one); remove it, or give the metric a margin",
+    ),
+    (
+        "too many slices for one metric",
+        _set("metrics.0.max_slices", 80),
+        "metrics[0].max_slices: Input should be less than or equal to 50 (found 80)",
+    ),
+    (
+        "critical slices beyond the cap",
+        _set("metrics.0.max_slices", 1),
+        "metrics[0]: metric 'escalation_rate' lists 2 critical_slices, more than its max_slices 1",
+    ),
+    (
+        "slices beyond what one check record holds",
+        _slice_everything,
+        "metrics: the sliced metrics are read in up to 102 slices (escalation_rate 50 + 1 other, "
+        "slow_response_rate 50 + 1 other), more than the 100 one check record holds under DynamoDB's 400 KB "
+        "item limit: lower max_slices",
     ),
     # 60 + 48 + 60 h after a rollback = 168 h = 10,080 one-minute polls; 9 history events each.
     (
