@@ -160,6 +160,15 @@ def test_the_service_can_come_from_canarywise_service(
     assert json.loads(run.out)["service"] == SERVICE
 
 
+def test_a_service_without_a_stack_is_one_line(stack: Env, cli: Callable[..., Run]) -> None:
+    run = cli("rollback", "--reason", "x", "--yes", "--service", "mangaasist", service=False)
+    assert run.code == 1
+    assert run.err == (
+        "canarywise rollback: error: stack 'canarywise-mangaasist' not found; check --service, "
+        "or pass --stack\n"
+    )
+
+
 # --- status ------------------------------------------------------------------------------------------------
 def test_status_shows_the_lifecycle_and_the_rule_read_from_elbv2(
     stack: Env, rolling_out: str, spec_data: dict[str, Any], cli: Callable[..., Run]

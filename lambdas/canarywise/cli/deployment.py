@@ -97,9 +97,11 @@ class Stack:
         try:
             stacks = client("cloudformation").describe_stacks(StackName=self.name)["Stacks"]
         except AwsCallError as exc:
-            raise OperatorError(
-                f"stack {self.name!r} not found ({error_code(exc)}); check --service, or pass --stack"
-            ) from None
+            if error_code(exc) == "ValidationError":  # CloudFormation's "Stack with id ... does not exist"
+                raise OperatorError(
+                    f"stack {self.name!r} not found; check --service, or pass --stack"
+                ) from None
+            raise OperatorError(f"could not read stack {self.name!r}: {error_code(exc)}: {exc}") from None
         return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
     def output(self, key: str) -> str:
