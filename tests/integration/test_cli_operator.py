@@ -157,7 +157,11 @@ def test_the_service_can_come_from_canarywise_service(
     monkeypatch.setenv("CANARYWISE_SERVICE", SERVICE)
     run = cli("status", "--json", service=False)
     assert run.code == 0
-    assert json.loads(run.out)["service"] == SERVICE
+    status = json.loads(run.out)
+    assert status["service"] == SERVICE
+    # Before the first rollout the registry holds no lifecycle state; the rule is still read.
+    assert (status["state"], status["experiment"]) == (None, None)
+    assert status["rule_forward"] == {"control": 100, "canary": 0}
 
 
 def test_a_service_without_a_stack_is_one_line(stack: Env, cli: Callable[..., Run]) -> None:
