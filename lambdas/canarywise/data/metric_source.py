@@ -94,6 +94,8 @@ ALB_NAMESPACE = "AWS/ApplicationELB"
 # after its minute (EMF logs, the ALB), and ListMetrics may take up to 15 minutes to list a new metric: a
 # slice value first seen in the stage's last minutes (a new intent) is only queried once it is listed.
 FREEZE_AFTER = timedelta(minutes=15)
+# The slice that pools a capped metric's slice values not read (see `Metric.max_slices`).
+OTHER_SLICE = "(other)"
 # The key under which new-assignment counts travel with the metrics' queries; never a spec metric name (those
 # start with a lowercase letter).
 _ASSIGNMENTS = "(new assignments)"
@@ -379,6 +381,9 @@ class MetricSource:
         self._max_queries = max_queries_per_call
         self._max_datapoints = max_datapoints_per_call
         self.calls = 0  # GetMetricData requests made (cost is per metric queried, not per call)
+        self._pooled: dict[
+            str, tuple[str, ...]
+        ] = {}  # metric -> the slices read, when capped (see OTHER_SLICE)
 
     def for_slots(self, baseline: str, candidate: str) -> MetricSource:
         """The same source (client, limits, call count kept apart) reading `baseline` as control and
@@ -521,7 +526,9 @@ class MetricSource:
         if not ordered:
             return []
         metrics = evaluated_metrics(spec)
-        slices = {m.name: self._slice_values(m) for m in metrics if m.slice_dimension}
+        slices = {
+            m.name: self._slice_values(m, ordered[0].started_at, now) for m in metrics if m.slice_dimension
+        }
         windows = []
         for position, stage in enumerate(ordered):
             closed = position + 1 < len(ordered)
@@ -602,8 +609,9 @@ class MetricSource:
             _Query(key, "successes", ns, name, dims, "Sum"),
         ]
 
-    def _slice_values(self, metric: Metric) -> tuple[str, ...]:
-        """The slice values (e.g. intents) that have a metric, found with ListMetrics."""
+    def _slice_values(self, metric: Metric, start: datetime, now: datetime) -> tuple[str, ...]:
+        """The slice values (e.g. intents) to read: those with a metric (found with ListMetrics), at most
+        `metric.max_slices` of them (see `_busiest_slices`)."""
         source = metric.source
         if not isinstance(source, ServiceSource) or not metric.slice_dimension:
             return ()
@@ -618,7 +626,56 @@ class MetricSource:
                 dims = {d["Name"]: d["Value"] for d in found.get("Dimensions", [])}
                 if set(dims) == wanted:
                     values.add(dims[metric.slice_dimension])
-        return tuple(sorted(values))
+        self._pooled.pop(metric.name, None)
+        if len(values) <= metric.max_slices:
+            return tuple(sorted(values))
+        chosen = self._busiest_slices(metric, sorted(values), start, now)
+        self._pooled[metric.name] = chosen
+        logger.info(
+            "slices capped",
+            extra={
+                "metric": metric.name,
+                "slice_values": len(values),
+                "read": len(chosen),
+                "pooled": OTHER_SLICE,
+            },
+        )
+        return chosen
+
+    def _busiest_slices(
+        self, metric: Metric, values: Sequence[str], start: datetime, now: datetime
+    ) -> tuple[str, ...]:
+        """`metric.max_slices` of `values`: the critical slices, then the others with the most units over the
+        experiment so far (both variants; ties by name). One unit count per value and variant: past the cap a
+        check asks for 2 x (number of values) more metrics."""
+        bounds = whole_window(start, now, now)
+        if bounds is None:  # not a whole minute yet: no volume to rank by
+            return tuple(sorted(set(metric.critical_slices) & set(values)))
+        window = _Window(start=bounds[0], end=bounds[1], period=int((bounds[1] - bounds[0]).total_seconds()))
+        for value in values:
+            for variant in Variant:
+                key = ObservationKey(metric.name, -1, variant, value)
+                window.queries.extend(q for q in self._queries(metric, key) if q.field == "n")
+        units: dict[str, float] = dict.fromkeys(values, 0.0)
+        for query, found, _, _ in self._run(window):
+            units[query.key.slice or ""] += math.fsum(found)
+        critical = [v for v in values if v in metric.critical_slices]
+        others = sorted((v for v in values if v not in metric.critical_slices), key=lambda v: (-units[v], v))
+        return tuple(sorted([*critical, *others][: metric.max_slices]))
+
+    def _with_other_slice(
+        self, sums: dict[tuple[ObservationKey, str], float]
+    ) -> dict[tuple[ObservationKey, str], float]:
+        """`sums` and, for each metric whose slices were capped, the `OTHER_SLICE` pooling the slices not
+        read: the metric's overall sums minus those of the slices read (units with no slice value included)."""
+        pooled = dict(sums)
+        for (key, name), total in sums.items():
+            chosen = self._pooled.get(key.metric)
+            if chosen is None or key.slice is not None:
+                continue
+            read = math.fsum(sums.get((key._replace(slice=value), name), 0.0) for value in chosen)
+            pooled[(key._replace(slice=OTHER_SLICE), name)] = total - read
+        return pooled
 
     def _run(self, window: _Window) -> Iterator[tuple[_Query, list[float], list[datetime], bool]]:
         """Each query of the window with its values, their timestamps and whether CloudWatch said its answer
@@ -676,10 +733,11 @@ class MetricSource:
         self, spec: RolloutSpec, sums: dict[tuple[ObservationKey, str], float]
     ) -> Iterator[tuple[ObservationKey, Aggregate]]:
         kinds = {m.name: m.kind for m in spec.metrics}
+        sums = self._with_other_slice(sums)
         keys = {key for key, _ in sums if key.metric != _ASSIGNMENTS}
         for key in sorted(keys, key=_order):
             n = sums.get((key, "n"))
-            if n is None or n <= 0:
+            if n is None or n < 0.5:
                 continue  # no units: the engine sees the cell as missing (HOLD), not as zero
             if kinds[key.metric] is MetricKind.MEAN:
                 if (key, "sum") not in sums or (key, "sum_squares") not in sums:
