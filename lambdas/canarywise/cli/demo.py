@@ -1,7 +1,8 @@
 """``canarywise demo``: a whole rollout on an embedded local AWS (moto on 127.0.0.1), in accelerated time.
 
 Without ``--scenario`` it runs the default pair: a regression rolled back, then a healthy candidate promoted.
-Exit status 0 when every scenario ended as it should, 1 otherwise.
+``--scenario release-train`` plays three releases in a row on one local AWS (promoted, rolled back,
+promoted). Exit status 0 when every scenario ended as it should, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ HELP = "run a whole rollout on a local AWS (moto on 127.0.0.1) in accelerated ti
 
 
 def register(subparsers: Any) -> None:
+    from canarywise.demo.release_train import NAME as TRAIN
+    from canarywise.demo.release_train import TITLE as TRAIN_TITLE
     from canarywise.demo.scenarios import DEFAULT_SCENARIOS, SCENARIOS
 
     parser = subparsers.add_parser(
@@ -27,13 +30,13 @@ def register(subparsers: Any) -> None:
             "Starts moto in server mode on a free 127.0.0.1 port, creates the stack's resources from the "
             "synthesized template, starts the real canary state machine and plays simulated traffic in "
             "five-minute ticks; the real handlers run in-process. Nothing reaches the network. Scenarios: "
-            + "; ".join(f"{name}: {s.title}" for name, s in SCENARIOS.items())
+            + "; ".join([*(f"{name}: {s.title}" for name, s in SCENARIOS.items()), f"{TRAIN}: {TRAIN_TITLE}"])
         ),
     )
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=sorted(SCENARIOS),
+        choices=sorted([*SCENARIOS, TRAIN]),
         metavar="NAME",
         help=f"a scenario to run (repeatable; default: {' then '.join(DEFAULT_SCENARIOS)}, with approval)",
     )
@@ -94,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console = Console(file=sys.stdout, width=140, highlight=False)
     results = []
+    trains_ok = True
     for position, name in enumerate(names):
         serve = _serve if args.serve and position == len(names) - 1 else None
         if args.json:
@@ -102,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
             progress = LineProgress(console)
         else:
             progress = LiveProgress(console)
+        if name == "release-train":
+            trains_ok = _release_train(args, progress, console) and trains_ok
+            continue
         results.append(
             run_scenario(
                 SCENARIOS[name],
@@ -113,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 after=serve,
             )
         )
-    if args.json:
+    if args.json and results:
         print_json(
             {
                 "scenarios": [
@@ -155,4 +162,62 @@ def run(args: argparse.Namespace) -> int:
             ],
             console=console,
         )
-    return 0 if all(r.as_expected for r in results) else 1
+    return 0 if trains_ok and all(r.as_expected for r in results) else 1
+
+
+def _release_train(args: argparse.Namespace, progress: Any, console: Any) -> bool:
+    """Run the release train; print each release and each check (or one JSON object); True if it held."""
+    from canarywise.cli.output import print_grid
+    from canarywise.demo.release_train import run_release_train
+
+    result = run_release_train(seed=args.seed, progress=progress, log_dir=args.reports / "logs")
+    if args.json:
+        print_json(
+            {
+                "scenario": "release-train",
+                "ok": result.ok,
+                "releases": [vars(r) for r in result.releases],
+                "rolled_back_sessions": result.rolled_back_sessions,
+                "rolled_back_requests": result.rolled_back_requests,
+                "checks": [{"check": what, "held": held} for what, held in result.checks],
+                "wall_seconds": result.wall_seconds,
+            }
+        )
+        return result.ok
+    print_grid(
+        "canarywise demo · release train",
+        [
+            "release",
+            "outcome",
+            "expected",
+            "candidate slot",
+            "live slot after",
+            "rule forward after",
+            "checks",
+        ],
+        [
+            [
+                r.release,
+                r.outcome,
+                r.expected,
+                r.candidate_slot,
+                r.live_after,
+                _forward(r.forward_after),
+                r.ticks,
+            ]
+            for r in result.releases
+        ],
+        console=console,
+    )
+    for what, held in result.checks:
+        console.print(f"  {'ok  ' if held else 'FAIL'} {what}", markup=False, soft_wrap=True)
+    console.print(
+        f"release train: {'ok' if result.ok else 'FAILED'} in {result.wall_seconds:.0f} s wall time"
+    )
+    return result.ok
+
+
+def _forward(forward: dict[str, int]) -> str:
+    from canarywise.demo.runner import describe_forward
+
+    return describe_forward(forward) + ("" if len(forward) > 1 else " (stickiness off)")

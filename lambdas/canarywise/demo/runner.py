@@ -189,6 +189,8 @@ class LocalRun:
         self.experiment_id = ""
         self.release_started = self.clock.now()
         self.sessions: dict[str, int] = dict.fromkeys(deployment.target_groups, 0)
+        # Sessions that came back to a slot by their stickiness cookie (not placed by the weights).
+        self.returning: dict[str, int] = dict.fromkeys(deployment.target_groups, 0)
         self._status_cache: tuple[float, str] = (0.0, "RUNNING")
         self._stages: tuple[StageStart, ...] = ()
         self._forward_seen: dict[str, int] | None = None
@@ -224,6 +226,7 @@ class LocalRun:
         self._new_pacer()
         self.release_started = self.clock.now()
         self.sessions = dict.fromkeys(self.sessions, 0)
+        self.returning = dict.fromkeys(self.returning, 0)
         self._stages, self._forward_seen = (), None
         release_id = f"{self.scenario.name}-{int(self.clock.now().timestamp())}"
         release = {
@@ -273,6 +276,7 @@ class LocalRun:
         tick = self.simulator.tick(start, forward=forward, live=live, hours_in=self.release_hours)
         for slot, sessions in tick.sessions.items():
             self.sessions[slot] = self.sessions.get(slot, 0) + sessions
+            self.returning[slot] = self.returning.get(slot, 0) + sessions - tick.new_users.get(slot, 0)
         for namespace, data in tick.metric_data.items():
             for offset in range(0, len(data), 1000):
                 self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[offset : offset + 1000])

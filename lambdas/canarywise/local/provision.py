@@ -50,7 +50,8 @@ STAND_INS = {
     "AWS::CloudWatch::Alarm": "created with PutMetricAlarm; evaluated by canarywise.local.alarms",
     "AWS::CloudWatch::CompositeAlarm": "evaluated by canarywise.local.alarms (moto has no PutCompositeAlarm)",
     "AWS::Scheduler::Schedule": "the demo invokes the significance check at every simulated 5-minute tick",
-    "AWS::CodePipeline::Pipeline": "approval is `--approve`: the demo starts the promote state machine",
+    "AWS::CodePipeline::Pipeline": "approval is `--approve`: the demo starts the promote state machine; a "
+    "rollback has no pending approval to reject (PIPELINE_NAME is left out)",
     "AWS::Lambda::EventInvokeConfig": "in-process invocations are synchronous: no retries, no destination",
 }
 
@@ -136,6 +137,24 @@ def _json_object(environment: Mapping[str, str], name: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ProvisionError(f"{name} is not a JSON object: {environment[name]!r}")
     return {str(slot): str(arn) for slot, arn in value.items()}
+
+
+# A variable that names a resource moto does not create, by the resource's type: the function is told
+# nothing rather than a name that leads nowhere (the rollback rejects no pipeline approval locally).
+_NAMES_LEFT_OUT = {"AWS::CodePipeline::Pipeline": "PIPELINE_NAME"}
+
+
+def _without_left_out(lambda_client: Any, function: Mapping[str, Any], left_out: set[str]) -> dict[str, str]:
+    """`function`'s environment without the variables of `_NAMES_LEFT_OUT` (updated on the function too)."""
+    environment = dict(function.get("Environment", {}).get("Variables", {}))
+    dropped = [_NAMES_LEFT_OUT[kind] for kind in left_out if _NAMES_LEFT_OUT.get(kind) in environment]
+    if dropped:
+        for name in dropped:
+            environment.pop(name)
+        lambda_client.update_function_configuration(
+            FunctionName=function["FunctionName"], Environment={"Variables": environment}
+        )
+    return environment
 
 
 # -- synth -------------------------------------------------------------------------------------------------
@@ -382,11 +401,11 @@ def provision(aws: LocalAws, template: Mapping[str, Any], *, stack_name: str) ->
             handler = fn.get("Handler", "")
             if handler.startswith(_HANDLER_PREFIX):
                 role = handler.removeprefix(_HANDLER_PREFIX).rsplit(".", 1)[0]
+                environment = _without_left_out(
+                    lambda_client, fn, {resource["Type"] for resource in left_out.values()}
+                )
                 functions[role] = LocalFunction(
-                    name=fn["FunctionName"],
-                    arn=fn["FunctionArn"],
-                    handler=handler,
-                    environment=dict(fn.get("Environment", {}).get("Variables", {})),
+                    name=fn["FunctionName"], arn=fn["FunctionArn"], handler=handler, environment=environment
                 )
     not_provisioned = {
         resource["Type"]: STAND_INS.get(resource["Type"], "not needed locally")
