@@ -667,7 +667,7 @@ class MetricSource:
         self, sums: dict[tuple[ObservationKey, str], float]
     ) -> dict[tuple[ObservationKey, str], float]:
         """`sums` and, for each metric whose slices were capped, the `OTHER_SLICE` pooling the slices not
-        read: the metric's overall sums minus those of the slices read (units with no slice value included)."""
+        read: the metric's overall sums minus those of the slices read (units without a slice value too)."""
         pooled = dict(sums)
         for (key, name), total in sums.items():
             chosen = self._pooled.get(key.metric)
