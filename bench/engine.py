@@ -9,8 +9,9 @@ rollout: thousands of rollouts per scenario would take hours. So there are two p
 - **vectorised** (`EngineHarmTest`, `EnginePromoteTest`): the same computation on all replicates and looks at
   once, built from the engine's own pieces: its alpha share per metric (``decision.safety.harm_alpha``),
   its mixing variance (``decision.evidence.tau2_for``), its stage-stratified estimate (the
-  inverse-variance weighting of ``decision.estimates.stratified_difference`` with its Agresti-Caffo
-  variances, re-written with numpy), and the rejection region of ``stats.sequential.msprt_normal`` (tabulated
+  inverse-variance weighting of ``decision.estimates.stratified_difference`` with its variances, the larger
+  of the Agresti-Caffo one and the one at the test's null, re-written with numpy), and the rejection region
+  of ``stats.sequential.msprt_normal`` (tabulated
   from the function itself, ``bench.methods.MsprtBoundary``).
 
 ``bench.decision_quality`` runs both on the same subset and reports whether they agree look for look.
@@ -18,6 +19,7 @@ rollout: thousands of rollouts per scenario would take hours. So there are two p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -107,6 +109,41 @@ def _agresti_caffo_variance(x: FloatArray, n: FloatArray) -> FloatArray:
         return np.asarray(p * (1.0 - p) / n, dtype=np.float64)
 
 
+def restricted_rates(
+    xc: FloatArray, nc: FloatArray, xt: FloatArray, nt: FloatArray, m: FloatArray | float
+) -> tuple[FloatArray, FloatArray]:
+    """``stats.proportions.constrained_rates`` elementwise (``m`` broadcast): the rates maximising the
+    likelihood under p_t − p_c = m (the closed-form root of Farrington & Manning's cubic; pooled at m = 0)."""
+    m = np.asarray(m, dtype=np.float64)
+    n, x = nc + nt, xc + xt
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = x / n
+        a3 = n
+        a2 = (nt + 2 * nc) * m - n - x
+        a1 = (nc * m - n - 2 * xc) * m + x
+        a0 = xc * m * (1 - m)
+        v = (a2 / (3 * a3)) ** 3 - a1 * a2 / (6 * a3**2) + a0 / (2 * a3)
+        u = np.copysign(np.sqrt(np.maximum(0.0, (a2 / (3 * a3)) ** 2 - a1 / (3 * a3))), v)
+        ratio = np.where(u == 0, 0.0, np.clip(v / u**3, -1.0, 1.0))
+        w = (math.pi + np.arccos(ratio)) / 3
+        rate_c = np.where(m == 0, pooled, np.clip(2 * u * np.cos(w) - a2 / (3 * a3), 0.0, 1.0))
+    return rate_c, np.clip(rate_c + m, 0.0, 1.0)
+
+
+def stage_variance(
+    xc: FloatArray, nc: FloatArray, xt: FloatArray, nt: FloatArray, null: FloatArray | float | None
+) -> FloatArray:
+    """``decision.estimates.stage_difference``'s variance elementwise: Agresti-Caffo at the observed rates,
+    and for a test at ``null`` the larger of that and the variance at the restricted rates
+    (``stats.proportions.difference_variance``)."""
+    observed = _agresti_caffo_variance(xc, nc) + _agresti_caffo_variance(xt, nt)
+    if null is None:
+        return observed
+    rc, rt = restricted_rates(xc, nc, xt, nt, null)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.maximum(observed, rc * (1 - rc) / nc + rt * (1 - rt) / nt), dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class StratifiedArrays:
     """The engine's stage-stratified estimate after every look, shape (R, T)."""
@@ -116,11 +153,12 @@ class StratifiedArrays:
     z: FloatArray
 
 
-def stratified_estimates(within: Streams, schedule: Schedule) -> StratifiedArrays:
-    """``decision.estimates.stratified_difference`` over the stages started by each look, vectorised.
+def stratified_estimates(within: Streams, schedule: Schedule, null: float | None = None) -> StratifiedArrays:
+    """``decision.estimates.stratified_difference(pairs, null)`` over the stages started by each look,
+    vectorised.
 
     Stage s contributes from its first look on; after it ends, with its final totals. Within a stage the
-    difference is canary - control with the Agresti-Caffo variance; stages combine by inverse variance.
+    difference is canary - control with `stage_variance`; stages combine by inverse variance.
     """
     shape = within.n_control.shape
     weight_sum = np.zeros(shape)
@@ -134,7 +172,7 @@ def stratified_estimates(within: Streams, schedule: Schedule) -> StratifiedArray
         n_t = within.n_canary[:, index].astype(np.float64)
         x_t = within.x_canary[:, index].astype(np.float64)
         ok = active & (n_c > 0) & (n_t > 0)
-        variance = _agresti_caffo_variance(x_c, n_c) + _agresti_caffo_variance(x_t, n_t)
+        variance = stage_variance(x_c, n_c, x_t, n_t, null)
         with np.errstate(divide="ignore", invalid="ignore"):
             diff = x_t / n_t - x_c / n_c
             weight = np.where(ok, 1.0 / variance, 0.0)
@@ -170,7 +208,7 @@ class EngineHarmTest:
 
     def rollback_looks(self, streams: Streams, schedule: Schedule) -> IntArray:
         return first_true(
-            self.rejects(stratified_estimates(within_stage_cumulative(streams, schedule), schedule))
+            self.rejects(stratified_estimates(within_stage_cumulative(streams, schedule), schedule, 0.0))
         )
 
 

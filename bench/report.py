@@ -456,7 +456,7 @@ def _rate(p: float, replicates: int) -> str:
 def _when(value: float, unit: str) -> str:
     if math.isinf(value):
         return "not within the stage" if unit == "h" else "not within 7 d"
-    return f"{value:.2f} h" if unit == "h" else f"{value:.0f} min"
+    return f"{value:.2f} h" if unit in ("h", "d") else f"{value:.0f} min"
 
 
 def hard_limit_tables(
@@ -565,3 +565,116 @@ def hard_limit_tables(
 
 def _pct2(p: float) -> str:
     return f"{100 * p:.2f}%"
+
+
+def _pm(p: float, replicates: int) -> str:
+    """A rate with its binomial standard error, in percent with two decimals."""
+    return f"{100 * p:.2f}% ± {100 * math.sqrt(p * (1 - p) / replicates):.2f}"
+
+
+def rare_event_tables(report: Any) -> list[str]:
+    """Decision quality at rare events and under repeated looks (``bench.rare_events``), before and now."""
+    from bench import rare_events as rare
+
+    alpha = report.alpha
+    gate = report.gate
+    out = [
+        "## Rare events and repeated looks: the gate, the harm test, the confidence sequence, the SRM check",
+        "",
+        "The error rate's gate at its margin: a first stage at 5% (300,000 sessions a day, 5-minute looks, "
+        f"up to {rare.FIRST_STAGE_MAX_HOURS:.0f} h), the error rate alone (margin 0.5 pt, no hard limit), "
+        "its canary exactly at the margin (baseline + 0.5 pt), every minimum duration and units per arm "
+        "that synth accepts. *False ADVANCE*: the gate met at some look before the harm test rolled the "
+        "canary back (must be at most alpha = "
+        f"{alpha:g}); *non-inferiority alone*: proven at some look of the stage. *Before*: each stage's "
+        "variance at the Agresti-Caffo adjusted observed rates (a canary with no error yet has almost no "
+        "variance on its side). *Now*: the larger of that and the variance at the margin (Farrington-"
+        "Manning restricted rates; `stats.proportions.difference_variance`). Both rules on the same "
+        f"streams; {gate[0].replicates:,} rollouts per cell; 'decide agrees': the first rollouts of each "
+        "cell replayed through `decide` look by look, same first decision at the same look.",
+        "",
+        "| baseline | stage minimum | units per arm | false ADVANCE before | now | non-inferiority alone "
+        "before | now | decide agrees |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in gate:
+        n = c.replicates
+        out.append(
+            f"| {100 * c.baseline:g}% | {c.min_hours:g} h | {c.min_units:,} | "
+            f"{_pm(c.advanced['before'], n)} | {_pm(c.advanced['now'], n)} | "
+            f"{_pm(c.proven['before'], n)} | {_pm(c.proven['now'], n)} | "
+            f"{c.agree[0]}/{c.agree[1]} |"
+        )
+    worst = max(gate, key=lambda c: c.advanced["now"])
+    worst_se = math.sqrt(worst.advanced["now"] * (1 - worst.advanced["now"]) / worst.replicates)
+    within = all(c.advanced["now"] <= alpha + 2 * math.sqrt(alpha * (1 - alpha) / c.replicates) for c in gate)
+    out += [
+        "",
+        f"Every cell {'is' if within else 'is NOT'} at most alpha within two standard errors now (largest: "
+        f"{100 * worst.advanced['now']:.2f}% ± {100 * worst_se:.2f} at a {100 * worst.baseline:g}% baseline, "
+        f"{worst.min_hours:g} h, {worst.min_units:,} units); before, up to "
+        f"{100 * max(c.advanced['before'] for c in gate):.1f}%.",
+        "",
+        "Why the larger of the two variances and not the variance at the null alone: each guards one tail. "
+        "The gate rejects when the canary has *few* events, where the observed variance collapses; the harm "
+        "test rejects when it has *many*, where the pooled variance (the harm test's null) is too small, "
+        "Poisson's right tail being heavier than the normal one. The error rate's harm test alone at alpha "
+        f"{report.harm[0].alpha:g}, an A/A canary on the shipped ladder at its minimum durations for 7 days "
+        f"({report.harm[0].replicates:,} rollouts per row):",
+        "",
+        "| baseline | false rollback: observed variance (before) | variance at the null alone | the larger "
+        "(now) |",
+        "|---|---|---|---|",
+    ]
+    for h in report.harm:
+        n = h.replicates
+        out.append(
+            f"| {100 * h.baseline:g}% | {_pm(h.rolled_back['before'], n)} | "
+            f"{_pm(h.rolled_back['null'], n)} | {_pm(h.rolled_back['now'], n)} |"
+        )
+    cov = report.coverage
+    out += [
+        "",
+        "Time-uniform coverage of `stats.sequential.msprt_proportions`'s two-sided confidence sequence (the "
+        "public sequence whose variance comes from counts; `msprt_normal` takes its variance as given and "
+        "`msprt_means` uses Welch's): the true difference inside the sequence at every one of the 2,016 "
+        "looks of the shipped ladder (5% for 4 h, 25% for 24 h, then 50%), cumulative counts, tau^2 planned "
+        f"for a 0.5 pt difference, nominal {100 * (1 - alpha):.0f}%, {cov[0].replicates:,} rollouts per row. "
+        "The sequence excludes a value exactly when the test at that value rejects, so coverage is one minus "
+        "the chance that the test at the true difference ever rejects (`bench.rare_events` checks that "
+        "vectorised test against `msprt_proportions` itself on sampled looks). Before: the variance at the "
+        "observed rates; the variance at each candidate null alone; now: the larger of that and the "
+        "Agresti-Caffo one.",
+        "",
+        "| baseline | true difference | coverage before | at the null alone | now |",
+        "|---|---|---|---|---|",
+    ]
+    for r in cov:
+        n = r.replicates
+        out.append(
+            f"| {100 * r.baseline:g}% | {100 * r.difference:+.1f} pt | {_pm(r.covered['before'], n)} | "
+            f"{_pm(r.covered['null'], n)} | {_pm(r.covered['now'], n)} |"
+        )
+    srm = report.srm
+    out += [
+        "",
+        f"The sample-ratio check at the spec's srm_pvalue {report.srm_level:g}: a 95/5 split held for 7 days "
+        "(300,000 new assignments a day around the diurnal curve, 5-minute looks), healthy or with new "
+        f"assignments arriving at 4.8% instead of 5%; {srm[0].replicates:,} rollouts per row. *Before*: "
+        "Pearson's chi-square at every look, HOLD when p < srm_pvalue (a fixed-sample test repeated 2,016 "
+        "times). *Now*: `stats.srm.sequential_srm_test`, a normal mixture over the canary's log-odds of the "
+        "exact binomial likelihood ratios (anytime-valid: a healthy split is held with probability at most "
+        "srm_pvalue over any number of looks), HOLD when its p <= srm_pvalue.",
+        "",
+        "| scenario | held within 7 d: before | now | median time to the first HOLD: before | now | "
+        "held within 24 h: before | now |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in srm:
+        n = s.replicates
+        out.append(
+            f"| {s.label} | {_pm(s.held['before'], n)} | {_pm(s.held['now'], n)} | "
+            f"{_when(s.median_hours['before'], 'd')} | {_when(s.median_hours['now'], 'd')} | "
+            f"{_pm(s.within_24h['before'], n)} | {_pm(s.within_24h['now'], n)} |"
+        )
+    return out

@@ -17,6 +17,7 @@ import numpy as np
 
 from bench import alarm, cost, hard_limit, report
 from bench.decision_quality import run_all
+from bench.rare_events import run_rare_events
 from bench.shipped import run_shipped
 from canarywise.spec import load_spec
 
@@ -32,6 +33,10 @@ MODES = {
         "hard_limit": 1000,  # healthy canaries per backstop row (and broken ones per time-to-fire row)
         "tick_repeats": 3,
         "cold": 1,
+        "rare_gate": 300,  # rollouts per rare-event gate cell (18 cells), both rules on the same streams
+        "rare_other": 200,  # per A/A harm row and per coverage row
+        "rare_srm": 100,  # per SRM row (7 days of a 95/5 split)
+        "rare_replays": 1,  # of each gate cell, replayed through decide
     },
     "full": {
         "replicates": 10000,
@@ -43,6 +48,10 @@ MODES = {
         "hard_limit": 20000,
         "tick_repeats": 5,
         "cold": 3,
+        "rare_gate": 2000,
+        "rare_other": 1000,
+        "rare_srm": 1000,
+        "rare_replays": 2,
     },
 }
 HARD_LIMIT_UNITS = (30_000, 300_000, 3_000_000)  # canary units a day at 100% traffic
@@ -84,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         harm_replicates=cfg["shipped_harm"],
         replays=cfg["replays"],
         rng=rng,
+        log=log,
+    )
+    # its own random stream: adding this section left the draws of the sections after it as they were
+    rare = run_rare_events(
+        spec,
+        replicates=cfg["rare_gate"],
+        harm_replicates=cfg["rare_other"],
+        coverage_replicates=cfg["rare_other"],
+        srm_replicates=cfg["rare_srm"],
+        replays=cfg["rare_replays"],
+        rng=np.random.default_rng([args.seed, 15]),
         log=log,
     )
     (error_rate,) = [m for m in spec.metrics if m.name == "error_rate"]
@@ -170,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *report.limits_text(quality, alpha),
         *report.shipped_tables(shipped, alpha),
+        *report.rare_event_tables(rare),
+        "",
         *report.hard_limit_tables(spec, backstops, ladder_alarms, fixed_alarms, detection, limit),
         *report.cost_tables(ticks, cold, bundle, spec),
     ]

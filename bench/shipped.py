@@ -10,13 +10,15 @@ hard limit is breached by chance, or the gate is not met in time. This module me
 ``simulate`` plays ``replicates`` rollouts tick by tick (vectorised over the rollouts) of the shipped spec's
 safety and guardrail metrics (the escalation rate split by intent), with the engine's rule re-written in
 numpy from its own pieces: the alpha share of each test (``decision.safety.harm_alpha``), the mixing
-variances (``decision.evidence.tau2_for``), the stage-stratified estimate with Agresti-Caffo variances, the
-always-valid p-value of ``stats.sequential.msprt_normal`` (``mixture_pvalue``), Benjamini-Hochberg across the
-slices, the hard-limit backstop (its exact binomial test at ``decision.evidence.hard_limit_level``:
-``bench.hard_limit.exact_breach``), the stage-aware sample-ratio check, and the canary gate's precedence
-(ROLLBACK, then HOLD, then ADVANCE, then INCONCLUSIVE at the maximum duration). ``replay`` feeds the ticks
-of the first rollouts, as simulated, to ``canarywise.decision.engine.decide`` itself look by look (with every
-metric of the spec, the non-blocking ones too) and reports whether its decisions are the same at every look.
+variances (``decision.evidence.tau2_for``), the stage-stratified estimate with the variance of each test
+(``bench.engine.stage_variance``: at 0 for harm, at the margin for non-inferiority), the always-valid
+p-value of ``stats.sequential.msprt_normal`` (``mixture_pvalue``), Benjamini-Hochberg across the slices, the
+hard-limit backstop (its exact binomial test at ``decision.evidence.hard_limit_level``:
+``bench.hard_limit.exact_breach``), the anytime-valid sample-ratio check (``srm_holds``), and the canary
+gate's precedence (ROLLBACK, then HOLD, then ADVANCE, then INCONCLUSIVE at the maximum duration). ``replay``
+feeds the ticks of the first rollouts, as simulated, to ``canarywise.decision.engine.decide`` itself look by
+look (with every metric of the spec, the non-blocking ones too) and reports whether its decisions are the same
+at every look.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import chdtrc, log_ndtr
+from scipy.special import log_ndtr, xlogy
 
-from bench.engine import T0, MetricStream
+from bench.engine import T0, MetricStream, stage_variance
 from bench.fullspec import BASELINES, INTENTS, mean_stream
 from bench.hard_limit import exact_breach
 from bench.methods import NEVER
@@ -50,6 +52,7 @@ from canarywise.decision.models import (
 )
 from canarywise.decision.safety import harm_alpha
 from canarywise.spec import Direction, MetricKind, MetricRole, RolloutSpec
+from canarywise.stats.srm import srm_log_mixture, srm_mixing_variance
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -184,15 +187,35 @@ class ShippedWorld:
 
 
 def _stage_weights(
-    nc: FloatArray, xc: FloatArray, nt: FloatArray, xt: FloatArray
+    nc: FloatArray, xc: FloatArray, nt: FloatArray, xt: FloatArray, null: FloatArray | float
 ) -> tuple[FloatArray, FloatArray]:
     """One stage's inverse-variance weight and weight x difference per series (0 without data in an arm):
-    ``stage_difference`` with its Agresti-Caffo variance."""
+    ``stage_difference`` with the variance of a test at ``null`` (``bench.engine.stage_variance``)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ok = (nc > 0) & (nt > 0)
-        pc, pt = (xc + 1) / (nc + 2), (xt + 1) / (nt + 2)
-        weight = np.where(ok, 1.0 / (pc * (1 - pc) / nc + pt * (1 - pt) / nt), 0.0)
+        weight = np.where(ok, 1.0 / stage_variance(xc, nc, xt, nt, null), 0.0)
         return weight, np.where(ok, weight * (xt / nt - xc / nc), 0.0)
+
+
+def srm_holds(
+    canary: FloatArray, totals: FloatArray, shares: FloatArray, level: float
+) -> npt.NDArray[np.bool_]:
+    """``decision.evidence.srm_finding``'s verdict per row: ``stats.srm.sequential_srm_test`` p <= level, i.e.
+    log Λ >= log(1/level). Λ is computed only where it can reach that: log Λ is at most the sum over stages of
+    each stage's largest binomial log-likelihood ratio (the mixture never exceeds the best common tilt, nor
+    that the best tilt per stage), X_s log(X_s/(N_s w_s)) + (N_s − X_s) log((N_s − X_s)/(N_s (1 − w_s)))."""
+    threshold = math.log(1.0 / level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = totals * shares
+        rest = totals - canary
+        bound = xlogy(canary, canary / expected) + xlogy(rest, rest / (totals - expected))
+    bound = np.where(totals > 0, bound, 0.0).sum(axis=-1)
+    out = np.zeros(canary.shape[0], dtype=np.bool_)
+    rows = np.flatnonzero(bound >= threshold)
+    if rows.size:
+        log_lr = srm_log_mixture(canary[rows].sum(axis=-1), totals[rows], shares, srm_mixing_variance(level))
+        out[rows] = log_lr >= threshold
+    return out
 
 
 def simulate(
@@ -225,9 +248,13 @@ def simulate(
     # The stage in progress: cumulative units and events per series; the closed stages: running sums.
     units = {v: np.zeros((replicates, n_series)) for v in Variant}
     events = {v: np.zeros((replicates, n_series)) for v in Variant}
-    closed_w = np.zeros((replicates, n_series))
+    closed_w = np.zeros((replicates, n_series))  # harm tests (variance at 0)
     closed_wd = np.zeros((replicates, n_series))
-    closed_srm = np.zeros((replicates, 3))  # control units, canary units, expected canary units
+    closed_w_ni = np.zeros((replicates, len(ni)))  # non-inferiority tests (variance at the margin)
+    closed_wd_ni = np.zeros((replicates, len(ni)))
+    n_stages = len(spec.stages)
+    closed_srm_n = np.zeros((replicates, n_stages))  # units per closed stage (first metric)
+    closed_srm_x = np.zeros((replicates, n_stages))  # canary units per closed stage
     stage = np.zeros(replicates, dtype=np.int64)
     stage_starts = np.full((replicates, len(spec.stages)), NEVER, dtype=np.int64)
     stage_starts[:, 0] = 0
@@ -274,13 +301,19 @@ def simulate(
 
         nc, xc = units[Variant.CONTROL][a], events[Variant.CONTROL][a]
         nt, xt = units[Variant.CANARY][a], events[Variant.CANARY][a]
-        weight, weighted = _stage_weights(nc, xc, nt, xt)
+        weight, weighted = _stage_weights(nc, xc, nt, xt, 0.0)
         w_sum = closed_w[a] + weight
         valid = w_sum > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             estimate = np.where(valid, (closed_wd[a] + weighted) / w_sum, 0.0)
             variance = np.where(valid, 1.0 / w_sum, 1.0)
         sd = np.sqrt(variance)
+        weight_ni, weighted_ni = _stage_weights(nc[:, ni], xc[:, ni], nt[:, ni], xt[:, ni], margin)
+        w_sum_ni = closed_w_ni[a] + weight_ni
+        valid_ni = w_sum_ni > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            estimate_ni = np.where(valid_ni, (closed_wd_ni[a] + weighted_ni) / w_sum_ni, 0.0)
+            variance_ni = np.where(valid_ni, 1.0 / w_sum_ni, 1.0)
 
         # Safety: harm tests (overall; slices with BH; a critical slice blocks) and hard limits.
         p_harm = mixture_pvalue(estimate / sd, tau2 / variance, "greater")
@@ -292,13 +325,13 @@ def simulate(
             breach = exact_breach(nt[:, j], xt[:, j], limit=limit, level=world.hard_limit_level)
             cause |= np.where(breach, CAUSE_HARD_LIMIT, 0)
 
-        # Trust: sample-ratio mismatch over the stages so far (units of the first metric), missing data.
-        obs_c = closed_srm[a, 0] + nc[:, 0]
-        obs_t = closed_srm[a, 1] + nt[:, 0]
-        expected_t = closed_srm[a, 2] + (nc[:, 0] + nt[:, 0]) * share
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stat = (obs_t - expected_t) ** 2 * (1 / expected_t + 1 / (obs_c + obs_t - expected_t))
-        hold = chdtrc(1, stat) < spec.statistics.srm_pvalue
+        # Trust: sample-ratio mismatch over the stages so far (units of the first metric, anytime-valid),
+        # missing data.
+        srm_n, srm_x = closed_srm_n[a], closed_srm_x[a]
+        rows = np.arange(a.size)
+        srm_n[rows, st] += nc[:, 0] + nt[:, 0]
+        srm_x[rows, st] += nt[:, 0]
+        hold = srm_holds(srm_x, srm_n, world.shares, spec.statistics.srm_pvalue)
         hold |= (nc[:, :n_overall] == 0).any(axis=1) | (nt[:, :n_overall] == 0).any(axis=1)
         if sliced:
             crit = slice_cols[world.critical]
@@ -306,8 +339,8 @@ def simulate(
 
         # The gate: minimum duration, enough units, every margin proven (non-inferiority at the full alpha).
         elapsed = k + 1 - stage_starts[a, st]
-        p_ni = mixture_pvalue((estimate[:, ni] - margin) / sd[:, ni], tau2_ni / variance[:, ni], "less")
-        proven = (valid[:, ni] & (p_ni <= spec.statistics.alpha)).all(axis=1)
+        p_ni = mixture_pvalue((estimate_ni - margin) / np.sqrt(variance_ni), tau2_ni / variance_ni, "less")
+        proven = (valid_ni & (p_ni <= spec.statistics.alpha)).all(axis=1)
         least = np.minimum(nc[:, :n_overall], nt[:, :n_overall]).min(axis=1)
         gate = (elapsed >= world.min_ticks[st]) & (least >= spec.statistics.min_samples_per_arm) & proven
         at_max = elapsed >= world.max_ticks[st]
@@ -325,9 +358,10 @@ def simulate(
             moved = a[advance]
             closed_w[moved] += weight[advance]
             closed_wd[moved] += weighted[advance]
-            closed_srm[moved] += np.stack(
-                [nc[advance, 0], nt[advance, 0], (nc + nt)[advance, 0] * share[advance]], 1
-            )
+            closed_w_ni[moved] += weight_ni[advance]
+            closed_wd_ni[moved] += weighted_ni[advance]
+            closed_srm_n[moved] = srm_n[advance]
+            closed_srm_x[moved] = srm_x[advance]
             for v in Variant:
                 units[v][moved] = 0.0
                 events[v][moved] = 0.0
