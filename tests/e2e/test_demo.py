@@ -2,8 +2,8 @@
 
 Each test runs a scenario of ``canarywise demo`` in-process: the stack's template is synthesized (cached in
 build/local/), its resources created on a fresh local AWS, the canary state machine started and simulated
-traffic played in five-minute ticks. Assertions read the registry and the ALB rule, not the runner's own
-summary alone.
+traffic played in five-minute ticks. Assertions read the registry and the ALB rule (``local_kit``), not the
+runner's own summary alone. The demo ALB's slots are ``blue`` (live at first) and ``green``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from local_kit import RuleForward, rollback_items, rule_forward, service_item
 
 from canarywise.cli.main import main
-from canarywise.data.models import ExperimentStatus, Weights
+from canarywise.data.models import ExperimentStatus
 from canarywise.data.registry import Registry
-from canarywise.data.traffic import TrafficSplit
 from canarywise.demo.runner import RunResult, run_scenario
 from canarywise.demo.scenarios import SCENARIOS
 from canarywise.local.provision import Deployment
@@ -26,15 +26,9 @@ from canarywise.local.server import LocalAws
 
 pytestmark = pytest.mark.slow
 
-
-def _weights(aws: LocalAws, deployment: Deployment) -> Weights:
-    traffic = deployment.traffic
-    return TrafficSplit(
-        traffic["LISTENER_RULE_ARN"],
-        traffic["CONTROL_TARGET_GROUP_ARN"],
-        traffic["CANARY_TARGET_GROUP_ARN"],
-        boto3_client=aws.client("elbv2"),
-    ).current_weights()
+ROLLED_BACK_RULE = RuleForward(
+    {"blue": 100}, sticky=False
+)  # only the live slot named: nobody sticks to green
 
 
 def _registry(aws: LocalAws, deployment: Deployment) -> Registry:
@@ -45,11 +39,13 @@ def test_regression_is_rolled_back_by_the_state_machine(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
     def inspect(aws: LocalAws, deployment: Deployment, result: RunResult) -> None:
-        seen["weights"] = _weights(aws, deployment)
+        seen["rule"] = rule_forward(aws, deployment)
+        seen["state"] = service_item(aws, deployment)
         registry = _registry(aws, deployment)
         assert result.experiment_id is not None
         seen["experiment"] = registry.get_experiment(result.experiment_id)
         seen["checks"] = registry.list_checks(result.experiment_id)
+        seen["rollbacks"] = rollback_items(aws, deployment, result.experiment_id)
         execution = aws.client("stepfunctions").list_executions(
             stateMachineArn=deployment.canary_state_machine_arn
         )["executions"][0]
@@ -59,7 +55,10 @@ def test_regression_is_rolled_back_by_the_state_machine(tmp_path: Path) -> None:
 
     assert result.outcome == "ROLLED_BACK"
     assert seen["experiment"].status is ExperimentStatus.ROLLED_BACK
-    assert seen["weights"] == Weights(control=100, canary=0)  # restored first, by the rollback handler
+    assert (seen["experiment"].baseline_slot, seen["experiment"].candidate_slot) == ("blue", "green")
+    assert seen["rule"] == ROLLED_BACK_RULE
+    assert (seen["state"]["phase"], seen["state"]["live"]) == ("STEADY", "blue")
+    assert len(seen["rollbacks"]) == 2  # the experiment's one ROLLBACK record and its history item
     assert seen["execution"] == "FAILED"  # the state machine's ROLLBACK branch ends in its Fail state
     assert result.rollback is not None
     assert result.rollback.source == "state_machine"
@@ -87,7 +86,8 @@ def test_healthy_candidate_advances_every_stage_and_is_promoted(tmp_path: Path) 
     seen: dict[str, Any] = {}
 
     def inspect(aws: LocalAws, deployment: Deployment, result: RunResult) -> None:
-        seen["weights"] = _weights(aws, deployment)
+        seen["rule"] = rule_forward(aws, deployment)
+        seen["state"] = service_item(aws, deployment)
         registry = _registry(aws, deployment)
         assert result.experiment_id is not None
         seen["experiment"] = registry.get_experiment(result.experiment_id)
@@ -98,7 +98,14 @@ def test_healthy_candidate_advances_every_stage_and_is_promoted(tmp_path: Path) 
 
     assert result.outcome == "PROMOTED"
     assert seen["experiment"].status is ExperimentStatus.PROMOTED
-    assert seen["weights"] == Weights(control=0, canary=100)
+    # The candidate's slot is live now; the next release goes into the other one.
+    assert seen["experiment"].candidate_slot == "green"
+    assert seen["rule"] == RuleForward({"green": 100}, sticky=False)
+    assert (seen["state"]["phase"], seen["state"]["live"], seen["state"]["idle"]) == (
+        "STEADY",
+        "green",
+        "blue",
+    )
     assert [s.weights.canary for s in seen["stages"]] == [5, 25, 50]
     # Every stage lasted at least its minimum (demo ladder: 1 h, 1 h, 2 h) before the next began.
     starts = [s.started_at for s in seen["stages"]]
@@ -137,25 +144,36 @@ def test_operator_commands_against_the_local_endpoint(
     def operate(aws: LocalAws, deployment: Deployment, result: RunResult) -> None:
         capsys.readouterr()
         service = ["--service", deployment.service]
+        seen["rule_before"] = rule_forward(aws, deployment)
         assert main(["status", "--json", *service]) == 0
         seen["status"] = json.loads(capsys.readouterr().out)
-        assert main(["rollback", "--reason", "operator saw the SRM", "--json", *service]) == 0
+        assert main(["rollback", "--reason", "operator saw the SRM", "--yes", "--json", *service]) == 0
         seen["rollback"] = json.loads(capsys.readouterr().out)
-        seen["weights"] = _weights(aws, deployment)
+        seen["rule"] = rule_forward(aws, deployment)
         assert result.experiment_id is not None
         seen["experiment"] = _registry(aws, deployment).get_experiment(result.experiment_id)
+        seen["rollbacks"] = rollback_items(aws, deployment, result.experiment_id)
+        seen["again_exit"] = main(["rollback", "--reason", "again", "--yes", "--json", *service])
+        seen["again"] = json.loads(capsys.readouterr().out)
+        seen["rule_after_again"] = rule_forward(aws, deployment)
         assert main(["report", result.experiment_id, "--out", str(tmp_path / "cli"), "--json", *service]) == 0
         seen["report"] = json.loads(capsys.readouterr().out)
 
     result = run_scenario(held, seed=7, reports_dir=tmp_path, after=operate)
 
     assert result.outcome == "HELD"
-    (running,) = seen["status"]["experiments"]
-    assert running["decision"] == "HOLD"
-    assert running["reason"].startswith("sample ratio mismatch")
-    assert running["weights"] == "control 95 / canary 5"
+    assert seen["rule_before"] == RuleForward({"blue": 95, "green": 5}, sticky=True)
+    status = seen["status"]
+    assert status["rule_forward"] == seen["rule_before"].weights
+    assert status["experiment"]["decision"] == "HOLD"
+    assert status["experiment"]["reason"].startswith("sample ratio mismatch")
     assert seen["experiment"].status is ExperimentStatus.ROLLED_BACK
-    assert seen["weights"] == Weights(control=100, canary=0)
+    assert seen["rule"] == ROLLED_BACK_RULE
+    assert len(seen["rollbacks"]) == 2
+    # Nothing running any more: a second rollback refuses and leaves the rule alone.
+    assert seen["again_exit"] == 3  # nothing to do
+    assert "nothing to roll back" in json.dumps(seen["again"]).lower()
+    assert seen["rule_after_again"] == ROLLED_BACK_RULE
     assert Path(seen["report"]["plot"]).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -165,9 +183,9 @@ def test_guardrail_breach_rolls_back_through_the_critical_alarm(tmp_path: Path) 
     seen: dict[str, Any] = {}
 
     def inspect(aws: LocalAws, deployment: Deployment, result: RunResult) -> None:
-        seen["weights"] = _weights(aws, deployment)
+        seen["rule"] = rule_forward(aws, deployment)
         alarms = aws.client("cloudwatch").describe_alarms(
-            AlarmNames=[f"canarywise-{deployment.service}-error_rate-hard-limit"]
+            AlarmNames=[f"canarywise-{deployment.service}-error_rate-hard-limit-green"]  # the candidate's
         )
         seen["alarm"] = alarms["MetricAlarms"][0]["StateValue"]
         execution = aws.client("stepfunctions").list_executions(
@@ -180,9 +198,9 @@ def test_guardrail_breach_rolls_back_through_the_critical_alarm(tmp_path: Path) 
     assert result.outcome == "ROLLED_BACK"
     assert result.rollback is not None
     assert result.rollback.source == "aws.cloudwatch"
-    assert "error_rate-hard-limit" in result.rollback.reason
+    assert "error_rate-hard-limit-green" in result.rollback.reason
     assert seen["alarm"] == "ALARM"
-    assert seen["weights"] == Weights(control=100, canary=0)
+    assert seen["rule"] == ROLLED_BACK_RULE
     assert seen["execution"] == "ABORTED"  # the rollback function stopped the running canary execution
     # Within minutes of the spike's start (2 of 3 one-minute datapoints over the limit).
     assert result.decision_hours is not None
