@@ -1,8 +1,9 @@
 """Alarms: hard limits and proven harm roll back without waiting for anyone; softer trouble pages a person.
 
-- one alarm per hard limit in the spec on the canary target group's ALB metrics: the 5xx count tested
-  against the limit each minute (metric math over ``HTTPCode_Target_5XX_Count`` and ``RequestCount``, see
-  :func:`error_excess`) and p99 ``TargetResponseTime``;
+- one alarm per hard limit in the spec and slot (either target group may hold the candidate), on that
+  group's ALB metrics: the 5xx count tested against the limit each minute (metric math over
+  ``HTTPCode_Target_5XX_Count`` and ``RequestCount``, see :func:`error_excess`) and p99
+  ``TargetResponseTime``;
 - ``StatisticalHarm`` (published by the significance check, 1 when harm is proven);
 - composite *critical* = any of those → the rollback function (Lambda alarm action) and the alert topic;
 - composite *warning* = the significance check failing, a rollback that could not run, or a hard-limit metric

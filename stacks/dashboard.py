@@ -91,7 +91,9 @@ class Dashboard(Construct):
                 log_group_names=[_log_group_name(canary)],
                 query_lines=[
                     "fields @timestamp, details.name as state",
-                    "filter type = 'TaskStateEntered' and details.name like /started|Roll back|Superseded/",
+                    # "Superseded" is a Fail state: it is logged as FailStateEntered, not TaskStateEntered.
+                    "filter type in ['TaskStateEntered', 'FailStateEntered']"
+                    " and details.name like /started|Roll back|Superseded/",
                     "sort @timestamp desc",
                     "limit 20",
                 ],

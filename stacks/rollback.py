@@ -1,4 +1,5 @@
-"""The rollback function: weights back to 100/0 first, then stop the canary execution, record, notify.
+"""The rollback function: takes the rollback, stops its execution, all traffic to the live slot (read back),
+records, notifies; and rejects the pending approval, so a stale click cannot promote (docs/lifecycle.md).
 
 It is invoked asynchronously by the critical composite alarm (Lambda alarm action), by an EventBridge rule
 when a person rejects the CodePipeline approval, by the canary state machine, and by ``canarywise rollback``.

@@ -47,12 +47,20 @@ class Synthesized:
         assert len(found) == 1, f"expected one {type_} with {contains!r} in its id, found {found}"
         return found[0]
 
+    def text(self, value: str | dict[str, Any]) -> str:
+        """A template string value, ``Fn::Join`` joined, every other token as a marker (:func:`text_of`)."""
+        return text_of(value)
+
+    def json_value(self, value: str | dict[str, Any]) -> Any:
+        """A template value holding JSON (a definition, ``Stack.to_json_string``), parsed."""
+        return json.loads(text_of(value))
+
     def state_machine_definition(self, contains: str) -> dict[str, Any]:
         """The ASL of a state machine, with every CloudFormation token replaced by a JSON string marker
         ``"<Ref X>"`` / ``"<GetAtt X.Arn>"`` so references stay checkable."""
         machine = self.template["Resources"][self.logical_id("AWS::StepFunctions::StateMachine", contains)]
-        parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-        return json.loads("".join(p if isinstance(p, str) else token_marker(p) for p in parts))
+        definition: dict[str, Any] = self.json_value(machine["Properties"]["DefinitionString"])
+        return definition
 
 
 def token_marker(token: dict[str, Any]) -> str:
@@ -61,6 +69,16 @@ def token_marker(token: dict[str, Any]) -> str:
     if "Fn::GetAtt" in token:
         return f"<GetAtt {'.'.join(token['Fn::GetAtt'])}>"
     return "<token>"
+
+
+def text_of(value: str | dict[str, Any]) -> str:
+    """`value` with ``Fn::Join`` joined and every other token replaced by its :func:`token_marker`."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(text_of(part) for part in parts)
+    return token_marker(value)
 
 
 def synthesize(spec_file: Path, outdir: Path) -> Synthesized:

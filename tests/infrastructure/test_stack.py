@@ -1,12 +1,16 @@
 """What a platform team relies on in the synthesized stack for config/mangaassist.yaml (demo ALB).
 
-Expected values come from the spec file itself (read here with yaml, independently of the code under test)
-and from notes/contracts.md (handler strings, environment names, table keys), never from the stack code.
+Expected values come from the spec file itself (read here with yaml, independently of the code under test),
+from the handlers' contracts (handler strings, environment names, table keys) and from the release lifecycle
+(docs/lifecycle.md: blue/green slots, fenced transitions), never from the stack code.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +24,10 @@ SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "mangaas
 # The ladder as the spec file states it: [5, 25, 50].
 PERCENTS = [stage["percent"] for stage in SPEC["stages"]]
 WEEK = 7 * 24 * 3600  # "stickiness: 7d"
-MODIFY_RULE = ":states:::aws-sdk:elasticloadbalancingv2:modifyRule"  # after "arn:<partition>"
-
-
-def _modifies_rule(state: dict[str, Any]) -> bool:
-    return str(state.get("Resource", "")).endswith(MODIFY_RULE)
+# traffic.create_demo: the demo ALB's two target groups are the slots "blue" and "green", blue live at deploy.
+SLOTS = ("blue", "green")
+# The errors a lifecycle transition raises when it is refused or someone else (a rollback) took over.
+LIFECYCLE_ERRORS = ["TransitionRefusedError", "SupersededError"]
 
 
 @pytest.fixture(scope="module")
@@ -38,42 +41,71 @@ def template(synth: Any) -> Template:
     return Template.from_json(synth.template)
 
 
-def _statements(synth: Any) -> list[dict[str, Any]]:
-    statements = []
-    for resource in synth.template["Resources"].values():
+def _statements_by_role(synth: Any) -> dict[str, list[dict[str, Any]]]:
+    """Role logical id -> the statements of its inline and attached (AWS::IAM::Policy) policies."""
+    by_role: dict[str, list[dict[str, Any]]] = {}
+    for logical_id, resource in synth.template["Resources"].items():
         if resource["Type"] == "AWS::IAM::Policy":
-            statements += resource["Properties"]["PolicyDocument"]["Statement"]
+            for role in resource["Properties"].get("Roles", []):
+                by_role.setdefault(role["Ref"], []).extend(
+                    resource["Properties"]["PolicyDocument"]["Statement"]
+                )
         if resource["Type"] == "AWS::IAM::Role":
             for policy in resource["Properties"].get("Policies", []):
-                statements += policy["PolicyDocument"]["Statement"]
-    return statements
+                by_role.setdefault(logical_id, []).extend(policy["PolicyDocument"]["Statement"])
+    return by_role
+
+
+def _statements(synth: Any) -> list[dict[str, Any]]:
+    return [s for statements in _statements_by_role(synth).values() for s in statements]
+
+
+def _role_of(synth: Any, type_: str, contains: str) -> str:
+    resource = synth.template["Resources"][synth.logical_id(type_, contains)]
+    return str(resource["Properties"]["RoleArn" if "StepFunctions" in type_ else "Role"]["Fn::GetAtt"][0])
 
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _weights(state: dict[str, Any]) -> tuple[int, int]:
-    (action,) = state["Parameters"]["Actions"]
-    control, canary = action["ForwardConfig"]["TargetGroups"]
-    return control["Weight"], canary["Weight"]
+def _target_group(synth: Any, slot: str) -> str:
+    return str(synth.logical_id("AWS::ElasticLoadBalancingV2::TargetGroup", f"Demo{slot.title()}"))
+
+
+def _slot_dimensions(synth: Any, slot: str) -> list[dict[str, Any]]:
+    alb = synth.logical_id("AWS::ElasticLoadBalancingV2::LoadBalancer", "DemoAlb")
+    return [
+        {"Name": "LoadBalancer", "Value": {"Fn::GetAtt": [alb, "LoadBalancerFullName"]}},
+        {"Name": "TargetGroup", "Value": {"Fn::GetAtt": [_target_group(synth, slot), "TargetGroupFullName"]}},
+    ]
+
+
+def _function_arn(synth: Any, contains: str) -> str:
+    """A function's ARN as it appears in a state machine definition."""
+    return f"<GetAtt {synth.logical_id('AWS::Lambda::Function', contains)}.Arn>"
 
 
 # -- traffic ----------------------------------------------------------------------------------------------
 
 
-def test_rule_sends_everything_to_control_at_deploy_with_sticky_variants(synth: Any) -> None:
+def test_demo_creates_one_target_group_per_slot(synth: Any) -> None:
+    groups = synth.resources("AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert len(groups) == len(SLOTS)
+    assert {_target_group(synth, slot) for slot in SLOTS} == set(groups)
+
+
+def test_rule_forwards_only_to_the_first_slot_at_deploy_without_stickiness(synth: Any) -> None:
+    """A new deployment starts with blue live and green absent from the forward: nobody reaches the idle
+    group, so no sticky cookie can hold a user on it (docs/lifecycle.md)."""
     _, rule = synth.one("AWS::ElasticLoadBalancingV2::ListenerRule")
     (action,) = rule["Properties"]["Actions"]
     forward = action["ForwardConfig"]
-    control = synth.logical_id("AWS::ElasticLoadBalancingV2::TargetGroup", "Control")
-    canary = synth.logical_id("AWS::ElasticLoadBalancingV2::TargetGroup", "Canary")
     assert action["Type"] == "forward"
     assert forward["TargetGroups"] == [
-        {"TargetGroupArn": {"Ref": control}, "Weight": 100},
-        {"TargetGroupArn": {"Ref": canary}, "Weight": 0},
+        {"TargetGroupArn": {"Ref": _target_group(synth, "blue")}, "Weight": 100}
     ]
-    assert forward["TargetGroupStickinessConfig"] == {"Enabled": True, "DurationSeconds": WEEK}
+    assert forward["TargetGroupStickinessConfig"] == {"Enabled": False}
     assert rule["Properties"]["Priority"] == SPEC["traffic"]["rule_priority"]
     assert rule["Properties"]["Conditions"] == [
         {"Field": "path-pattern", "PathPatternConfig": {"Values": [SPEC["traffic"]["path_pattern"]]}}
@@ -106,19 +138,32 @@ def _advance_path(definition: dict[str, Any]) -> list[tuple[str, dict[str, Any]]
         assert len(path) < 100, "the ADVANCE path loops"
 
 
-def test_canary_stages_set_the_spec_weights_in_order(synth: Any) -> None:
+def _step(state: dict[str, Any]) -> tuple[str, str | None]:
+    """A state's type and, for a stage gate call, the gate action it asks for."""
+    return state["Type"], state.get("Parameters", {}).get("action")
+
+
+def test_each_stage_is_started_by_the_stage_gate_then_waits_gates_and_decides(synth: Any) -> None:
+    """The stage gate takes each stage's lifecycle transition and sets the rule itself (no SDK task moves
+    traffic): start, then per stage started -> wait -> gate -> decision, then ready, output, succeed."""
     path = _advance_path(synth.state_machine_definition("Canary"))
-    weight_changes = [_weights(state) for _, state in path if _modifies_rule(state)]
-    assert weight_changes == [(100 - p, p) for p in PERCENTS]
-    stage_started = [
-        state["Parameters"]
-        for _, state in path
-        if state.get("Parameters", {}).get("action") == "stage_started"
+    stage = [("Task", "stage_started"), ("Wait", None), ("Task", "gate"), ("Choice", None)]
+    assert [_step(state) for _, state in path] == (
+        [("Task", "start")] + stage * len(PERCENTS) + [("Task", "ready"), ("Pass", None), ("Succeed", None)]
+    )
+    stage_gate = _function_arn(synth, "StageGate")
+    assert {state["Resource"] for _, state in path if state["Type"] == "Task"} == {stage_gate}
+    started = [state["Parameters"] for _, state in path if _step(state) == ("Task", "stage_started")]
+    # The share the stage sends to the candidate: 95/5, 75/25, 50/50 for the spec's 5, 25, 50.
+    assert started == [
+        {
+            "action": "stage_started",
+            "experiment_id.$": "$.experiment.experiment_id",
+            "stage_index": i,
+            "weights": {"control": 100 - p, "canary": p},
+        }
+        for i, p in enumerate(PERCENTS)
     ]
-    assert [(s["stage_index"], s["weights"]) for s in stage_started] == [
-        (i, {"control": 100 - p, "canary": p}) for i, p in enumerate(PERCENTS)
-    ]
-    assert path[-1][1]["Type"] == "Succeed"
 
 
 def test_canary_starts_with_the_spec_and_ends_ready_for_approval(synth: Any) -> None:
@@ -136,13 +181,64 @@ def test_canary_starts_with_the_spec_and_ends_ready_for_approval(synth: Any) -> 
     assert output["experiment_id.$"] == "$.experiment.experiment_id"
 
 
-def test_weight_changes_are_scoped_to_the_listener_rule(synth: Any) -> None:
-    rule = synth.logical_id("AWS::ElasticLoadBalancingV2::ListenerRule", "Rule")
-    for name in ("Canary", "Promote"):
-        definition = synth.state_machine_definition(name)
-        modify = [s for s in definition["States"].values() if _modifies_rule(s)]
-        assert modify, name
-        assert {s["Parameters"]["RuleArn"] for s in modify} == {f"<Ref {rule}>"}
+@pytest.mark.parametrize("name", ["Canary", "Promote"])
+def test_no_state_machine_task_calls_the_load_balancer(synth: Any, name: str) -> None:
+    """Only the functions change traffic, each after taking its lifecycle transition: a state machine task
+    that set weights itself could land after a rollback (issue 10, sequences 1 and 3)."""
+    definition = synth.state_machine_definition(name)
+    resources = {s["Resource"] for s in definition["States"].values() if s["Type"] == "Task"}
+    assert not [r for r in resources if "elasticloadbalancing" in r.lower()]
+    expected = {
+        "Canary": {_function_arn(synth, "StageGate"), _function_arn(synth, "Rollback")},
+        "Promote": {
+            _function_arn(synth, "Promote"),
+            "arn:<Ref AWS::Partition>:states:::aws-sdk:sfn:describeExecution",
+        },
+    }
+    assert resources == expected[name]
+
+
+def test_lifecycle_errors_end_the_canary_as_superseded_without_a_rollback(synth: Any) -> None:
+    """A refused or superseded transition means a rollback (or another writer) owns the service: the
+    execution ends, moving nothing, instead of rolling back what is already rolled back."""
+    states = synth.state_machine_definition("Canary")["States"]
+    assert states["Superseded"]["Type"] == "Fail"
+    assert "Next" not in states["Superseded"]
+    takers = {
+        name: state
+        for name, state in states.items()
+        if _step(state) in {("Task", "stage_started"), ("Task", "ready")}
+    }
+    assert sorted(takers) == sorted(
+        [f"Stage {i + 1} ({p}%): started" for i, p in enumerate(PERCENTS)] + ["Ready for approval"]
+    )
+    for name, state in takers.items():
+        lifecycle, *others = state["Catch"]
+        assert lifecycle == {"ErrorEquals": LIFECYCLE_ERRORS, "ResultPath": "$.error", "Next": "Superseded"}
+        # Any other error still rolls back (through "Stage failed"); States.ALL must come last.
+        assert [c["ErrorEquals"] for c in others] == [["States.ALL"]], name
+        assert states[states[others[0]["Next"]]["Next"]]["Resource"] == _function_arn(synth, "Rollback")
+
+
+@pytest.mark.parametrize("name", ["Canary", "Promote"])
+def test_every_parameters_field_is_an_object(synth: Any, name: str) -> None:
+    """ASL: ``Parameters`` is a JSON object. asl-validator 4.0.0 accepts ``"Parameters": "$"``, which Step
+    Functions (and moto) refuse at CreateStateMachine, so `make synth` alone would not catch it."""
+    states = synth.state_machine_definition(name)["States"]
+    assert {n: type(s["Parameters"]).__name__ for n, s in states.items() if "Parameters" in s} == {
+        n: "dict" for n, s in states.items() if "Parameters" in s
+    }
+
+
+def test_asl_validator_accepts_both_state_machines(synth: Any) -> None:
+    """As `make synth` runs it, on this synth's template (references resolved to example literals)."""
+    (template,) = synth.outdir.glob("*.template.json")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "validate_state_machines.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(template)], capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stderr) == (0, ""), result.stdout
+    assert result.stdout.count(": ok\n") == 2, result.stdout
 
 
 def test_every_wait_takes_its_seconds_from_the_execution_input(synth: Any) -> None:
@@ -173,15 +269,25 @@ def test_each_stage_decision_routes_rollback_hold_and_inconclusive(synth: Any) -
         assert states[choice["Default"]]["Type"] == "Wait", name
 
 
-def test_promote_sends_all_traffic_to_the_canary_then_concludes(synth: Any) -> None:
+def test_promote_hands_its_whole_input_to_the_promote_function(synth: Any) -> None:
+    """Nothing moves traffic before the promote function has taken ``approve`` (issue 10, sequence 1): the
+    state machine only finds the experiment id and invokes the function with the whole input (experiment
+    id, and approved_by when a person's identity is known)."""
     definition = synth.state_machine_definition("Promote")
     states = definition["States"]
-    promote_fn = synth.logical_id("AWS::Lambda::Function", "Promote")
-    (modify,) = [s for s in states.values() if _modifies_rule(s)]
-    assert _weights(modify) == (0, 100)
-    conclude = states[modify["Next"]]
-    assert conclude["Resource"] == f"<GetAtt {promote_fn}.Arn>"
-    assert conclude["Parameters"] == {"experiment_id.$": "$.experiment_id"}
+    (promote,) = [n for n, s in states.items() if s.get("Resource") == _function_arn(synth, "Promote")]
+    assert not {"Parameters", "InputPath"} & set(states[promote])
+    assert states[states[promote]["Next"]]["Type"] == "Succeed"
+    which = states[definition["StartAt"]]
+    routes = {c["Variable"]: c["Next"] for c in which["Choices"] if c.get("IsPresent") is True}
+    assert routes["$.experiment_id"] == promote
+    # From the pipeline: the experiment id is the named canary execution's output.
+    read = states[routes["$.canary_execution_arn"]]
+    assert read["Parameters"] == {"ExecutionArn.$": "$.canary_execution_arn"}
+    from_canary = states[read["Next"]]
+    assert from_canary["Parameters"] == {"experiment_id.$": "$.canary.output.experiment_id"}
+    assert from_canary["Next"] == promote
+    assert states[which["Default"]]["Type"] == "Fail"
 
 
 def test_state_machines_log_everything_and_trace(template: Template) -> None:
@@ -208,15 +314,40 @@ def test_significance_check_runs_every_five_minutes(synth: Any) -> None:
 # -- alarms -------------------------------------------------------------------------------------------------
 
 
+# The spec's ALB hard limits (config/mangaassist.yaml): a 2% 5xx rate and 8 s p99 latency.
+HARD_LIMITS = {"error_rate": 0.02, "p99_latency": 8.0}
+PREFIX = "canarywise-mangaassist"
+
+
+def _alarms_by_name(synth: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Alarm name -> (logical id, properties)."""
+    return {
+        r["Properties"]["AlarmName"]: (logical_id, r["Properties"])
+        for logical_id, r in synth.resources("AWS::CloudWatch::Alarm").items()
+    }
+
+
+def _composite_members(synth: Any, contains: str) -> set[str]:
+    """The names of the alarms a composite alarm's rule is made of."""
+    composite = synth.template["Resources"][synth.logical_id("AWS::CloudWatch::CompositeAlarm", contains)]
+    rule = synth.text(composite["Properties"]["AlarmRule"])
+    return {
+        name
+        for name, (logical_id, _) in _alarms_by_name(synth).items()
+        if f"<GetAtt {logical_id}.Arn>" in rule
+    }
+
+
 def test_critical_composite_alarm_invokes_the_rollback_function(synth: Any, template: Template) -> None:
     rollback_fn = synth.logical_id("AWS::Lambda::Function", "Rollback")
     critical_id = synth.logical_id("AWS::CloudWatch::CompositeAlarm", "Critical")
     critical = synth.template["Resources"][critical_id]["Properties"]
     topic = synth.logical_id("AWS::SNS::Topic", "Alerts")
     assert critical["AlarmActions"] == [{"Fn::GetAtt": [rollback_fn, "Arn"]}, {"Ref": topic}]
-    rule = json.dumps(critical["AlarmRule"])
-    for alarm in ("StatisticalHarm", "errorratehardlimit", "p99latencyhardlimit"):
-        assert synth.logical_id("AWS::CloudWatch::Alarm", alarm) in rule
+    # Either slot may hold the candidate: a hard limit on either one, or proven harm, rolls back.
+    assert _composite_members(synth, "Critical") == {
+        f"{PREFIX}-{metric}-hard-limit-{slot}" for metric in HARD_LIMITS for slot in SLOTS
+    } | {f"{PREFIX}-statistical-harm"}
     template.has_resource_properties(
         "AWS::Lambda::Permission",
         {
@@ -231,21 +362,36 @@ def test_critical_composite_alarm_invokes_the_rollback_function(synth: Any, temp
 def test_warning_composite_alarm_only_notifies(synth: Any) -> None:
     warning = synth.template["Resources"][synth.logical_id("AWS::CloudWatch::CompositeAlarm", "Warning")]
     assert warning["Properties"]["AlarmActions"] == [{"Ref": synth.logical_id("AWS::SNS::Topic", "Alerts")}]
+    assert _composite_members(synth, "Warning") == {
+        f"{PREFIX}-{metric}-approaching-{slot}" for metric in HARD_LIMITS for slot in SLOTS
+    } | {f"{PREFIX}-significance-check-errors", f"{PREFIX}-rollback-failed"}
 
 
 def test_hard_limits_come_from_the_spec(synth: Any) -> None:
     limits = {m["name"]: m["hard_limit"] for m in SPEC["metrics"] if m.get("source", {}).get("type") == "alb"}
-    assert limits == {"error_rate": 0.02, "p99_latency": 8.0}
-    alarms = synth.resources("AWS::CloudWatch::Alarm")
-    latency = alarms[synth.logical_id("AWS::CloudWatch::Alarm", "p99latencyhardlimit")]["Properties"]
-    assert (latency["Threshold"], latency["ExtendedStatistic"]) == (8.0, "p99")
-    alb = synth.logical_id("AWS::ElasticLoadBalancingV2::LoadBalancer", "DemoAlb")
-    canary_tg = synth.logical_id("AWS::ElasticLoadBalancingV2::TargetGroup", "Canary")
-    assert latency["Dimensions"] == [
-        {"Name": "LoadBalancer", "Value": {"Fn::GetAtt": [alb, "LoadBalancerFullName"]}},
-        {"Name": "TargetGroup", "Value": {"Fn::GetAtt": [canary_tg, "TargetGroupFullName"]}},
-    ]
-    errors = alarms[synth.logical_id("AWS::CloudWatch::Alarm", "errorratehardlimit")]["Properties"]
+    assert limits == HARD_LIMITS
+    alarms = _alarms_by_name(synth)
+    levels = ("hard-limit", "approaching")
+    assert {n for n in alarms if n.endswith(SLOTS)} == {
+        f"{PREFIX}-{metric}-{level}-{slot}" for metric in HARD_LIMITS for level in levels for slot in SLOTS
+    }
+    for slot in SLOTS:
+        dimensions = _slot_dimensions(synth, slot)
+        _, latency = alarms[f"{PREFIX}-p99_latency-hard-limit-{slot}"]
+        assert (latency["Threshold"], latency["ExtendedStatistic"]) == (8.0, "p99")
+        assert latency["Dimensions"] == dimensions, slot
+        _, approaching = alarms[f"{PREFIX}-p99_latency-approaching-{slot}"]
+        assert (approaching["Threshold"], approaching["Dimensions"]) == (4.0, dimensions)
+        for level in levels:
+            _, errors = alarms[f"{PREFIX}-error_rate-{level}-{slot}"]
+            stats = [m["MetricStat"] for m in errors["Metrics"] if "MetricStat" in m]
+            assert sorted(m["Metric"]["MetricName"] for m in stats) == [
+                "HTTPCode_Target_5XX_Count",
+                "RequestCount",
+            ]
+            assert all(m["Metric"]["Dimensions"] == dimensions for m in stats), (slot, level)
+
+    _, errors = alarms[f"{PREFIX}-error_rate-hard-limit-blue"]
     # The minute's 5xx count tested against the 2% limit: z >= 3.09 (scipy.stats.norm.isf(0.001) = 3.0902).
     assert errors["Threshold"] == 3.09
     assert errors["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
@@ -255,6 +401,8 @@ def test_hard_limits_come_from_the_spec(synth: Any) -> None:
         "IF(requests_canary >= 100, "
         "(errors_canary - 0.02 * requests_canary) / SQRT(0.0196 * requests_canary), 0)"
     )
+    _, green = alarms[f"{PREFIX}-error_rate-hard-limit-green"]
+    assert next(m for m in green["Metrics"] if "Expression" in m)["Expression"] == expression
 
     def z(errors_canary: int, requests_canary: int) -> float:  # the synthesized expression, evaluated
         values = {"errors_canary": float(errors_canary), "requests_canary": float(requests_canary)}
@@ -267,10 +415,13 @@ def test_hard_limits_come_from_the_spec(synth: Any) -> None:
     # minute breaches a minute with P(X >= 7 | Bin(100, 0.005)) = scipy.stats.binom.sf(6, 100, 0.005) =
     # 8.3e-07, and needs two such minutes out of three to alarm.
     assert (z(7, 100) >= 3.09, z(6, 100) >= 3.09, z(5, 99)) == (True, False, 0.0)
-    warning = alarms[synth.logical_id("AWS::CloudWatch::Alarm", "errorrateapproaching")]["Properties"]
-    warning_expression = next(m for m in warning["Metrics"] if "Expression" in m)["Expression"]
-    assert "(errors_canary - 0.01 * requests_canary) / SQRT(0.0099 * requests_canary)" in warning_expression
-    harm = alarms[synth.logical_id("AWS::CloudWatch::Alarm", "StatisticalHarm")]["Properties"]
+    for slot in SLOTS:
+        _, warning = alarms[f"{PREFIX}-error_rate-approaching-{slot}"]
+        warning_expression = next(m for m in warning["Metrics"] if "Expression" in m)["Expression"]
+        assert (
+            "(errors_canary - 0.01 * requests_canary) / SQRT(0.0099 * requests_canary)" in warning_expression
+        )
+    _, harm = alarms[f"{PREFIX}-statistical-harm"]
     assert (harm["Namespace"], harm["MetricName"], harm["Threshold"]) == ("Canarywise", "StatisticalHarm", 1)
     assert harm["Dimensions"] == [{"Name": "Service", "Value": "mangaassist"}]
 
@@ -308,28 +459,26 @@ def test_rejected_approval_invokes_rollback(synth: Any) -> None:
 
 # -- functions ----------------------------------------------------------------------------------------------
 
-CONTRACT = {  # notes/contracts.md
+# What each handler reads from its environment (canarywise.settings parses it; the names are the lead's).
+TRAFFIC_ENV = {"LISTENER_RULE_ARN", "TARGET_GROUPS", "STICKINESS_SECONDS"}
+CONTRACT = {
     "SignificanceCheck": (
         "canarywise.handlers.significance_check.handler",
-        {"LOAD_BALANCER_FULL_NAME", "CONTROL_TARGET_GROUP_FULL_NAME", "CANARY_TARGET_GROUP_FULL_NAME"},
+        {"LOAD_BALANCER_FULL_NAME", "TARGET_GROUP_FULL_NAMES"},
     ),
-    "StageGate": ("canarywise.handlers.stage_gate.handler", set()),
+    "StageGate": ("canarywise.handlers.stage_gate.handler", TRAFFIC_ENV),
     "Rollback": (
         "canarywise.handlers.rollback.handler",
-        {
-            "LISTENER_RULE_ARN",
-            "CONTROL_TARGET_GROUP_ARN",
-            "CANARY_TARGET_GROUP_ARN",
-            "STATE_MACHINE_ARN",
-            "ALERT_TOPIC_ARN",
-        },
+        TRAFFIC_ENV | {"STATE_MACHINE_ARN", "ALERT_TOPIC_ARN", "PIPELINE_NAME"},
     ),
-    "ProgressionPromote": (
-        "canarywise.handlers.promote.handler",
-        {"LISTENER_RULE_ARN", "CONTROL_TARGET_GROUP_ARN", "CANARY_TARGET_GROUP_ARN"},
-    ),
+    "ProgressionPromote": ("canarywise.handlers.promote.handler", TRAFFIC_ENV),
 }
 COMMON_ENV = {"REGISTRY_TABLE", "SERVICE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+
+
+def _environment(synth: Any, name: str) -> dict[str, Any]:
+    fn = synth.template["Resources"][synth.logical_id("AWS::Lambda::Function", name)]
+    return dict(fn["Properties"]["Environment"]["Variables"])
 
 
 @pytest.mark.parametrize("name", sorted(CONTRACT))
@@ -345,6 +494,47 @@ def test_function_handler_and_environment_follow_the_contract(synth: Any, name: 
     assert variables["POWERTOOLS_SERVICE_NAME"] == "canarywise"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Canarywise"
     assert variables["REGISTRY_TABLE"] == {"Ref": synth.logical_id("AWS::DynamoDB::Table", "Registry")}
+
+
+@pytest.mark.parametrize("name", ["StageGate", "ProgressionPromote", "Rollback"])
+def test_traffic_functions_get_the_rule_both_slots_and_the_stickiness(synth: Any, name: str) -> None:
+    variables = _environment(synth, name)
+    rule = synth.logical_id("AWS::ElasticLoadBalancingV2::ListenerRule", "Rule")
+    assert variables["LISTENER_RULE_ARN"] == {"Ref": rule}
+    assert synth.json_value(variables["TARGET_GROUPS"]) == {
+        slot: f"<Ref {_target_group(synth, slot)}>" for slot in SLOTS
+    }
+    assert variables["STICKINESS_SECONDS"] == str(WEEK)
+
+
+def test_significance_check_gets_each_slots_metric_dimensions(synth: Any) -> None:
+    variables = _environment(synth, "SignificanceCheck")
+    alb = synth.logical_id("AWS::ElasticLoadBalancingV2::LoadBalancer", "DemoAlb")
+    assert variables["LOAD_BALANCER_FULL_NAME"] == {"Fn::GetAtt": [alb, "LoadBalancerFullName"]}
+    assert synth.json_value(variables["TARGET_GROUP_FULL_NAMES"]) == {
+        slot: f"<GetAtt {_target_group(synth, slot)}.TargetGroupFullName>" for slot in SLOTS
+    }
+
+
+def test_rollback_may_reject_the_pending_approval_of_this_pipeline_only(synth: Any) -> None:
+    """Every rollback rejects the approval waiting in the pipeline, so a stale click cannot promote."""
+    _, pipeline = synth.one("AWS::CodePipeline::Pipeline")
+    name = pipeline["Properties"]["Name"]
+    assert name == "canarywise-mangaassist"
+    assert _environment(synth, "Rollback")["PIPELINE_NAME"] == name
+    by_role = _statements_by_role(synth)
+    approvals = {
+        role: statement
+        for role, statements in by_role.items()
+        for statement in statements
+        if "codepipeline:PutApprovalResult" in _as_list(statement["Action"])
+    }
+    assert list(approvals) == [_role_of(synth, "AWS::Lambda::Function", "Rollback")]
+    (statement,) = approvals.values()
+    assert sorted(statement["Action"]) == ["codepipeline:GetPipelineState", "codepipeline:PutApprovalResult"]
+    arn = f"arn:aws:codepipeline:us-east-1:<Ref AWS::AccountId>:{name}"
+    # config/mangaassist.yaml fixes the region; the approval is stage "Approval", action "Approve".
+    assert [synth.text(r) for r in statement["Resource"]] == [arn, f"{arn}/Approval/Approve"]
 
 
 def test_rollback_stops_the_canary_state_machine(synth: Any) -> None:
@@ -366,14 +556,26 @@ def test_no_iam_statement_allows_every_action(synth: Any) -> None:
     assert not [a for a in actions if a.endswith(":*")], "a whole-service wildcard"
 
 
-def test_listener_modify_permission_is_scoped_to_the_rule(synth: Any) -> None:
+def test_only_the_traffic_functions_may_modify_the_rule_and_only_that_rule(synth: Any) -> None:
     rule = synth.logical_id("AWS::ElasticLoadBalancingV2::ListenerRule", "Rule")
-    modify = [s for s in _statements(synth) if "elasticloadbalancing:ModifyRule" in _as_list(s["Action"])]
-    # the canary and promote state machines, the rollback and promote functions
-    assert len(modify) == 4
-    for statement in modify:
+    modify = {
+        role: [s for s in statements if "elasticloadbalancing:ModifyRule" in _as_list(s["Action"])]
+        for role, statements in _statements_by_role(synth).items()
+    }
+    modify = {role: statements for role, statements in modify.items() if statements}
+    # The stage gate (each stage), the promote function and the rollback; no state machine.
+    assert set(modify) == {
+        _role_of(synth, "AWS::Lambda::Function", name) for name in ("StageGate", "Promote", "Rollback")
+    }
+    for statements in modify.values():
+        (statement,) = statements
         assert statement["Effect"] == "Allow"
+        assert _as_list(statement["Action"]) == ["elasticloadbalancing:ModifyRule"]
         assert _as_list(statement["Resource"]) == [{"Ref": rule}]
+    for machine in ("Canary", "Promote"):
+        role = _role_of(synth, "AWS::StepFunctions::StateMachine", machine)
+        actions = [a for s in _statements_by_role(synth)[role] for a in _as_list(s["Action"])]
+        assert not [a for a in actions if a.startswith("elasticloadbalancing:")], machine
 
 
 def test_significance_check_may_only_publish_to_the_canarywise_namespace(synth: Any) -> None:
@@ -440,20 +642,76 @@ def test_pipeline_runs_canary_then_approval_then_promotion(synth: Any) -> None:
 # -- dashboard ------------------------------------------------------------------------------------------
 
 
-def test_dashboard_shows_both_variants_and_decisions(synth: Any) -> None:
+def _dashboard_widgets(synth: Any) -> list[dict[str, Any]]:
     _, dashboard = synth.one("AWS::CloudWatch::Dashboard")
     assert dashboard["Properties"]["DashboardName"] == "canarywise-mangaassist"
-    body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    for needle in (
-        "StatisticalHarm",
-        "Escalation",
-        "TaskCompleted",
-        "pvalue",
-        "set weights",
-        "canary",
-        "control",
-    ):
-        assert needle in body, needle
+    widgets: list[dict[str, Any]] = synth.json_value(dashboard["Properties"]["DashboardBody"])["widgets"]
+    return widgets
+
+
+def test_dashboard_graphs_each_slot_side_by_side(synth: Any) -> None:
+    graphs = {
+        w["properties"]["title"]: w["properties"]["metrics"]
+        for w in _dashboard_widgets(synth)
+        if w["type"] == "metric"
+    }
+    alb_id = synth.logical_id("AWS::ElasticLoadBalancingV2::LoadBalancer", "DemoAlb")
+    alb = f"<GetAtt {alb_id}.LoadBalancerFullName>"
+
+    def group(slot: str) -> list[str]:
+        return [
+            "LoadBalancer",
+            alb,
+            "TargetGroup",
+            f"<GetAtt {_target_group(synth, slot)}.TargetGroupFullName>",
+        ]
+
+    for title, metric in (("Requests per minute", "RequestCount"), ("p99 latency (s)", "TargetResponseTime")):
+        assert [(row[1], row[2:6], row[6]["label"]) for row in graphs[title]] == [
+            (metric, group(slot), slot) for slot in SLOTS
+        ], title
+    rates = graphs["5xx rate"]
+    assert [row[0]["label"] for row in rates if len(row) == 1] == list(SLOTS)
+    for slot in SLOTS:
+        inputs = {row[1]: row[2:6] for row in rates if len(row) > 1 and row[6]["id"].endswith(f"_{slot}")}
+        assert inputs == {"HTTPCode_Target_5XX_Count": group(slot), "RequestCount": group(slot)}, slot
+    assert graphs["StatisticalHarm (1 = harm proven)"] == [
+        ["Canarywise", "StatisticalHarm", "Service", "mangaassist", {"stat": "Maximum"}]
+    ]
+    # The service's own metrics, by the Variant dimension its tasks emit: the slot name.
+    for metric in SPEC["metrics"]:
+        if metric["source"]["type"] == "service":
+            rows = graphs[f"{metric['name']} ({metric['role']})"]
+            assert [(row[1], row[2], row[3]) for row in rows] == [
+                (metric["source"]["metric_name"], "Variant", slot) for slot in SLOTS
+            ], metric["name"]
+
+
+def test_dashboard_lists_every_stage_start_rollback_and_supersession(synth: Any) -> None:
+    queries = {
+        w["properties"]["title"]: w["properties"]["query"]
+        for w in _dashboard_widgets(synth)
+        if w["type"] == "log"
+    }
+    (filter_line,) = [
+        line
+        for line in queries["Stage and weights (canary state machine)"].splitlines()
+        if line.startswith("| filter")
+    ]
+    match = re.search(r"details\.name like /(.*)/", filter_line)
+    assert match, filter_line
+    states = synth.state_machine_definition("Canary")["States"]
+    expected = {f"Stage {i + 1} ({p}%): started" for i, p in enumerate(PERCENTS)} | {
+        "Roll back",
+        "Superseded",
+    }
+    assert expected <= {name for name in states if re.search(match.group(1), name)}
+    # Each state is logged as entered by its type: a Task as "TaskStateEntered", a Fail as "FailStateEntered".
+    for name in expected:
+        assert f"{states[name]['Type']}StateEntered" in filter_line, name
+    decisions = queries["Decisions and p-values (significance check)"]
+    assert "pvalue" in decisions
+    assert "filter ispresent(decision)" in decisions
 
 
 # -- linters ----------------------------------------------------------------------------------------------
