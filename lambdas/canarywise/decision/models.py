@@ -146,6 +146,8 @@ class Observations:
             else:
                 row["sum"] = agg.sum
                 row["sum_squares"] = agg.sum_squares
+                if agg.shift:
+                    row["shift"] = agg.shift  # sums of shifted values (`SummaryStats` Notes)
             rows.append(row)
         return {
             "aggregates": rows,
@@ -165,9 +167,8 @@ class Observations:
                 if "successes" in row:
                     aggregates[key] = ProportionAggregate(int(row["n"]), int(row["successes"]))
                 else:
-                    aggregates[key] = MeanAggregate(
-                        int(row["n"]), float(row["sum"]), float(row["sum_squares"])
-                    )
+                    sums = float(row["sum"]), float(row["sum_squares"]), float(row.get("shift", 0.0))
+                    aggregates[key] = MeanAggregate(int(row["n"]), *sums)
             return cls(
                 aggregates=aggregates,
                 latest={k: datetime.fromisoformat(v) for k, v in data.get("latest", {}).items()},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from scipy import special
 
@@ -25,24 +26,36 @@ from canarywise.stats._checks import (
 __all__ = ["MeansResult", "SummaryStats", "t_pvalue", "welch_ttest"]
 
 
+# The variance is reported as lost to cancellation when Σx² − (Σx)²/n is below this share of Σx²: both sums
+# carry a relative rounding error of a few 1e-16, so the variance's relative error would then exceed ~1%.
+_CANCELLATION_SHARE: Final = 1e-13
+
+
 @dataclass(frozen=True)
 class SummaryStats:
-    """Sufficient statistics of one arm: count, sum and sum of squares.
+    """Sufficient statistics of one arm: count, sum and sum of squares, optionally of shifted values.
 
     Attributes
     ----------
     n : int
         Number of observations.
     sum : float
-        Sum of the observations.
+        Sum of the observations minus `shift`, Σ(x − K).
     sum_squares : float
-        Sum of the squared observations.
+        Sum of the squared shifted observations, Σ(x − K)².
+    shift : float, default 0.0
+        The constant K subtracted from every value before summing (any value near the mean).
 
     Notes
     -----
-    ``variance = (sum_squares - sum**2 / n) / (n - 1)`` loses precision when the mean is huge compared with
-    the spread (relative error about ``1e-16 * mean**2 / variance``); send values on a natural scale
-    (milliseconds, dollars), not offsets from an epoch. A variance that rounds below 0 is reported as 0.
+    ``variance = (sum_squares - sum**2 / n) / (n - 1)`` cancels when the values sit far from K compared with
+    their spread: its relative error is about ``1e-16 * (mean - K)**2 / variance``. Shifting by a value near
+    the mean (the shifted-data algorithm) removes the problem, and `from_values`, `from_mean_sd` and `+` do it
+    (1e9 ± 1 keeps its variance exactly). Sums that arrive unshifted (a service emitting x and x²) cannot be
+    repaired after the fact; when the difference is below 1e-13 of ``sum_squares`` (a relative error of the
+    variance above ~1%; identical unshifted values land here too), `variance` is NaN, which the tests treat as
+    no evidence, rather than a made-up number.
+    Send such values on a natural scale (milliseconds, dollars), not as offsets from an epoch.
 
     Examples
     --------
@@ -51,48 +64,73 @@ class SummaryStats:
     (212.4, 85.3)
     >>> (SummaryStats.from_values([1.0, 2.0]) + SummaryStats.from_values([3.0])).mean
     2.0
+    >>> SummaryStats.from_values([1e9 - 1, 1e9, 1e9 + 1]).variance
+    1.0
     """
 
     n: int
     sum: float
     sum_squares: float
+    shift: float = 0.0
 
     def __post_init__(self) -> None:
         check_count("n", self.n)
         check_finite("sum", self.sum)
         check_positive("sum_squares", self.sum_squares, allow_zero=True)
+        check_finite("shift", self.shift)
 
     @classmethod
     def from_mean_sd(cls, n: int, mean: float, sd: float) -> SummaryStats:
-        """Sufficient statistics from a reported count, mean and sample standard deviation (ddof=1)."""
+        """Sufficient statistics from a reported count, mean and sample standard deviation (ddof=1), shifted
+        by the mean."""
         check_count("n", n)
         check_finite("mean", mean)
         check_positive("sd", sd, allow_zero=True)
-        return cls(n=int(n), sum=n * mean, sum_squares=(n - 1) * sd * sd + n * mean * mean)
+        return cls(n=int(n), sum=0.0, sum_squares=(n - 1) * sd * sd, shift=float(mean))
 
     @classmethod
     def from_values(cls, values: Iterable[float]) -> SummaryStats:
-        """Sufficient statistics of raw observations (exactly rounded sums via ``math.fsum``)."""
+        """Sufficient statistics of raw observations, shifted by their mean (exactly rounded sums via
+        ``math.fsum``)."""
         data = [float(v) for v in values]
-        return cls(n=len(data), sum=math.fsum(data), sum_squares=math.fsum(v * v for v in data))
+        shift = math.fsum(data) / len(data) if data else 0.0
+        centred = [v - shift for v in data]
+        return cls(len(data), math.fsum(centred), math.fsum(d * d for d in centred), shift)
+
+    def shifted(self, shift: float) -> SummaryStats:
+        """The same observations with sums taken about `shift`: Σ(x − K') = Σ(x − K) + n (K − K') and
+        Σ(x − K')² = Σ(x − K)² + 2 (K − K') Σ(x − K) + n (K − K')²."""
+        d = self.shift - shift
+        return SummaryStats(
+            self.n, self.sum + self.n * d, self.sum_squares + 2.0 * d * self.sum + self.n * d * d, shift
+        )
 
     def __add__(self, other: SummaryStats) -> SummaryStats:
         """Pool two disjoint sets of observations (e.g. two stages, two 5-minute windows)."""
         if not isinstance(other, SummaryStats):
             return NotImplemented
-        return SummaryStats(self.n + other.n, self.sum + other.sum, self.sum_squares + other.sum_squares)
+        other = other if other.shift == self.shift else other.shifted(self.shift)
+        return SummaryStats(
+            self.n + other.n, self.sum + other.sum, self.sum_squares + other.sum_squares, self.shift
+        )
 
     @property
     def mean(self) -> float:
         """Sample mean (NaN when ``n == 0``)."""
-        return self.sum / self.n if self.n > 0 else math.nan
+        return self.shift + self.sum / self.n if self.n > 0 else math.nan
 
     @property
     def variance(self) -> float:
-        """Sample variance with ``n - 1`` in the denominator (NaN when ``n < 2``)."""
+        """Sample variance with ``n - 1`` in the denominator (NaN when ``n < 2``, or when the sums have lost
+        it to cancellation: see Notes)."""
         if self.n < 2:
             return math.nan
-        return max(0.0, (self.sum_squares - self.sum * self.sum / self.n) / (self.n - 1))
+        if self.sum_squares == 0.0:
+            return 0.0  # every value equals the shift
+        spread = self.sum_squares - self.sum * self.sum / self.n
+        if spread <= _CANCELLATION_SHARE * self.sum_squares:
+            return math.nan  # the sums cannot resolve the spread any more (see Notes)
+        return spread / (self.n - 1)
 
     @property
     def sd(self) -> float:

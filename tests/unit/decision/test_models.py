@@ -39,6 +39,7 @@ def test_observations_and_stage_records_round_trip() -> None:
             ("escalation_rate", 0, "control", None): ProportionAggregate(100, 12),
             ("escalation_rate", 0, Variant.CANARY, "returns"): ProportionAggregate(10, 2),
             ("token_cost", 0, "canary", None): MeanAggregate(3, 6.0, 14.0),
+            ("token_cost", 0, "control", None): MeanAggregate.from_values([1e9 - 1, 1e9, 1e9 + 1]),  # shifted
         },
         latest={"escalation_rate": now},
         assignments={(0, "control"): 100, (0, "canary"): 10},

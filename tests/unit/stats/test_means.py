@@ -163,3 +163,36 @@ def test_raises(build: object, message: str) -> None:
     with pytest.raises(StatsInputError) as info:
         build()  # type: ignore[operator]
     assert str(info.value) == message
+
+
+class TestCancellation:
+    """A mean far above its spread (1e9 ± 1): Σx² − (Σx)²/n of raw sums cancels to noise in doubles (their
+    spacing at 1e18 is 128). References: numpy's two-pass ``var(ddof=1)`` of the values, by hand."""
+
+    VALUES = 1e9 + np.array([-1.0, 0.0, 1.0, 2.0, -2.0, 0.5])
+
+    def test_from_values_keeps_the_variance(self) -> None:
+        arm = SummaryStats.from_values(self.VALUES)
+        assert_allclose(arm.variance, np.var(self.VALUES - 1e9, ddof=1), rtol=1e-12)
+        assert_allclose(arm.mean, 1e9 + np.mean(self.VALUES - 1e9), rtol=1e-15)
+
+    def test_from_mean_sd_keeps_the_sd(self) -> None:
+        arm = SummaryStats.from_mean_sd(1000, 1e9, 1.0)
+        assert_allclose([arm.mean, arm.sd], [1e9, 1.0], rtol=1e-12)
+
+    def test_pooling_shifted_stats_keeps_the_variance(self) -> None:
+        rng = np.random.default_rng(3)
+        first, second = 1e9 + rng.normal(0, 1, 200), 1e9 + 5 + rng.normal(0, 2, 300)
+        pooled = SummaryStats.from_values(first) + SummaryStats.from_values(second)
+        both = np.concatenate([first, second])
+        assert_allclose(pooled.variance, np.var(both - 1e9, ddof=1), rtol=1e-9)
+        assert_allclose(pooled.mean, 1e9 + np.mean(both - 1e9), rtol=1e-15)
+
+    def test_raw_sums_that_lost_the_variance_say_so(self) -> None:
+        """Unshifted sums (what a service emitting x and x² sends): the variance is below what their
+        rounding can resolve, so it is NaN (no evidence), not a made-up number."""
+        raw = SummaryStats(self.VALUES.size, float(self.VALUES.sum()), float((self.VALUES**2).sum()))
+        assert math.isnan(raw.variance)
+        # on a natural scale the same formula is exact enough
+        natural = SummaryStats(3, 6.0, 14.0)
+        assert natural.variance == 1.0
