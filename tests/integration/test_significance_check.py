@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from aws_kit import TABLE, Env, put_aggregate, put_alb_counts, set_rule_weights, start_execution
 from numpy.testing import assert_allclose
-from scipy import stats
 
 from canarywise.data._aws import client
 from canarywise.data.metric_source import AlbDimensions, MetricSource
@@ -23,6 +22,7 @@ from canarywise.handlers import significance_check, stage_gate
 from canarywise.runtime.events import EventError
 from canarywise.runtime.significance import check_record, stage_records
 from canarywise.spec import parse_spec
+from canarywise.stats.srm import sequential_srm_test
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 STAGE_START = NOW - timedelta(hours=5)
@@ -280,11 +280,11 @@ def test_after_a_ramp_srm_on_new_assignments_stays_quiet(
     significance_check.handler(_scheduled(), context)
 
     decision, srm = _srm(experiment_id)
-    # Each stage's expected counts from its own weights, summed over stages (stats.srm.staged_srm_test):
-    # scipy.stats.chisquare([O_control, O_canary], f_exp=[40000*.95 + 40000*.75, 40000*.05 + 40000*.25])
+    # Each stage against its own weights: the anytime-valid test on exactly these per-stage counts (its value
+    # is checked against scipy's integration in tests/unit/stats/test_sequential_srm.py; here, the wiring)
     observed = [new[(0, "control")] + new[(1, "control")], new[(0, "canary")] + new[(1, "canary")]]
-    reference = stats.chisquare(observed, f_exp=[40_000 * 1.7, 40_000 * 0.3])
-    assert_allclose(srm["pvalue"], reference.pvalue, rtol=1e-9)
+    stages = [([new[(s, "control")], new[(s, "canary")]], [100 - w, w]) for s, w in ((0, 5), (1, 25))]
+    assert_allclose(srm["pvalue"], sequential_srm_test(stages, alpha=0.001).pvalue, rtol=1e-9)
     assert (srm["n_control"], srm["n_canary"]) == tuple(observed)
     assert srm["verdict"] == "srm_ok"
     assert "counting new assignments per variant" in srm["method"]
@@ -299,10 +299,9 @@ def test_without_new_assignments_the_check_falls_back_to_sessions_and_says_so(
     significance_check.handler(_scheduled(), context)
 
     decision, srm = _srm(experiment_id)
-    # The sessions lag the ramp: scipy.stats.chisquare([95000 + 84000, 5000 + 16000],
-    #     f_exp=[100000 * .95 + 100000 * .75, 100000 * .05 + 100000 * .25])
-    reference = stats.chisquare([179_000, 21_000], f_exp=[170_000, 30_000])
-    assert_allclose(srm["pvalue"], reference.pvalue, rtol=1e-9)
+    # The sessions lag the ramp: 95,000/5,000 at 95/5, then 84,000/16,000 at 75/25 (anytime-valid test)
+    stages = [([95_000, 5_000], [95, 5]), ([84_000, 16_000], [75, 25])]
+    assert_allclose(srm["pvalue"], sequential_srm_test(stages, alpha=0.001).pvalue, rtol=1e-9)
     assert srm["verdict"] == "srm"
     assert "counting units of hallucination_rate (fallback: no new-assignment counts" in srm["method"]
     assert decision == "HOLD"
@@ -320,9 +319,8 @@ def test_a_real_mismatch_in_new_assignments_still_holds(
     significance_check.handler(_scheduled(), context)
 
     decision, srm = _srm(experiment_id)
-    # scipy.stats.chisquare([38000 + 33333, 2000 + 6667], f_exp=[68000, 12000])
-    reference = stats.chisquare([71_333, 8_667], f_exp=[68_000, 12_000])
-    assert_allclose(srm["pvalue"], reference.pvalue, rtol=1e-9)
+    stages = [([38_000, 2_000], [95, 5]), ([33_333, 6_667], [75, 25])]
+    assert_allclose(srm["pvalue"], sequential_srm_test(stages, alpha=0.001).pvalue, rtol=1e-9)
     assert srm["verdict"] == "srm"
     assert decision == "HOLD"
     check = Registry(TABLE).get_experiment(experiment_id).latest_check
