@@ -25,6 +25,7 @@ from stacks.synth import build_app
 ROOT = Path(__file__).resolve().parents[2]
 SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
 ELB = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
+LISTENER = f"{ELB}:listener/app/shop-alb/50dc6c495c0c9188/f2f7dc8efc522ab2"
 Breaker = Callable[[dict[str, Any]], None]
 
 
@@ -60,6 +61,18 @@ def _import_bad_listener(data: dict[str, Any]) -> None:
         "control_target_group_arn": f"{ELB}:targetgroup/c/0123abcd",
         "canary_target_group_arn": f"{ELB}:targetgroup/k/4567abcd",
     }
+
+
+def _import_slots(**target_groups: str) -> Breaker:
+    def breaker(data: dict[str, Any]) -> None:
+        data["traffic"] = {"listener_arn": LISTENER, "target_groups": target_groups}
+
+    return breaker
+
+
+def _import_slots_and_legacy(data: dict[str, Any]) -> None:
+    _import_slots(blue=f"{ELB}:targetgroup/b/0123abcd", green=f"{ELB}:targetgroup/g/4567abcd")(data)
+    data["traffic"]["control_target_group_arn"] = f"{ELB}:targetgroup/c/0123abcd"
 
 
 # (class of error, how to break the spec, the message line after "<file>: ") — config/mangaassist.yaml has
@@ -199,6 +212,25 @@ CASES = [
         "imported listener ARN malformed",
         _import_bad_listener,
         "traffic.listener_arn: not an ALB listener ARN (found 'not-an-arn')",
+    ),
+    (
+        "imported target group ARN malformed",
+        _import_slots(blue=f"{ELB}:targetgroup/b/0123abcd", green="nope"),
+        "traffic.target_groups (green): not an ALB target group ARN (found 'nope')",
+    ),
+    (
+        "three target groups",
+        _import_slots(
+            blue=f"{ELB}:targetgroup/b/0123abcd",
+            green=f"{ELB}:targetgroup/g/4567abcd",
+            red=f"{ELB}:targetgroup/r/89abcdef",
+        ),
+        "traffic: target_groups must name exactly two slots, found ['blue', 'green', 'red']",
+    ),
+    (
+        "target_groups and the old control/canary fields both",
+        _import_slots_and_legacy,
+        "traffic: give target_groups or control_target_group_arn/canary_target_group_arn, not both",
     ),
 ]
 
