@@ -19,7 +19,8 @@ from local_kit import RuleForward, rollback_items, rule_forward, service_item
 from canarywise.cli.main import main
 from canarywise.data.models import ExperimentStatus
 from canarywise.data.registry import Registry
-from canarywise.demo.runner import RunResult, run_scenario
+from canarywise.demo.local_run import RunResult
+from canarywise.demo.runner import run_scenario
 from canarywise.demo.scenarios import SCENARIOS
 from canarywise.local.provision import Deployment
 from canarywise.local.server import LocalAws

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from canarywise.demo.live import LineProgress, LiveProgress
-    from canarywise.demo.runner import QuietProgress, run_scenario
+    from canarywise.demo.local_run import QuietProgress
+    from canarywise.demo.runner import run_scenario
     from canarywise.demo.scenarios import DEFAULT_SCENARIOS, SCENARIOS
 
     names = args.scenario or list(DEFAULT_SCENARIOS)
@@ -218,6 +219,6 @@ def _release_train(args: argparse.Namespace, progress: Any, console: Any) -> boo
 
 
 def _forward(forward: dict[str, int]) -> str:
-    from canarywise.demo.runner import describe_forward
+    from canarywise.demo.local_run import describe_forward
 
     return describe_forward(forward) + ("" if len(forward) > 1 else " (stickiness off)")

@@ -18,8 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from canarywise.decision.models import MetricFinding
+from canarywise.demo.local_run import RunResult, TickView, describe_forward
 from canarywise.demo.report import format_value
-from canarywise.demo.runner import RunResult, TickView, describe_forward
 from canarywise.demo.scenarios import Scenario
 from canarywise.local.provision import Deployment
 from canarywise.spec import RolloutSpec

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from canarywise.data.metric_source import ALB_NAMESPACE
-from canarywise.demo.runner import LocalRun, Progress, QuietProgress, RunResult, default_start, play
-from canarywise.demo.runner import describe_forward as forward_text
+from canarywise.demo.local_run import LocalRun, Progress, QuietProgress, RunResult, default_start
+from canarywise.demo.local_run import describe_forward as forward_text
+from canarywise.demo.runner import play
 from canarywise.demo.scenarios import SCENARIOS, Scenario
 from canarywise.demo.traffic import TrafficProfile
 from canarywise.local.clock import use_simulated_clock

@@ -31,7 +31,7 @@ from canarywise.decision.models import MetricFinding, Verdict
 from canarywise.spec import Direction, MetricKind, MetricRole, RolloutSpec
 
 if TYPE_CHECKING:
-    from canarywise.demo.runner import RunResult
+    from canarywise.demo.local_run import RunResult
     from canarywise.demo.scenarios import Scenario
 
 PLOT_NAME = "effect.png"
