@@ -19,7 +19,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import logsumexp
 
 from canarywise.stats._checks import StatsInputError, check_count, check_probability
 from canarywise.stats.sequential import mixing_variance
@@ -39,6 +38,7 @@ __all__ = [
 SRM_LOG_ODDS_MDE: Final = 0.04
 # Gauss-Hermite nodes for the mixture integral, centred and scaled on its peak (adaptive quadrature).
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite.hermgauss(40)
+_GH_LOG_FACTORS = np.log(_GH_WEIGHTS) + _GH_NODES**2  # ∫ f = Σ w_i e^{x_i²} f(x_i) for f ≈ Gaussian
 _NEWTON_STEPS: Final = 6
 FloatArray = npt.NDArray[np.float64]
 
@@ -254,15 +254,17 @@ def srm_log_mixture(
         _, q = tilt(theta[..., None], log_w, log_1w)
         gradient = x - (n * q).sum(axis=-1) - theta / tau2
         curvature = (n * q * (1 - q)).sum(axis=-1) + 1.0 / tau2
-        theta = theta + np.clip(gradient / curvature, -1.0, 1.0)
+        theta = theta + np.minimum(np.maximum(gradient / curvature, -1.0), 1.0)  # damped: at most 1 a step
     _, q = tilt(theta[..., None], log_w, log_1w)
     sigma = 1.0 / np.sqrt((n * q * (1 - q)).sum(axis=-1) + 1.0 / tau2)
     nodes = theta[..., None] + math.sqrt(2.0) * sigma[..., None] * _GH_NODES  # shape S + (nodes,)
     log_norm, _ = tilt(nodes[..., None], log_w[..., None, :], log_1w[..., None, :])  # S + (nodes, stages)
     log_h = nodes * x[..., None] - (n[..., None, :] * log_norm).sum(axis=-1) - nodes**2 / (2.0 * tau2)
-    log_integral = logsumexp(np.log(_GH_WEIGHTS) + _GH_NODES**2 + log_h, axis=-1) + np.log(
-        math.sqrt(2.0) * sigma
-    )
+    # log Σ exp(terms), written out: scipy's logsumexp costs ~0.5 ms a call in array-API checks alone
+    terms = _GH_LOG_FACTORS + log_h
+    top = terms.max(axis=-1)
+    log_sum = top + np.log(np.exp(terms - top[..., None]).sum(axis=-1))
+    log_integral = log_sum + np.log(math.sqrt(2.0) * sigma)
     return np.asarray(log_integral - 0.5 * math.log(2.0 * math.pi * tau2), dtype=np.float64)
 
 
