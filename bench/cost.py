@@ -262,19 +262,27 @@ def _tick_world(experiments: int, at: timedelta) -> tuple[Any, ...]:
     cloudwatch = _StubCloudWatch([(began, percent / 100) for _, began, percent in stages])
     registry = Registry("canarywise-registry", boto3_client=dynamodb)
     for i in range(experiments):
-        experiment = registry.create_experiment(
-            spec,
-            candidate=f"v{i}",
-            release_id=str(i),
-            execution_arn=f"arn:aws:states:::execution:x:{i}",
-            now=start,
+        # Written as the lifecycle's `start` writes them, without its one-rollout-per-service fence: the
+        # bench measures a tick that finds `experiments` running (as a registry shared by services would).
+        experiment_id = f"mangaassist-v{i}"
+        registry._put_if_absent(
+            registry.new_experiment_item(
+                spec,
+                experiment_id=experiment_id,
+                candidate=f"v{i}",
+                release_id=str(i),
+                execution_arn=f"arn:aws:states:::execution:x:{i}",
+                now=start,
+                first_stage_multiplier=1.0,
+                baseline_slot="control",
+                candidate_slot="canary",
+            )
         )
         for index, began, percent in stages:
-            registry.record_stage_start(
-                experiment.experiment_id, index, Weights.for_canary_percent(percent), began
-            )
+            registry.record_stage_start(experiment_id, index, Weights.for_canary_percent(percent), began)
     source = MetricSource(
-        AlbDimensions("app/alb/1", "targetgroup/control/2", "targetgroup/canary/3"), boto3_client=cloudwatch
+        AlbDimensions("app/alb/1", {"control": "targetgroup/control/2", "canary": "targetgroup/canary/3"}),
+        boto3_client=cloudwatch,
     )
     return now, registry, source, HarmSignal(boto3_client=cloudwatch), dynamodb, cloudwatch
 

@@ -48,11 +48,13 @@ class TrafficSplit(Construct):
 
     Attributes
     ----------
-    listener_rule_arn, control_target_group_arn, canary_target_group_arn:
-        for the weight changes (state machine, rollback, promote).
-    load_balancer_full_name, control_target_group_full_name, canary_target_group_full_name:
-        the ``LoadBalancer`` / ``TargetGroup`` dimension values of the ALB metrics (alarms, dashboard,
-        significance check), e.g. ``app/my-alb/50dc6c495c0c9188`` and ``targetgroup/canary/73e2d6bc24d8a067``.
+    listener_rule_arn, target_groups:
+        the rule and slot → target group ARN, for the functions that set traffic (stage gate, promote,
+        rollback; see `function_environment`).
+    load_balancer_full_name, target_group_full_names:
+        the ``LoadBalancer`` and, per slot, ``TargetGroup`` dimension values of the ALB metrics (alarms,
+        dashboard, significance check), e.g. ``app/my-alb/50dc6c495c0c9188`` and
+        ``targetgroup/blue/73e2d6bc24d8a067``.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: RolloutSpec) -> None:
@@ -61,7 +63,13 @@ class TrafficSplit(Construct):
         self.stickiness_seconds = traffic.stickiness
         listener_arn = self._create_demo() if traffic.create_demo else self._import(traffic)
 
-        first = next(iter(self.target_groups.values()))
+        # The action CloudFormation writes at create time; it never changes afterwards, so a stack update
+        # leaves the live rule alone. A deployment from before blue/green roles keeps the exact action its
+        # template always had (both groups, 100/0, stickiness on): upgrading must not rewrite the rule — its
+        # last release may have been promoted into the "canary" group, which is then live.
+        legacy = traffic.target_groups is None and not traffic.create_demo
+        groups = list(self.target_groups.values())
+        initial = {groups[0]: 100, groups[1]: 0} if legacy else {groups[0]: 100}
         rule = elbv2.CfnListenerRule(
             self,
             "Rule",
@@ -75,7 +83,7 @@ class TrafficSplit(Construct):
                     ),
                 )
             ],
-            actions=[self._forward_property(first)],
+            actions=[self._forward_property(initial, sticky=legacy)],
         )
         self.listener_rule_arn = rule.ref
 
@@ -105,19 +113,25 @@ class TrafficSplit(Construct):
             iam.PolicyStatement(actions=["elasticloadbalancing:DescribeRules"], resources=["*"])
         )
 
-    def _forward_property(self, target_group_arn: str) -> elbv2.CfnListenerRule.ActionProperty:
-        # Everything on the first slot; stickiness off while one group is named (see TrafficSplit).
+    def _forward_property(
+        self, weights: dict[str, int], *, sticky: bool
+    ) -> elbv2.CfnListenerRule.ActionProperty:
+        # Stickiness off while one group is named (see canarywise.data.traffic.forward_action).
+        stickiness = (
+            elbv2.CfnListenerRule.TargetGroupStickinessConfigProperty(
+                enabled=True, duration_seconds=self.stickiness_seconds
+            )
+            if sticky
+            else elbv2.CfnListenerRule.TargetGroupStickinessConfigProperty(enabled=False)
+        )
         return elbv2.CfnListenerRule.ActionProperty(
             type="forward",
             forward_config=elbv2.CfnListenerRule.ForwardConfigProperty(
                 target_groups=[
-                    elbv2.CfnListenerRule.TargetGroupTupleProperty(
-                        target_group_arn=target_group_arn, weight=100
-                    )
+                    elbv2.CfnListenerRule.TargetGroupTupleProperty(target_group_arn=arn, weight=weight)
+                    for arn, weight in weights.items()
                 ],
-                target_group_stickiness_config=elbv2.CfnListenerRule.TargetGroupStickinessConfigProperty(
-                    enabled=False
-                ),
+                target_group_stickiness_config=stickiness,
             ),
         )
 

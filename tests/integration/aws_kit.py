@@ -340,7 +340,7 @@ def serialized_dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- events as AWS delivers them ----------------------------------------------------------------------------
-ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:mangaassist-critical"
+ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:canarywise-mangaassist-critical"
 
 
 def alarm_action_event(
@@ -354,7 +354,7 @@ def alarm_action_event(
         "time": timestamp,
         "region": REGION,
         "alarmData": {
-            "alarmName": "mangaassist-critical",
+            "alarmName": "canarywise-mangaassist-critical",
             "state": {"value": state, "reason": "StatisticalHarm >= 1", "timestamp": timestamp},
             "previousState": {"value": "OK", "reason": "", "timestamp": "2026-11-02T09:00:00.000+0000"},
             "configuration": {"alarmRule": "ALARM(mangaassist-harm)"},
@@ -365,7 +365,7 @@ def alarm_action_event(
 def sns_alarm_event(state: str = "ALARM", timestamp: str = "2026-11-02T09:30:15.490+0000") -> dict[str, Any]:
     """The same alarm state change delivered through SNS (what a Lambda subscribed to the topic gets)."""
     message = {
-        "AlarmName": "mangaassist-critical",
+        "AlarmName": "canarywise-mangaassist-critical",
         "AlarmArn": ALARM_ARN,
         "NewStateValue": state,
         "NewStateReason": "StatisticalHarm >= 1",
@@ -382,7 +382,7 @@ def sns_alarm_event(state: str = "ALARM", timestamp: str = "2026-11-02T09:30:15.
                     "Type": "Notification",
                     "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
                     "TopicArn": f"arn:aws:sns:{REGION}:123456789012:alarms",
-                    "Subject": "ALARM: mangaassist-critical",
+                    "Subject": "ALARM: canarywise-mangaassist-critical",
                     "Message": json.dumps(message),
                     "Timestamp": "2026-11-02T09:30:16.000Z",
                     "SignatureVersion": "1",

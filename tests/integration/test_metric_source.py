@@ -56,7 +56,8 @@ def _spec(spec_data: dict[str, Any], *names: str) -> Any:
 def _alb(env: Env) -> AlbDimensions:
     t = env.traffic
     return AlbDimensions(
-        t.load_balancer_full_name, t.control_target_group_full_name, t.canary_target_group_full_name
+        t.load_balancer_full_name,
+        {"control": t.control_target_group_full_name, "canary": t.canary_target_group_full_name},
     )
 
 

@@ -84,7 +84,7 @@ def test_alarm_action_takes_every_user_off_the_candidate_then_records_and_notifi
     [message] = alerts(aws)
     assert message["outcome"] == "ROLLED_BACK"
     assert message["candidate"] == "v42"
-    assert message["reason"] == "alarm mangaassist-critical is ALARM: StatisticalHarm >= 1"
+    assert message["reason"] == "alarm canarywise-mangaassist-critical is ALARM: StatisticalHarm >= 1"
     assert message["forward"] == {"control": 100}
     assert message["live"] == "control"
     assert message["candidate_rollbacks_7d"] == 1
@@ -525,3 +525,18 @@ def test_the_third_rollback_in_7_days_rejects_the_candidate(
         message["rolled_back_at"]
     ) == timedelta(hours=1)
     assert registry.get_experiment(experiment_id).status is ExperimentStatus.ROLLED_BACK
+
+
+def test_an_alarm_that_is_not_this_stacks_critical_alarm_moves_nothing(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    """Fault table row 14, through the handler: another stack's alarm (or this stack's warning composite,
+    which pages only) is not a rollback trigger."""
+    start_rollout(aws, spec_data, context)
+    for name in ("canarywise-other-critical", "canarywise-mangaassist-warning"):
+        event = alarm_action_event()
+        event["alarmData"]["alarmName"] = name
+        event["alarmArn"] = event["alarmArn"].replace("canarywise-mangaassist-critical", name)
+        assert rollback.handler(event, context)["outcome"] == "IGNORED"
+    assert rule_weights(aws) == {"control": 95, "canary": 5}
+    assert _history() == []

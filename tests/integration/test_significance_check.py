@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from aws_kit import TABLE, Env, put_aggregate, put_alb_counts, set_rule_weights, start_execution
+from aws_kit import TABLE, Env, begin, put_aggregate, put_alb_counts, set_rule_weights, start_execution
 from numpy.testing import assert_allclose
 
 from canarywise.data._aws import client
@@ -45,12 +45,8 @@ def _scheduled(at: datetime = NOW) -> dict[str, Any]:
 
 def _experiment(env: Env, spec_data: dict[str, Any], name: str = "release-42") -> str:
     registry = Registry(TABLE)
-    experiment = registry.create_experiment(
-        parse_spec(spec_data),
-        candidate="v42",
-        release_id=name,
-        execution_arn=start_execution(env, name),
-        now=STAGE_START - timedelta(minutes=1),
+    experiment = begin(
+        registry, spec_data, execution_arn=start_execution(env, name), now=STAGE_START - timedelta(minutes=1)
     )
     registry.record_stage_start(experiment.experiment_id, 0, Weights(control=95, canary=5), STAGE_START)
     set_rule_weights(env, 95, 5)
@@ -169,8 +165,19 @@ def test_cloudwatch_throttled_or_failing_means_hold_never_advance(
 def test_one_failing_experiment_never_stops_the_others(
     aws: Env, spec_data: dict[str, Any], context: Any
 ) -> None:
-    broken = _experiment(aws, spec_data, "release-41")
     healthy = _experiment(aws, spec_data, "release-42")
+    # An experiment item the lifecycle would never let in beside it (one rollout per service): a registry
+    # shared by services, or an item from an older version. Written as `start` writes it, unfenced.
+    registry = Registry(TABLE)
+    broken = "mangaassist-v41-broken"
+    registry._put_if_absent(
+        registry.new_experiment_item(
+            parse_spec(spec_data), experiment_id=broken, candidate="v41", release_id="release-41",
+            execution_arn=start_execution(aws, "release-41"), now=STAGE_START, first_stage_multiplier=1.0,
+            baseline_slot="control", candidate_slot="canary",
+        )
+    )  # fmt: skip
+    registry.record_stage_start(broken, 0, Weights(control=95, canary=5), STAGE_START)
     spec = json.loads(json.dumps(spec_data))
     spec["stages"] = "not a list"
     boto3.client("dynamodb").update_item(
@@ -229,10 +236,9 @@ def _ramp_experiment(env: Env, spec_data: dict[str, Any]) -> str:
     data = dict(spec_data)
     data["metrics"] = [m for m in spec_data["metrics"] if m["name"] == "hallucination_rate"]
     registry = Registry(TABLE)
-    experiment = registry.create_experiment(
-        parse_spec(data),
-        candidate="v42",
-        release_id="release-42",
+    experiment = begin(
+        registry,
+        data,
         execution_arn=start_execution(env, "release-42"),
         now=STAGE_START - timedelta(minutes=1),
     )
@@ -385,10 +391,9 @@ def _shipped_rollout(env: Env, spec_data: dict[str, Any]) -> str:
     """Every metric of the shipped spec in every stage, the newest two minutes ago; stage starts recorded as
     they always were (no frozen stage yet: an experiment from before the cache looks the same)."""
     registry = Registry(TABLE)
-    experiment = registry.create_experiment(
-        parse_spec(spec_data),
-        candidate="v42",
-        release_id="release-42",
+    experiment = begin(
+        registry,
+        spec_data,
         execution_arn=start_execution(env, "release-42"),
         now=LADDER[0][0] - timedelta(minutes=1),
     )
@@ -430,7 +435,8 @@ def _stage_cache(experiment_id: str) -> dict[str, Any]:
 def _alb(env: Env) -> AlbDimensions:
     t = env.traffic
     return AlbDimensions(
-        t.load_balancer_full_name, t.control_target_group_full_name, t.canary_target_group_full_name
+        t.load_balancer_full_name,
+        {"control": t.control_target_group_full_name, "canary": t.canary_target_group_full_name},
     )
 
 

@@ -13,7 +13,7 @@ from canarywise.settings import (
 )
 
 COMMON = {"REGISTRY_TABLE": "registry", "SERVICE": "mangaassist", "AWS_REGION": "us-east-1"}
-TRAFFIC = {"LISTENER_RULE_ARN": "rule", "CONTROL_TARGET_GROUP_ARN": "tg-c", "CANARY_TARGET_GROUP_ARN": "tg-k"}
+TRAFFIC = {"LISTENER_RULE_ARN": "rule", "TARGET_GROUPS": '{"blue": "tg-b", "green": "tg-g"}'}
 
 
 def test_rollback_settings() -> None:
@@ -31,16 +31,33 @@ def test_rollback_settings() -> None:
 def test_from_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (COMMON | TRAFFIC).items():
         monkeypatch.setenv(name, value)
-    assert load_settings(PromoteSettings).canary_target_group_arn == "tg-k"
+    settings = load_settings(PromoteSettings)
+    assert settings.target_groups == {"blue": "tg-b", "green": "tg-g"}
+    assert settings.stickiness_seconds == 7 * 86400  # the ALB's longest, when STICKINESS_SECONDS is not set
 
 
 def test_raises_naming_every_missing_variable() -> None:
     with pytest.raises(SettingsError) as raised:
         load_settings(SignificanceCheckSettings, COMMON | {"LOAD_BALANCER_FULL_NAME": "app/alb/1"})
     assert str(raised.value) == (
-        "SignificanceCheckSettings: environment variable CONTROL_TARGET_GROUP_FULL_NAME is not set; "
-        "environment variable CANARY_TARGET_GROUP_FULL_NAME is not set"
+        "SignificanceCheckSettings: environment variable TARGET_GROUP_FULL_NAMES is not set"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"blue": "tg-b"}', "Value should have at least 2 items after validation, not 1"),
+        ("blue,green", "Invalid JSON: expected value at line 1 column 1"),
+        ('{"blue": "tg-b", "green": ""}', "String should have at least 1 character"),
+    ],
+    ids=["one-slot", "not-json", "empty-arn"],
+)
+def test_target_groups_must_be_two_named_slots(value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(PromoteSettings, COMMON | TRAFFIC | {"TARGET_GROUPS": value})
+    assert str(raised.value).startswith("PromoteSettings: environment variable TARGET_GROUPS")
+    assert message in str(raised.value)
 
 
 def test_raises_on_an_empty_variable() -> None:

@@ -32,7 +32,11 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(RollbackSettings)
-    request = parse_rollback_event(event)
+    # Only this stack's critical composite alarm, in this account, is a rollback trigger (the warning one
+    # shares the name prefix and pages only).
+    request = parse_rollback_event(
+        event, own_alarm_prefix=f"{settings.own_alarm_prefix}critical", account=settings.account
+    )
     registry = Registry(settings.registry_table)
     approvals = (
         PendingApproval(settings.pipeline_name, APPROVAL_STAGE, APPROVAL_ACTION)

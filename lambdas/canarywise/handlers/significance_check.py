@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -25,7 +26,8 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(SignificanceCheckSettings)
-    scheduled = parse_scheduled_event(event)
+    # A time more than a few minutes ahead of this clock is refused: it would pin the latest decision.
+    scheduled = parse_scheduled_event(event, now=datetime.now(UTC))
     alb = AlbDimensions(settings.load_balancer_full_name, settings.target_group_full_names)
     summary = check_all(
         now=scheduled.time,

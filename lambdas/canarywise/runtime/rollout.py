@@ -247,7 +247,12 @@ def promote(
     if experiment.status is not ExperimentStatus.APPROVED:
         try:
             state = lifecycle.take(
-                Event.APPROVE, state=state, experiment_id=event.experiment_id, now=now, by=event.approved_by
+                Event.APPROVE,
+                state=state,
+                experiment_id=event.experiment_id,
+                now=now,
+                by=event.approved_by,
+                experiment_sets={"approved_at": to_iso(now), "approved_by": event.approved_by},
             )
         except TransitionRefusedError as exc:
             raise PromoteRefusedError(f"{exc}; traffic untouched") from exc
