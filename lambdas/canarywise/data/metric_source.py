@@ -15,9 +15,11 @@ new assignments (all metrics)     ``Canarywise`` NewAssignment Sum (dimensions `
                                   → `Observations.assignments`, for the sample-ratio check
 ================================  ========================================================================
 
-Service metrics carry the dimension ``Variant`` (``control`` | ``canary``) and, for a sliced metric, also
-the slice dimension (``canarywise.emit`` emits both dimension sets). ALB metrics carry ``TargetGroup`` and
-``LoadBalancer``. Only aggregates cross the wire: the cost of a check does not grow with traffic.
+Service metrics carry the dimension ``Variant`` = the slot (target group) that served them, e.g. ``blue`` |
+``green``; `MetricSource.for_slots` says which slot plays control (live) and which canary (the candidate)
+for an experiment. For a sliced metric they also carry the slice dimension (``canarywise.emit`` emits both
+dimension sets). ALB metrics carry ``TargetGroup`` and ``LoadBalancer``. Only aggregates cross the wire:
+the cost of a check does not grow with traffic.
 
 New assignments (see `canarywise.emit.is_new_assignment`) follow the weights in force even when sticky users
 return to the variant of their cookie; when the service does not emit them, `Observations.assignments` stays
@@ -39,7 +41,7 @@ in the probe (the pipeline has delivered past the stage). Until then it is read 
 
 Example
 -------
->>> alb = AlbDimensions("app/alb/1", "targetgroup/control/2", "targetgroup/canary/3")
+>>> alb = AlbDimensions("app/alb/1", {"blue": "targetgroup/blue/2", "green": "targetgroup/green/3"})
 >>> source = MetricSource(alb)  # doctest: +SKIP
 >>> observations = source.observe(spec, stages, now)  # doctest: +SKIP
 >>> reading = source.read(spec, stages, now, frozen=registry.frozen_stages(experiment_id))  # doctest: +SKIP
@@ -50,7 +52,6 @@ Example
 from __future__ import annotations
 
 import copy
-
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
