@@ -540,3 +540,67 @@ def test_an_alarm_that_is_not_this_stacks_critical_alarm_moves_nothing(
         assert rollback.handler(event, context)["outcome"] == "IGNORED"
     assert rule_weights(aws) == {"control": 95, "canary": 5}
     assert _history() == []
+
+
+def test_a_rollback_rejects_the_approval_waiting_in_the_pipeline(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    """A stale click cannot resurrect the candidate: the rollback rejects the pending approval (CodePipeline's
+    own API shapes, checked by botocore's Stubber; moto does not implement approvals)."""
+    from botocore.stub import Stubber
+
+    from canarywise.data.executions import APPROVAL_ACTION, APPROVAL_STAGE, PendingApproval
+
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
+    codepipeline = boto3.client("codepipeline")
+    stubber = Stubber(codepipeline)
+    stubber.add_response(
+        "get_pipeline_state",
+        {
+            "pipelineName": "canarywise-mangaassist",
+            "stageStates": [
+                {
+                    "stageName": "Canary",
+                    "actionStates": [{"actionName": "Run", "latestExecution": {"status": "Succeeded"}}],
+                },
+                {
+                    "stageName": APPROVAL_STAGE,
+                    "actionStates": [
+                        {
+                            "actionName": APPROVAL_ACTION,
+                            "latestExecution": {"status": "InProgress", "token": "t-1"},
+                        }
+                    ],
+                },
+            ],
+        },
+        {"name": "canarywise-mangaassist"},
+    )
+    stubber.add_response(
+        "put_approval_result",
+        {"approvedAt": datetime(2026, 11, 2, tzinfo=UTC)},
+        {
+            "pipelineName": "canarywise-mangaassist",
+            "stageName": APPROVAL_STAGE,
+            "actionName": APPROVAL_ACTION,
+            "result": {"summary": "rolled back: complaints", "status": "Rejected"},
+            "token": "t-1",
+        },
+    )
+    with stubber:
+        result = roll_back(
+            parse_rollback_event({"source": "cli", "reason": "complaints"}),
+            service="mangaassist",
+            registry=Registry(TABLE),
+            lifecycle=_lifecycle(aws),
+            executions=CanaryExecutions(aws.state_machine_arn),
+            alerts=AlertTopic(aws.topic_arn),
+            approvals=PendingApproval(
+                "canarywise-mangaassist", APPROVAL_STAGE, APPROVAL_ACTION, boto3_client=codepipeline
+            ),
+            now=datetime.now(UTC),
+        )
+    stubber.assert_no_pending_responses()
+    assert (result.outcome, result.approval_rejected) == ("ROLLED_BACK", True)
+    assert rule_groups(aws) == {"control"}

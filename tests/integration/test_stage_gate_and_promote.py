@@ -429,3 +429,47 @@ def test_malformed_promote_event(aws: Env, context: Any) -> None:
     with pytest.raises(EventError, match=r"^malformed promote event: experiment_id: Field required$"):
         promote.handler({"experimentId": "x"}, context)
     assert rule_weights(aws) == {"control": 100, "canary": 0}
+
+
+def test_a_stage_change_landing_after_a_rollback_is_put_back(
+    aws: Env, spec_data: dict[str, Any], context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sequence 3 of the lifecycle issue: stage 2's ModifyRule is in flight while a rollback runs to the end
+    (its rule verified, its record written); the stage's write then lands. The stage task re-reads the
+    version after writing, finds the rollback's, and puts the live-only forward back; the rule is read from
+    ELBv2 by the test."""
+    from canarywise.data.traffic import TrafficSplit
+    from canarywise.runtime.lifecycle import SupersededError
+
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    real_apply = TrafficSplit.apply
+    landed: list[dict[str, int]] = []
+
+    def slow_apply(self: TrafficSplit, state: Any) -> dict[str, int]:
+        if state.last_event == "stage_started" and not landed:
+            rolled = _roll_back(experiment_id, context)  # the whole rollback happens meanwhile
+            assert rolled["outcome"] == "ROLLED_BACK"
+            assert rule_groups(aws) == {"control"}
+            landed.append(real_apply(self, state))  # ...and then the stale write lands
+            assert rule_weights(aws) == {"control": 75, "canary": 25}
+            return landed[0]
+        return real_apply(self, state)
+
+    monkeypatch.setattr(TrafficSplit, "apply", slow_apply)
+    with pytest.raises(
+        SupersededError, match=r"^stage_started \(version \d+\) was superseded by rolled_back"
+    ):
+        stage_gate.handler(
+            {
+                "action": "stage_started",
+                "experiment_id": experiment_id,
+                "stage_index": 1,
+                "weights": {"control": 75, "canary": 25},
+            },
+            context,
+        )
+    assert rule_groups(aws) == {"control"}
+    assert rule_stickiness(aws) == {"Enabled": False}
+    assert Registry(TABLE).get_experiment(experiment_id).status is ExperimentStatus.ROLLED_BACK
+    assert [i for i in registry_items() if i["sk"]["S"] == "ROLLBACK"].__len__() == 1
+    assert [s.stage_index for s in Registry(TABLE).stage_history(experiment_id)] == [0]
