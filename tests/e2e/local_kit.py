@@ -19,7 +19,8 @@ from typing import Any
 from canarywise.data.models import CheckRecord
 from canarywise.data.registry import Registry
 from canarywise.local.clock import GatePacer
-from canarywise.local.provision import Deployment, provision, synthesize
+from canarywise.local.deployment import Deployment
+from canarywise.local.provision import provision, synthesize
 from canarywise.local.server import LocalAws
 from canarywise.spec import RolloutSpec
 

@@ -22,7 +22,7 @@ from canarywise.data.registry import Registry
 from canarywise.demo.local_run import RunResult
 from canarywise.demo.runner import run_scenario
 from canarywise.demo.scenarios import SCENARIOS
-from canarywise.local.provision import Deployment
+from canarywise.local.deployment import Deployment
 from canarywise.local.server import LocalAws
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 from local_kit import RuleForward, experiment_item, rollback_items, rule_forward, service_item
 
 from canarywise.demo.release_train import TrainResult, run_release_train
-from canarywise.local.provision import Deployment
+from canarywise.local.deployment import Deployment
 from canarywise.local.server import LocalAws
 
 pytestmark = pytest.mark.slow

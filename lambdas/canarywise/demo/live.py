@@ -21,7 +21,7 @@ from canarywise.decision.models import MetricFinding
 from canarywise.demo.local_run import RunResult, TickView, describe_forward
 from canarywise.demo.report import format_value
 from canarywise.demo.scenarios import Scenario
-from canarywise.local.provision import Deployment
+from canarywise.local.deployment import Deployment
 from canarywise.spec import RolloutSpec
 
 _SRM = "(sample ratio)"

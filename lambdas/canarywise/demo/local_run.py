@@ -35,7 +35,7 @@ from canarywise.demo.simulator import TICK_SECONDS, AlbNames, Tick, TrafficSimul
 from canarywise.errors import CanarywiseError
 from canarywise.local.alarms import AlarmChange, AlarmEvaluator
 from canarywise.local.clock import GatePacer, SimulatedClock
-from canarywise.local.provision import Deployment
+from canarywise.local.deployment import Deployment
 from canarywise.local.server import LocalAws
 from canarywise.spec import RolloutSpec
 

@@ -36,7 +36,8 @@ from canarywise.demo.runner import play
 from canarywise.demo.scenarios import SCENARIOS, Scenario
 from canarywise.demo.traffic import TrafficProfile
 from canarywise.local.clock import use_simulated_clock
-from canarywise.local.provision import Deployment, provision, synthesize
+from canarywise.local.deployment import Deployment
+from canarywise.local.provision import provision, synthesize
 from canarywise.local.server import LocalAws
 from canarywise.spec import RolloutSpec, parse_spec
 

@@ -30,7 +30,8 @@ from canarywise.demo.report import ReportData, decision_point, hold_started
 from canarywise.demo.report import write_report as default_write_report
 from canarywise.demo.scenarios import Scenario
 from canarywise.local.clock import use_simulated_clock
-from canarywise.local.provision import Deployment, provision, synthesize
+from canarywise.local.deployment import Deployment
+from canarywise.local.provision import provision, synthesize
 from canarywise.local.server import LocalAws
 
 

@@ -7,7 +7,8 @@ Everything moto lacks is bridged here and only here; production code never impor
   invokes run the real handler functions in-process, an indexed CloudWatch metric store).
 - :mod:`canarywise.local.lambda_runtime` runs a handler string (``canarywise.handlers.x.handler``) with the
   function's environment, the way the Lambda service would.
-- :mod:`canarywise.local.provision` creates the stack's resources from the synthesized template.
+- :mod:`canarywise.local.provision` creates the stack's resources from the synthesized template;
+  :mod:`canarywise.local.deployment` says what it created, by role.
 - :mod:`canarywise.local.alarms` evaluates the metric and composite alarms (moto never does) and fires their
   actions.
 """
