@@ -6,8 +6,9 @@
   ``TargetResponseTime``;
 - ``StatisticalHarm`` (published by the significance check, 1 when harm is proven);
 - composite *critical* = any of those → the rollback function (Lambda alarm action) and the alert topic;
-- composite *warning* = the significance check failing, a rollback that could not run, or a hard-limit metric
-  at half its limit → the alert topic.
+- composite *warning* = the significance check failing (the function, or an experiment's check 3 times
+  running), the stage gate failing after its retries, a rollback that could not run, or a hard-limit
+  metric at half its limit → the alert topic.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from canarywise.spec import AlbSource, Metric, RolloutSpec
-from stacks.functions import METRICS_NAMESPACE
+from stacks.functions import METRICS_NAMESPACE, POWERTOOLS_SERVICE_NAME
 from stacks.traffic import TrafficSplit
 
 ALB_NAMESPACE = "AWS/ApplicationELB"
@@ -152,6 +153,7 @@ class Alarms(Construct):
         alert_topic: sns.ITopic,
         rollback_function: lambda_.IFunction,
         significance_function: lambda_.IFunction,
+        stage_gate_function: lambda_.IFunction,
         rollback_failures: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -192,6 +194,42 @@ class Alarms(Construct):
                 alarm_description="The significance check failed twice in a row: no decisions are being made",
                 threshold=1,
                 evaluation_periods=2,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+        warning.append(
+            stage_gate_function.metric_errors(period=Duration.seconds(spec.check_interval)).create_alarm(
+                self,
+                "StageGateErrors",
+                alarm_name=f"{prefix}-stage-gate-errors",
+                alarm_description=(
+                    "The stage gate failed after its retries: the rollout holds (a control-plane fault is "
+                    "never taken for harm) until it works again"
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+        warning.append(
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="ExperimentChecksFailed",
+                dimensions_map={"service": POWERTOOLS_SERVICE_NAME},
+                statistic="Sum",
+                period=Duration.seconds(spec.check_interval),
+            ).create_alarm(
+                self,
+                "ExperimentChecksFailed",
+                alarm_name=f"{prefix}-experiment-checks-failed",
+                alarm_description=(
+                    "An experiment's check failed 3 times in a row (metrics unreadable, a registry write "
+                    "refused): its rollout holds on an old decision"
+                ),
+                threshold=1,
+                evaluation_periods=3,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )

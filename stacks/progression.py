@@ -241,9 +241,24 @@ class Progression(Construct):
             {"action": "gate", "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID), "stage_index": index},
             result_path="$.gate",
         )
-        for task in (started, gate):
-            task.add_catch(superseded, errors=_SUPERSEDED, result_path="$.error")
-            task.add_catch(on_error, errors=_CATCH_ALL, result_path="$.error")
+        started.add_catch(superseded, errors=_SUPERSEDED, result_path="$.error")
+        started.add_catch(on_error, errors=_CATCH_ALL, result_path="$.error")
+        # A gate that keeps failing (after its retries) is a control-plane fault, not evidence of harm: hold
+        # and poll again. The warning alarm on the stage gate's errors pages a person meanwhile.
+        unavailable = sfn.Pass(
+            self,
+            f"{label}: gate unavailable",
+            parameters={
+                "decision": "HOLD",
+                "reason": sfn.JsonPath.format(
+                    "the stage gate failed (a control-plane fault, not harm): {}",
+                    sfn.JsonPath.string_at("$.error.Error"),
+                ),
+            },
+            result_path="$.gate",
+        ).next(wait)
+        gate.add_catch(superseded, errors=_SUPERSEDED, result_path="$.error")
+        gate.add_catch(unavailable, errors=_CATCH_ALL, result_path="$.error")
 
         decision = sfn.Choice(self, f"{label}: decision")
         is_ = sfn.Condition.string_equals
@@ -315,7 +330,7 @@ class Progression(Construct):
         result_path: str,
         result_selector: dict[str, Any] | None = None,
     ) -> tasks.LambdaInvoke:
-        return tasks.LambdaInvoke(
+        task = tasks.LambdaInvoke(
             self,
             name,
             lambda_function=self.stage_gate,
@@ -324,6 +339,11 @@ class Progression(Construct):
             result_path=result_path,
             result_selector=result_selector,
         )
+        # Transient faults (a throttled registry read, a Lambda error) are retried with backoff (2, 4, 8 s);
+        # a refused or superseded lifecycle transition is final and never retried.
+        task.add_retry(errors=_SUPERSEDED, max_attempts=0)
+        task.add_retry(errors=_CATCH_ALL, interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
+        return task
 
     def _state_machine(
         self, construct_id: str, name: str, definition: sfn.IChainable, purpose: str

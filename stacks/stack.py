@@ -75,6 +75,7 @@ class CanarywiseStack(Stack):
             alert_topic=alerts.topic,
             rollback_function=rollback.function,
             significance_function=significance.function,
+            stage_gate_function=progression.stage_gate,
             rollback_failures=rollback.failures,
         )
         dashboard = Dashboard(

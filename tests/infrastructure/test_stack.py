@@ -220,6 +220,29 @@ def test_lifecycle_errors_end_the_canary_as_superseded_without_a_rollback(synth:
         assert states[states[others[0]["Next"]]["Next"]]["Resource"] == _function_arn(synth, "Rollback")
 
 
+def test_a_failing_gate_is_retried_then_holds_never_rolls_back(synth: Any) -> None:
+    """Fault table row 1: a throttled registry read (any error) in the gate is retried with backoff, and a
+    gate that still fails holds the stage (back to its wait) instead of reaching the rollback."""
+    states = synth.state_machine_definition("Canary")["States"]
+    for index, percent in enumerate(PERCENTS):
+        label = f"Stage {index + 1} ({percent}%)"
+        gate = states[f"{label}: gate"]
+        own = [r for r in gate["Retry"] if "Lambda.ServiceException" not in r["ErrorEquals"]]
+        assert own == [
+            {"ErrorEquals": LIFECYCLE_ERRORS, "MaxAttempts": 0},
+            {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2},
+        ]
+        lifecycle, rest = gate["Catch"]
+        assert lifecycle["Next"] == "Superseded"
+        assert rest["ErrorEquals"] == ["States.ALL"]
+        unavailable = states[rest["Next"]]
+        assert unavailable["Type"] == "Pass"
+        assert unavailable["Parameters"]["decision"] == "HOLD"
+        assert unavailable["Next"] == f"{label}: wait"
+        # Nothing reachable from the hold path but the wait: no rollback on a control-plane fault.
+        assert states[unavailable["Next"]]["Type"] == "Wait"
+
+
 @pytest.mark.parametrize("name", ["Canary", "Promote"])
 def test_every_parameters_field_is_an_object(synth: Any, name: str) -> None:
     """ASL: ``Parameters`` is a JSON object. asl-validator 4.0.0 accepts ``"Parameters": "$"``, which Step
@@ -364,7 +387,12 @@ def test_warning_composite_alarm_only_notifies(synth: Any) -> None:
     assert warning["Properties"]["AlarmActions"] == [{"Ref": synth.logical_id("AWS::SNS::Topic", "Alerts")}]
     assert _composite_members(synth, "Warning") == {
         f"{PREFIX}-{metric}-approaching-{slot}" for metric in HARD_LIMITS for slot in SLOTS
-    } | {f"{PREFIX}-significance-check-errors", f"{PREFIX}-rollback-failed"}
+    } | {
+        f"{PREFIX}-significance-check-errors",
+        f"{PREFIX}-experiment-checks-failed",
+        f"{PREFIX}-stage-gate-errors",
+        f"{PREFIX}-rollback-failed",
+    }
 
 
 def test_hard_limits_come_from_the_spec(synth: Any) -> None:
