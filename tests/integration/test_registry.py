@@ -351,3 +351,35 @@ def test_registry_bh_per_tier_over_twelve_months(registry_table: str, spec_data:
         assert [s.pvalue for s in stored] == pvalues  # the raw p-value stays next to the adjusted one
         assert_allclose([s.adjusted_pvalue for s in stored], expected, rtol=1e-12)
     assert registry.get_experiment(old).adjusted_pvalue is None
+
+
+def test_a_check_killed_midway_leaves_no_newer_check_beside_an_older_decision(
+    registry_table: str, spec_data: dict[str, Any]
+) -> None:
+    """Fault table row 3: the significance check dies while storing a ROLLBACK check. Either the check and
+    the latest decision are both written or neither is; the gate never acts on an older ADVANCE while a
+    newer ROLLBACK sits in the history."""
+    experiment_id = _new(Registry(TABLE), spec_data).experiment_id
+    advance = CheckRecord(checked_at=at(5), stage_index=0, decision="ADVANCE", reason="gate met")
+    Registry(TABLE).record_check(experiment_id, advance)
+
+    class Dies:
+        """A client that dies on any write touching the experiment's META item (the process is killed)."""
+
+        def __init__(self) -> None:
+            self._real = boto3.client("dynamodb")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._real, name)
+
+        def update_item(self, **kwargs: Any) -> Any:
+            raise RuntimeError("killed")
+
+        def transact_write_items(self, **kwargs: Any) -> Any:
+            raise RuntimeError("killed")
+
+    rollback = CheckRecord(checked_at=at(10), stage_index=0, decision="ROLLBACK", reason="harm")
+    with pytest.raises(RuntimeError, match="killed"):
+        Registry(TABLE, boto3_client=Dies()).record_check(experiment_id, rollback)
+    assert [c.decision for c in Registry(TABLE).list_checks(experiment_id)] == ["ADVANCE"]
+    assert Registry(TABLE).get_experiment(experiment_id).latest_check == advance

@@ -12,7 +12,6 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from canarywise.data._aws import ClientError, error_code
 from canarywise.data.models import CheckRecord, ExperimentStatus, StageStart, Weights, from_iso, to_iso
 from canarywise.data.registry._table import RegistryError, _epoch, _item, _Table
 
@@ -106,46 +105,40 @@ class ChecksMixin(_Table):
         return frozen
 
     def record_check(self, experiment_id: str, check: CheckRecord) -> None:
-        """Append a check (kept ``CHECK_TTL``) and make it the experiment's latest decision.
+        """Append a check (kept ``CHECK_TTL``) and make it the latest decision, in one transaction.
 
         The latest decision moves only forward in time and only while the experiment is live: a check
-        finishing after a rollback never overwrites what the stage gate reads.
+        finishing after a rollback never overwrites what the stage gate reads (it is then kept as history
+        only). A check killed midway leaves either both items or neither, never a new check beside an older
+        latest decision (fault table, row 3).
         """
         body = check.model_dump_json()
-        self._client.put_item(
-            TableName=self.table_name,
-            Item=_item(
-                {
-                    "pk": f"EXP#{experiment_id}",
-                    "sk": f"CHECK#{to_iso(check.checked_at)}",
-                    "kind": "check",
-                    "check": body,
-                    "expires_at": _epoch(check.checked_at + CHECK_TTL),
-                }
-            ),
+        record = self._put(
+            {
+                "pk": f"EXP#{experiment_id}",
+                "sk": f"CHECK#{to_iso(check.checked_at)}",
+                "kind": "check",
+                "check": body,
+                "expires_at": _epoch(check.checked_at + CHECK_TTL),
+            }
         )
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=_item({"pk": f"EXP#{experiment_id}", "sk": "META"}),
-                UpdateExpression="SET latest_check = :check, latest_checked_at = :at",
-                ConditionExpression=(
-                    "#status IN (:running, :ready) AND "
-                    "(attribute_not_exists(latest_checked_at) OR latest_checked_at <= :at)"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_item(
-                    {
-                        ":check": body,
-                        ":at": to_iso(check.checked_at),
-                        ":running": ExperimentStatus.RUNNING.value,
-                        ":ready": ExperimentStatus.READY_FOR_APPROVAL.value,
-                    }
-                ),
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+        latest = self._update(
+            {"pk": f"EXP#{experiment_id}", "sk": "META"},
+            {"latest_check": body, "latest_checked_at": to_iso(check.checked_at)},
+            condition=(
+                "#status IN (:running, :ready) AND "
+                "(attribute_not_exists(latest_checked_at) OR latest_checked_at <= :at)"
+            ),
+            values={
+                ":at": to_iso(check.checked_at),
+                ":running": ExperimentStatus.RUNNING.value,
+                ":ready": ExperimentStatus.READY_FOR_APPROVAL.value,
+            },
+            names={"#status": "status"},
+        )
+        if self._transact([record, latest]) is not None:
+            # Not the latest any more (concluded, or a newer check won): history only.
+            self._client.put_item(**record["Put"])
 
     def list_checks(self, experiment_id: str) -> tuple[CheckRecord, ...]:
         """Every check of the experiment, oldest first."""
