@@ -436,6 +436,37 @@ def parse_spec(data: Any, *, source: str = "rollout spec") -> RolloutSpec:
         raise SpecError("\n".join(lines)) from None
 
 
+def parse_stored_spec(data: Any, *, source: str) -> tuple[RolloutSpec, tuple[str, ...]]:
+    """A spec stored by another version of canarywise (the registry): keys this version does not know are
+    dropped, not refused — a newer writer must not break an in-flight rollout — and returned by path;
+    anything else wrong is the same `SpecError` as `parse_spec`.
+
+    Example
+    -------
+    >>> spec, ignored = parse_stored_spec(stored, source="registry experiment e1")  # doctest: +SKIP
+    >>> ignored  # doctest: +SKIP
+    ('statistics.future_option',)
+    """
+    import copy
+
+    data = copy.deepcopy(data)
+    ignored: list[str] = []
+    for _ in range(8):  # each pass removes every unknown key it reports; nested ones surface next pass
+        try:
+            return RolloutSpec.model_validate(data), tuple(ignored)
+        except ValidationError as exc:
+            extra = [tuple(e["loc"]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+            if not extra:
+                break
+            for loc in extra:
+                parent = data
+                for part in loc[:-1]:
+                    parent = parent[part]
+                parent.pop(loc[-1], None)
+                ignored.append(_location(loc))
+    return parse_spec(data, source=source), tuple(ignored)
+
+
 def _duplicate_keys(node: Any, where: str = "") -> Iterator[str]:
     """``"statistics.alpha: duplicate key at line 33 (first at line 32)"`` for each key given twice in one
     mapping of a composed YAML document (PyYAML keeps the last value without a word)."""

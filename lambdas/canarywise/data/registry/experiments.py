@@ -15,7 +15,7 @@ from typing import Any
 
 from canarywise.data.models import CheckRecord, Experiment, ExperimentStatus, FdrEntry, from_iso, to_iso
 from canarywise.data.registry._table import ExperimentNotFoundError, _item, _plain, _Table
-from canarywise.spec import FDR_TIER_Q, RolloutSpec, parse_spec
+from canarywise.spec import FDR_TIER_Q, RolloutSpec, parse_stored_spec
 from canarywise.stats.multiple import adjust_pvalues
 
 FDR_WINDOW = timedelta(days=365)
@@ -102,7 +102,10 @@ class ExperimentsMixin(_Table):
         return tuple(item["experiment_id"] for item in self._query(**query))
 
     def _experiment(self, item: Mapping[str, Any]) -> Experiment:
-        spec = parse_spec(json.loads(item["spec"]), source=f"registry experiment {item['experiment_id']}")
+        # Keys a newer version added are dropped, not refused: an in-flight rollout keeps working.
+        spec, _ = parse_stored_spec(
+            json.loads(item["spec"]), source=f"registry experiment {item['experiment_id']}"
+        )
         latest = item.get("latest_check")
         return Experiment(
             experiment_id=item["experiment_id"],
