@@ -145,6 +145,9 @@ class Progression(Construct):
                 "action": "start",
                 "execution_arn": sfn.JsonPath.string_at("$$.Execution.Id"),
                 "release": sfn.JsonPath.object_at("$.release"),
+                # Checked here, before anything is registered or moved: a Wait state cannot catch a bad
+                # value later, so an invalid timing would strand the canary at its first share.
+                "timing": sfn.JsonPath.object_at("$.timing"),
                 "spec": spec.model_dump(mode="json"),
             },
             result_path="$.experiment",

@@ -473,3 +473,30 @@ def test_a_stage_change_landing_after_a_rollback_is_put_back(
     assert Registry(TABLE).get_experiment(experiment_id).status is ExperimentStatus.ROLLED_BACK
     assert [i for i in registry_items() if i["sk"]["S"] == "ROLLBACK"].__len__() == 1
     assert [s.stage_index for s in Registry(TABLE).stage_history(experiment_id)] == [0]
+
+
+@pytest.mark.parametrize(
+    ("timing", "problem"),
+    [
+        (
+            {"check_interval_seconds": "soon"},
+            "Input should be a valid integer, unable to parse string as an integer",
+        ),
+        ({"check_interval_seconds": -5}, "Input should be greater than or equal to 0"),
+        ({}, "Field required"),
+    ],
+    ids=["not-a-number", "negative", "missing"],
+)
+def test_a_release_manifest_with_a_bad_timing_is_refused_at_start(
+    aws: Env, spec_data: dict[str, Any], context: Any, timing: dict[str, Any], problem: str
+) -> None:
+    """Fault table row 6: checked before anything is registered or moved (a Wait state cannot catch it)."""
+    event = _start_event(aws, spec_data) | {"timing": timing}
+    with pytest.raises(EventError) as raised:
+        stage_gate.handler(event, context)
+    assert str(raised.value).startswith(
+        "malformed stage_gate event: request.start.timing.check_interval_seconds: "
+    )
+    assert problem in str(raised.value)
+    assert registry_items() == []
+    assert rule_weights(aws) == {"control": 100, "canary": 0}

@@ -82,10 +82,18 @@ class Release(_Event):
     slot: Annotated[str, Field(min_length=1)] | None = None
 
 
+class Timing(_Event):
+    """The execution input's ``timing``: the seconds each stage's Wait state waits between gate polls."""
+
+    check_interval_seconds: Annotated[int, Field(ge=0, le=86_400)]
+
+
 class StartAction(_Event):
     action: Literal["start"]
     execution_arn: _Text
     release: Release
+    # Optional for callers other than the state machine (tests, tools); the state machine always sends it.
+    timing: Timing | None = None
     spec: dict[str, Any]
 
 
