@@ -186,68 +186,58 @@ class Alarms(Construct):
         )
         critical.append(self.harm)
 
-        warning.append(
-            significance_function.metric_errors(period=Duration.seconds(spec.check_interval)).create_alarm(
-                self,
+        interval = Duration.seconds(spec.check_interval)
+        checks_failed = cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name="ExperimentChecksFailed",
+            dimensions_map={"service": POWERTOOLS_SERVICE_NAME},
+            statistic="Sum",
+            period=interval,
+        )
+        for construct_id, name, signal, periods, description in (
+            (
                 "SignificanceCheckErrors",
-                alarm_name=f"{prefix}-significance-check-errors",
-                alarm_description="The significance check failed twice in a row: no decisions are being made",
-                threshold=1,
-                evaluation_periods=2,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-        )
-        warning.append(
-            stage_gate_function.metric_errors(period=Duration.seconds(spec.check_interval)).create_alarm(
-                self,
+                "significance-check-errors",
+                significance_function.metric_errors(period=interval),
+                2,
+                "The significance check failed twice in a row: no decisions are being made",
+            ),
+            (
                 "StageGateErrors",
-                alarm_name=f"{prefix}-stage-gate-errors",
-                alarm_description=(
-                    "The stage gate failed after its retries: the rollout holds (a control-plane fault is "
-                    "never taken for harm) until it works again"
-                ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-        )
-        warning.append(
-            cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name="ExperimentChecksFailed",
-                dimensions_map={"service": POWERTOOLS_SERVICE_NAME},
-                statistic="Sum",
-                period=Duration.seconds(spec.check_interval),
-            ).create_alarm(
-                self,
+                "stage-gate-errors",
+                stage_gate_function.metric_errors(period=interval),
+                1,
+                "The stage gate failed after its retries: the rollout holds (a control-plane fault is never "
+                "taken for harm) until it works again",
+            ),
+            (
                 "ExperimentChecksFailed",
-                alarm_name=f"{prefix}-experiment-checks-failed",
-                alarm_description=(
-                    "An experiment's check failed 3 times in a row (metrics unreadable, a registry write "
-                    "refused): its rollout holds on an old decision"
-                ),
-                threshold=1,
-                evaluation_periods=3,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-        )
-        warning.append(
-            rollback_failures.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1)
-            ).create_alarm(
-                self,
+                "experiment-checks-failed",
+                checks_failed,
+                3,
+                "An experiment's check failed 3 times in a row (metrics unreadable, a registry write "
+                "refused): its rollout holds on an old decision",
+            ),
+            (
                 "RollbackFailed",
-                alarm_name=f"{prefix}-rollback-failed",
-                alarm_description="A rollback invocation failed after its retries: check the weights by hand",
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "rollback-failed",
+                rollback_failures.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
+                1,
+                "A rollback invocation failed after its retries: check the rule by hand",
+            ),
+        ):
+            warning.append(
+                signal.create_alarm(
+                    self,
+                    construct_id,
+                    alarm_name=f"{prefix}-{name}",
+                    alarm_description=description,
+                    threshold=1,
+                    evaluation_periods=periods,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
             )
-        )
 
         notify = cloudwatch_actions.SnsAction(alert_topic)
         self.critical = self._composite(

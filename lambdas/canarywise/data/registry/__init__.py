@@ -45,14 +45,7 @@ from canarywise.lifecycle.state import TransitionRefusedError
 class Registry(ServiceMixin, ChecksMixin):
     """Experiments, the service's traffic state, stages, checks, rollbacks and the registry-wide BH.
 
-    Parameters
-    ----------
-    table_name : str
-        The DynamoDB table (``REGISTRY_TABLE``).
-    boto3_client : optional
-        A DynamoDB client (``boto3.client("dynamodb")``); one is created when omitted.
-    sleep : callable, optional
-        Used between retries of a conflicting transaction; tests pass a no-op.
+    Constructed as `canarywise.data.registry._table._Table` (``table_name``, ``boto3_client``, ``sleep``).
     """
 
 
