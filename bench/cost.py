@@ -216,6 +216,20 @@ class _StubDynamoDB:
         self._write(item)
         return {}
 
+    def transact_write_items(self, **kwargs: Any) -> dict[str, Any]:
+        # The registry's transactions (a check and the latest decision): each part applied as above
+        # (conditions taken as met); a transactional write costs twice the units of a plain one.
+        before = (self.writes, self.write_units)
+        for part in kwargs["TransactItems"]:
+            (kind, request), *_ = part.items()
+            if kind == "Put":
+                self.put_item(**{k: v for k, v in request.items() if k != "ConditionExpression"})
+            elif kind == "Update":
+                self.update_item(**request)
+        self.writes = before[0] + 1
+        self.write_units = before[1] + 2 * (self.write_units - before[1])
+        return {}
+
     def query(self, **kwargs: Any) -> dict[str, Any]:
         values = kwargs["ExpressionAttributeValues"]
         if kwargs.get("IndexName") == "running":
