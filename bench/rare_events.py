@@ -231,7 +231,8 @@ def _replay(
     advance: IntArray,
     rollback: IntArray,
 ) -> bool:
-    """``decide`` look by look on one rollout: the same first ADVANCE, ROLLBACK or INCONCLUSIVE, same look."""
+    """``decide`` look by look on one rollout: the gate met (READY_FOR_APPROVAL: its only stage is the last),
+    ROLLBACK or INCONCLUSIVE first, at the same look as the vectorised rule."""
     stream = MetricStream(
         n={Variant.CONTROL: streams.n_control[row], Variant.CANARY: streams.n_canary[row]},
         events={
@@ -239,10 +240,12 @@ def _replay(
             Variant.CANARY: streams.x_canary[row].astype(np.float64),
         },
     )
-    kinds = (DecisionKind.ADVANCE, DecisionKind.ROLLBACK, DecisionKind.INCONCLUSIVE)
+    # the gate's one stage is the last: meeting it is READY_FOR_APPROVAL
+    met = DecisionKind.READY_FOR_APPROVAL
+    kinds = (met, DecisionKind.ROLLBACK, DecisionKind.INCONCLUSIVE)
     look, decision = first_decision(spec, schedule, {spec.metrics[0].name: stream}, kinds)
     if advance[row] != NEVER:
-        return decision is not None and decision.kind is DecisionKind.ADVANCE and look == advance[row]
+        return decision is not None and decision.kind is met and look == advance[row]
     if rollback[row] != NEVER:
         return decision is not None and decision.kind is DecisionKind.ROLLBACK and look == rollback[row]
     return decision is None or decision.kind is DecisionKind.INCONCLUSIVE
