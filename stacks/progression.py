@@ -32,6 +32,7 @@ from constructs import Construct
 from canarywise.spec import RolloutSpec
 from stacks.functions import FunctionFactory
 from stacks.nag import acknowledge, arn_finding, logical_id
+from stacks.registry import CONCLUDED_INDEX, grant_registry
 from stacks.traffic import TrafficSplit
 
 STAGE_GATE_HANDLER = "canarywise.handlers.stage_gate.handler"
@@ -90,23 +91,13 @@ class Progression(Construct):
             environment=traffic.function_environment(),
             timeout=Duration.seconds(60),
         )
-        for fn, reason in (
-            (
-                self.stage_gate,
-                "grant_read_write_data adds the registry's indexes; the stage gate reads and writes the "
-                "service state, the experiment and its stage records by key and does not query them "
-                "(docs/fault-table.md, 15).",
-            ),
-            (
-                self.promote_function,
-                "Queries the registry's own concluded index (Benjamini-Hochberg across the experiments "
-                "concluded in the last 12 months); the wildcard covers only this table's indexes.",
-            ),
-        ):
+        # The stage gate and promote write the experiment and this service's traffic state; promote also
+        # queries the concluded index (Benjamini-Hochberg over the last 12 months).
+        own_keys = ["EXP#*", f"SERVICE#{spec.service}"]
+        for fn, indexes in ((self.stage_gate, ()), (self.promote_function, (CONCLUDED_INDEX,))):
             role = fn.role
             assert role is not None
-            registry.grant_read_write_data(role)
-            acknowledge(role, f"AwsSolutions-IAM5[Resource::<{logical_id(registry)}.Arn>/index/*]", reason)
+            grant_registry(role, registry, write_keys=own_keys, indexes=indexes)
         for fn in (self.stage_gate, self.promote_function):
             role = fn.role
             assert role is not None

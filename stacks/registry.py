@@ -6,8 +6,11 @@ Keys and indexes are fixed in notes/contracts.md and used by ``canarywise.data.r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 TTL_ATTRIBUTE = "expires_at"  # epoch seconds, set on check records only
@@ -53,3 +56,31 @@ class Registry(Construct):
             sort_key=_string("concluded_at"),
             projection_type=dynamodb.ProjectionType.ALL,
         )
+
+
+def grant_registry(
+    role: iam.IRole,
+    table: dynamodb.ITable,
+    *,
+    write_keys: Sequence[str],
+    indexes: Sequence[str] = (),
+) -> None:
+    """What a function does with the registry, and no more (fault table, row 15): reads by key and queries
+    of the base table (plus the named `indexes`); PutItem and UpdateItem (a transaction needs the same
+    actions per item) only on items whose partition key matches one of `write_keys` (``StringLike``
+    patterns such as ``EXP#*``). No DeleteItem, Scan or BatchWriteItem: no function rewrites the audit
+    trail wholesale.
+    """
+    index_arns = [f"{table.table_arn}/index/{name}" for name in indexes]
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:Query"], resources=[table.table_arn, *index_arns]
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["dynamodb:PutItem", "dynamodb:UpdateItem"],
+            resources=[table.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(write_keys)}},
+        )
+    )

@@ -23,8 +23,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.functions import FunctionFactory
-from stacks.nag import acknowledge, arn_finding, logical_id
+from stacks.nag import acknowledge, arn_finding
 from stacks.progression import states_arn
+from stacks.registry import grant_registry
 from stacks.traffic import TrafficSplit
 
 HANDLER = "canarywise.handlers.rollback.handler"
@@ -46,6 +47,7 @@ class Rollback(Construct):
         traffic: TrafficSplit,
         alert_topic: sns.ITopic,
         canary_state_machine_name: str,
+        service: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.failures = sqs.Queue(
@@ -77,12 +79,10 @@ class Rollback(Construct):
         )
         role = self.function.role
         assert role is not None
-        registry.grant_read_write_data(role)
+        # Writes the experiment's status and rollback record and the service's state and history.
+        grant_registry(role, registry, write_keys=["EXP#*", f"SERVICE#{service}"])
         alert_topic.grant_publish(role)
         traffic.grant_set_traffic(role)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["states:ListExecutions"], resources=[state_machine_arn])
-        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["states:StopExecution", "states:DescribeExecution"], resources=[executions_arn]
@@ -99,12 +99,6 @@ class Rollback(Construct):
             "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
             "Publishing to the SSE-encrypted alert topic needs kms:GenerateDataKey* on that topic's own key "
             "only.",
-        )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::<{logical_id(registry)}.Arn>/index/*]",
-            "grant_read_write_data adds the registry's indexes; the rollback reads the service state and the "
-            "experiment by key and does not query them (narrowing per function: docs/fault-table.md, 15).",
         )
         acknowledge(
             role,

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from stacks.functions import METRICS_NAMESPACE, FunctionFactory
 from stacks.nag import acknowledge, logical_id
+from stacks.registry import RUNNING_INDEX, grant_registry
 from stacks.traffic import TrafficSplit
 
 HANDLER = "canarywise.handlers.significance_check.handler"
@@ -51,7 +52,9 @@ class SignificanceCheck(Construct):
         )
         role = self.function.role
         assert role is not None
-        registry.grant_read_write_data(role)
+        # Reads experiments (by key and through the running index) and writes only experiment items: its
+        # checks, their latest decision, frozen stages. Never the service's state or rollback history.
+        grant_registry(role, registry, write_keys=["EXP#*"], indexes=[RUNNING_INDEX])
         role.add_to_principal_policy(
             # ListMetrics: the slice values (e.g. each Intent) the service emitted, to test per slice.
             iam.PolicyStatement(
@@ -71,12 +74,6 @@ class SignificanceCheck(Construct):
             "cloudwatch:GetMetricData, ListMetrics (slice values) and PutMetricData have no resource-level "
             "permissions; PutMetricData is limited to the Canarywise namespace by condition. X-Ray (tracing) "
             "likewise has none.",
-        )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::<{logical_id(registry)}.Arn>/index/*]",
-            "The check queries the registry's own indexes (running experiments); the wildcard covers only "
-            "this table's indexes.",
         )
 
         self.schedule = scheduler.Schedule(

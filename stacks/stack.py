@@ -49,6 +49,7 @@ class CanarywiseStack(Stack):
             traffic=traffic,
             alert_topic=alerts.topic,
             canary_state_machine_name=canary_name,
+            service=spec.service,
         )
         significance = SignificanceCheck(
             self,

@@ -786,3 +786,34 @@ def test_history_events_per_gate_poll_match_the_synth_bound(synth: Any) -> None:
                 break
         assert name == wait, f"the loop from {wait!r} does not come back to it"
         assert events == HISTORY_EVENTS_PER_POLL, wait
+
+
+@pytest.mark.parametrize(
+    ("name", "write_keys", "indexes"),
+    [
+        ("SignificanceCheck", ["EXP#*"], ["running"]),
+        ("StageGate", ["EXP#*", "SERVICE#mangaassist"], []),
+        ("Promote", ["EXP#*", "SERVICE#mangaassist"], ["concluded"]),
+        ("Rollback", ["EXP#*", "SERVICE#mangaassist"], []),
+    ],
+)
+def test_each_function_gets_only_the_registry_actions_it_uses(
+    synth: Any, name: str, write_keys: list[str], indexes: list[str]
+) -> None:
+    """Fault table row 15: reads by key and queries; PutItem/UpdateItem only on items whose partition key it
+    owns (the significance check, which parses external data, can never write the service's state or its
+    rollback history); no DeleteItem, Scan or BatchWriteItem for anyone."""
+    table = synth.logical_id("AWS::DynamoDB::Table", "Registry")
+    statements = [
+        s
+        for s in _statements_by_role(synth)[_role_of(synth, "AWS::Lambda::Function", name)]
+        if any(str(a).startswith("dynamodb:") for a in _as_list(s["Action"]))
+    ]
+    actions = sorted(a for s in statements for a in _as_list(s["Action"]))
+    assert actions == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+    reads = next(s for s in statements if "dynamodb:GetItem" in _as_list(s["Action"]))
+    index_resources = [r for r in _as_list(reads["Resource"]) if "Fn::Join" in r]
+    assert [r["Fn::Join"][1][-1] for r in index_resources] == [f"/index/{i}" for i in indexes]
+    writes = next(s for s in statements if "dynamodb:PutItem" in _as_list(s["Action"]))
+    assert writes["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
+    assert writes["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": write_keys}}

@@ -2,8 +2,8 @@
 
 Example
 -------
->>> CanaryExecutions(state_machine_arn).stop_running(cause="escalation rate up")  # doctest: +SKIP
-('arn:aws:states:us-east-1:123456789012:execution:canary:release-42',)
+>>> CanaryExecutions(state_machine_arn).stop(execution_arn, cause="escalation rate up")  # doctest: +SKIP
+True
 """
 
 from __future__ import annotations
@@ -26,40 +26,11 @@ HARM_METRIC = "StatisticalHarm"
 
 
 class CanaryExecutions:
-    """The running executions of the canary state machine (``STATE_MACHINE_ARN``)."""
+    """Executions of the canary state machine (``STATE_MACHINE_ARN``): a rollback stops its experiment's."""
 
     def __init__(self, state_machine_arn: str, *, boto3_client: Any = None) -> None:
         self.state_machine_arn = state_machine_arn
         self._client = boto3_client if boto3_client is not None else client("stepfunctions")
-
-    def running(self) -> tuple[str, ...]:
-        """ARNs of the executions still running."""
-        arns: list[str] = []
-        for page in self._client.get_paginator("list_executions").paginate(
-            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
-        ):
-            arns.extend(e["executionArn"] for e in page.get("executions", []))
-        return tuple(arns)
-
-    def stop_running(self, *, cause: str, spare: str | None = None) -> tuple[str, ...]:
-        """Stop every running execution except `spare` (the one that asked for this rollback itself).
-
-        An execution that ended meanwhile is not an error: stopping is what we wanted anyway.
-        """
-        stopped: list[str] = []
-        for arn in self.running():
-            if arn == spare:
-                continue
-            try:
-                self._client.stop_execution(
-                    executionArn=arn, error="Canarywise.RolledBack", cause=cause[:32768]
-                )
-            except ClientError as exc:
-                if error_code(exc) != "ExecutionDoesNotExist":
-                    raise
-            stopped.append(arn)
-        logger.info("executions stopped", extra={"stopped": stopped})
-        return tuple(stopped)
 
     def stop(self, execution_arn: str, *, cause: str) -> bool:
         """Stop one execution; False when it had already ended (stopping is what we wanted anyway)."""
