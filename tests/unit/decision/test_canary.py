@@ -27,8 +27,8 @@ from decision_kit import (
     stage,
 )
 from numpy.testing import assert_allclose
-from score_reference import srm_mixture_pvalue, srm_tau2
 from scipy import optimize, stats
+from score_reference import srm_mixture_pvalue, srm_tau2
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
