@@ -39,7 +39,7 @@ from canarywise.spec import RolloutSpec
 REPOSITORY = Path(__file__).resolve().parents[3]
 CACHE = REPOSITORY / "build" / "local"
 # What synth reads: a change to any of these is a new template.
-_SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "lambdas/canarywise/spec.py")
+_SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "lambdas/canarywise/spec")
 _HANDLER_PREFIX = "canarywise.handlers."
 
 # Resource types moto's CloudFormation does not create, and what stands in for them locally.

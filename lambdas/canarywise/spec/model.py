@@ -1,26 +1,23 @@
-"""The rollout spec: one YAML file per service under ``config/``.
+"""The rollout spec's model: a service's rollout as pydantic models, each validating its own part.
 
-One model serves both ``cdk synth`` (a wrong spec fails synth, naming the field and the value) and the
-runtime (the spec is stored with the experiment as its pre-registered hypothesis and re-validated when read).
-It lives in the runtime package, not in ``stacks/``, because the Lambdas need it and must not import CDK.
+A wrong value fails validation with a message naming the field and the value; `canarywise.spec.loading` turns
+those into one `SpecError` line per problem. The limits a field or the whole spec must stay within are here
+too, next to the validator that applies them.
 
 Example
 -------
->>> spec = load_spec("config/mangaassist.yaml")
->>> [s.percent for s in spec.stages]
-[5.0, 25.0, 50.0]
+>>> Stage(percent=5, min_duration="4h", max_duration="48h").max_duration
+172800
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from canarywise.errors import CanarywiseError
 
@@ -32,18 +29,6 @@ MAX_CHECK_INTERVAL = 86400
 # After a rollback the next try's first stage may last at most this many times longer (its stages' durations
 # are also counted in the pipeline's wait and the execution history at synth).
 MAX_FIRST_STAGE_MULTIPLIER = 10
-# Step Functions fails an execution once its history reaches 25,000 events (a hard quota). Each time the
-# canary state machine polls its gate (stacks/progression.py: one turn of a stage's loop) it adds
-#   Wait "Stage i: wait"                  WaitStateEntered, WaitStateExited                     2
-#   Task "Stage i: gate" (Lambda invoke)  TaskStateEntered, TaskScheduled, TaskStarted,
-#                                         TaskSucceeded, TaskStateExited                        5
-#   Choice "Stage i: decision"            ChoiceStateEntered, ChoiceStateExited                 2
-# Change it with the loop's states: tests/infrastructure/test_stack.py counts them in the synthesized one.
-HISTORY_EVENTS_PER_POLL = 9
-STEP_FUNCTIONS_HISTORY_QUOTA = 25_000
-# Synth refuses a spec whose worst case passes this; the rest of the quota is for what is not a poll (each
-# stage's weights and start tasks, start, ready, a rollback) and for the retries of failing tasks.
-MAX_HISTORY_EVENTS = 20_000
 # Slices: a metric reads at most MAX_SLICES slice values (its busiest, critical ones first) plus one "other"
 # slice for the rest, and a spec at most MAX_SLICES_PER_SPEC in all, "other" included. A slice adds up to
 # ~1.4 kB to a check record (a finding with a 1,024-character dimension value; ~0.45 kB with a short one), and
@@ -359,148 +344,3 @@ class RolloutSpec(_Model):
                 return metric
         known = ", ".join(m.name for m in self.metrics)
         raise SpecError(f"unknown metric {name!r}; the spec has: {known}")
-
-
-def worst_case_stage_seconds(spec: RolloutSpec) -> tuple[int, ...]:
-    """Each stage's longest run: its max_duration, the first one stretched by the anti-flapping multiplier
-    (what a try after a rollback gets).
-
-    Example
-    -------
-    >>> worst_case_stage_seconds(load_spec("config/mangaassist.yaml"))  # 48 h x 1.25, 48 h, 60 h
-    (216000, 172800, 216000)
-    """
-    multiplier = spec.anti_flapping.first_stage_multiplier
-    return tuple(
-        round(stage.max_duration * (multiplier if index == 0 else 1.0))
-        for index, stage in enumerate(spec.stages)
-    )
-
-
-def worst_case_ladder_text(spec: RolloutSpec) -> str:
-    """``"max_duration 48 h × first_stage_multiplier 1.25 + 48 h + 60 h"``: the worst case, for messages."""
-    hours = [f"{stage.max_duration / 3600:g} h" for stage in spec.stages]
-    multiplier = spec.anti_flapping.first_stage_multiplier
-    if multiplier != 1:
-        hours[0] += f" × first_stage_multiplier {multiplier:g}"
-    return "max_duration " + " + ".join(hours)
-
-
-def history_events(spec: RolloutSpec) -> int:
-    """The most Step Functions history events the canary execution's gate polls can add: a poll every
-    check_interval through each stage's worst case (`worst_case_stage_seconds`), `HISTORY_EVENTS_PER_POLL`
-    each."""
-    polls = sum(math.ceil(seconds / spec.check_interval) for seconds in worst_case_stage_seconds(spec))
-    return polls * HISTORY_EVENTS_PER_POLL
-
-
-def history_problem(spec: RolloutSpec) -> str | None:
-    """Why the canary execution could reach Step Functions' history quota (None: it cannot)."""
-    events = history_events(spec)
-    if events <= MAX_HISTORY_EVENTS:
-        return None
-    return (
-        f"check_interval: the canary execution can reach {events:,} Step Functions history events "
-        f"({events // HISTORY_EVENTS_PER_POLL:,} gate polls × {HISTORY_EVENTS_PER_POLL} events, one every "
-        f"{spec.check_interval} s through {worst_case_ladder_text(spec)}), above the {MAX_HISTORY_EVENTS:,} "
-        f"this stack allows (Step Functions fails an execution at {STEP_FUNCTIONS_HISTORY_QUOTA:,}): "
-        "lengthen check_interval or shorten the max_duration values"
-    )
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {"alb", "service", "function-after[_check(), Metric]"} or part.startswith(
-            ("function-", "constrained-")
-        ):
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def parse_spec(data: Any, *, source: str = "rollout spec") -> RolloutSpec:
-    """Validate an already-loaded mapping; `SpecError` with one line per problem, naming field and value."""
-    try:
-        return RolloutSpec.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors(include_url=False):
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            found = err.get("input")
-            shown = "" if isinstance(found, dict | list | tuple) or "found" in msg else f" (found {found!r})"
-            lines.append(f"{source}: {_location(tuple(err['loc']))}: {msg}{shown}")
-        raise SpecError("\n".join(lines)) from None
-
-
-def parse_stored_spec(data: Any, *, source: str) -> tuple[RolloutSpec, tuple[str, ...]]:
-    """A spec stored by another version of canarywise (the registry): keys this version does not know are
-    dropped, not refused — a newer writer must not break an in-flight rollout — and returned by path;
-    anything else wrong is the same `SpecError` as `parse_spec`.
-
-    Example
-    -------
-    >>> spec, ignored = parse_stored_spec(stored, source="registry experiment e1")  # doctest: +SKIP
-    >>> ignored  # doctest: +SKIP
-    ('statistics.future_option',)
-    """
-    import copy
-
-    data = copy.deepcopy(data)
-    ignored: list[str] = []
-    for _ in range(8):  # each pass removes every unknown key it reports; nested ones surface next pass
-        try:
-            return RolloutSpec.model_validate(data), tuple(ignored)
-        except ValidationError as exc:
-            extra = [tuple(e["loc"]) for e in exc.errors() if e["type"] == "extra_forbidden"]
-            if not extra:
-                break
-            for loc in extra:
-                parent = data
-                for part in loc[:-1]:
-                    parent = parent[part]
-                parent.pop(loc[-1], None)
-                ignored.append(_location(loc))
-    return parse_spec(data, source=source), tuple(ignored)
-
-
-def _duplicate_keys(node: Any, where: str = "") -> Iterator[str]:
-    """``"statistics.alpha: duplicate key at line 33 (first at line 32)"`` for each key given twice in one
-    mapping of a composed YAML document (PyYAML keeps the last value without a word)."""
-    import yaml
-
-    if isinstance(node, yaml.MappingNode):
-        first: dict[str, int] = {}
-        for key, value in node.value:
-            name = str(key.value)
-            here = f"{where}.{name}" if where else name
-            line = key.start_mark.line + 1
-            if name in first:
-                yield f"{here}: duplicate key at line {line} (first at line {first[name]})"
-            else:
-                first[name] = line
-            yield from _duplicate_keys(value, here)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, f"{where}[{index}]")
-
-
-def load_spec(path: str | Path) -> RolloutSpec:
-    """Read and validate a rollout spec YAML file; a key given twice in one mapping is an error."""
-    import yaml  # only at synth and in the CLI; the Lambdas get the spec from the registry as JSON
-
-    path = Path(path)
-    try:
-        text = path.read_text()
-        duplicates = list(_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader)))
-        data = yaml.safe_load(text)
-    except FileNotFoundError:
-        raise SpecError(f"rollout spec {str(path)!r} not found") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"rollout spec {str(path)!r} is not valid YAML: {exc}") from None
-    if duplicates:
-        raise SpecError("\n".join(f"{path}: {line}" for line in duplicates))
-    return parse_spec(data, source=str(path))

@@ -1,0 +1,80 @@
+"""The stage ladder's worst case, checked at synth: its longest run and the Step Functions history it writes.
+
+A canary execution polls its gate every ``check_interval`` until a stage passes or its ``max_duration`` ends;
+a try after a rollback stretches the first stage (``anti_flapping.first_stage_multiplier``). Synth refuses a
+ladder whose worst case would outlast what waits for it (``stacks/spec_loading.py``: the pipeline's action
+timeout) or fill the execution's history (`history_problem`).
+
+Example
+-------
+>>> from canarywise.spec import load_spec
+>>> history_problem(load_spec("config/mangaassist.yaml")) is None
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+from canarywise.spec.model import RolloutSpec
+
+# Step Functions fails an execution once its history reaches 25,000 events (a hard quota). Each time the
+# canary state machine polls its gate (stacks/progression.py: one turn of a stage's loop) it adds
+#   Wait "Stage i: wait"                  WaitStateEntered, WaitStateExited                     2
+#   Task "Stage i: gate" (Lambda invoke)  TaskStateEntered, TaskScheduled, TaskStarted,
+#                                         TaskSucceeded, TaskStateExited                        5
+#   Choice "Stage i: decision"            ChoiceStateEntered, ChoiceStateExited                 2
+# Change it with the loop's states: tests/infrastructure/test_stack.py counts them in the synthesized one.
+HISTORY_EVENTS_PER_POLL = 9
+STEP_FUNCTIONS_HISTORY_QUOTA = 25_000
+# Synth refuses a spec whose worst case passes this; the rest of the quota is for what is not a poll (each
+# stage's weights and start tasks, start, ready, a rollback) and for the retries of failing tasks.
+MAX_HISTORY_EVENTS = 20_000
+
+
+def worst_case_stage_seconds(spec: RolloutSpec) -> tuple[int, ...]:
+    """Each stage's longest run: its max_duration, the first one stretched by the anti-flapping multiplier
+    (what a try after a rollback gets).
+
+    Example
+    -------
+    >>> from canarywise.spec import load_spec
+    >>> worst_case_stage_seconds(load_spec("config/mangaassist.yaml"))  # 48 h x 1.25, 48 h, 60 h
+    (216000, 172800, 216000)
+    """
+    multiplier = spec.anti_flapping.first_stage_multiplier
+    return tuple(
+        round(stage.max_duration * (multiplier if index == 0 else 1.0))
+        for index, stage in enumerate(spec.stages)
+    )
+
+
+def worst_case_ladder_text(spec: RolloutSpec) -> str:
+    """``"max_duration 48 h × first_stage_multiplier 1.25 + 48 h + 60 h"``: the worst case, for messages."""
+    hours = [f"{stage.max_duration / 3600:g} h" for stage in spec.stages]
+    multiplier = spec.anti_flapping.first_stage_multiplier
+    if multiplier != 1:
+        hours[0] += f" × first_stage_multiplier {multiplier:g}"
+    return "max_duration " + " + ".join(hours)
+
+
+def history_events(spec: RolloutSpec) -> int:
+    """The most Step Functions history events the canary execution's gate polls can add: a poll every
+    check_interval through each stage's worst case (`worst_case_stage_seconds`), `HISTORY_EVENTS_PER_POLL`
+    each."""
+    polls = sum(math.ceil(seconds / spec.check_interval) for seconds in worst_case_stage_seconds(spec))
+    return polls * HISTORY_EVENTS_PER_POLL
+
+
+def history_problem(spec: RolloutSpec) -> str | None:
+    """Why the canary execution could reach Step Functions' history quota (None: it cannot)."""
+    events = history_events(spec)
+    if events <= MAX_HISTORY_EVENTS:
+        return None
+    return (
+        f"check_interval: the canary execution can reach {events:,} Step Functions history events "
+        f"({events // HISTORY_EVENTS_PER_POLL:,} gate polls × {HISTORY_EVENTS_PER_POLL} events, one every "
+        f"{spec.check_interval} s through {worst_case_ladder_text(spec)}), above the {MAX_HISTORY_EVENTS:,} "
+        f"this stack allows (Step Functions fails an execution at {STEP_FUNCTIONS_HISTORY_QUOTA:,}): "
+        "lengthen check_interval or shorten the max_duration values"
+    )
