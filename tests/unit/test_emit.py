@@ -134,7 +134,15 @@ def test_a_request_without_the_target_group_cookie_is_a_new_assignment(
             "`new_assignment` needs the spec's service: pass spec= or service=",
         ),
     ],
-    ids=["variant", "empty-variant", "no-spec", "alb-metric", "no-slice", "not-0-1", "assignment-without-service"],
+    ids=[
+        "variant",
+        "empty-variant",
+        "no-spec",
+        "alb-metric",
+        "no-slice",
+        "not-0-1",
+        "assignment-without-service",
+    ],
 )
 def test_raises(call: Any, message: str) -> None:
     with pytest.raises(EmitError) as raised:
