@@ -103,6 +103,11 @@ CASES = [
         _set("statistics.alpha", 1.5),
         "statistics.alpha: Input should be less than 1 (found 1.5)",
     ),
+    (
+        "service name",
+        _set("service", "Bad Name!"),
+        "service: String should match pattern '^[a-z][a-z0-9-]{1,40}$' (found 'Bad Name!')",
+    ),
     ("alpha zero", _set("statistics.alpha", 0), "statistics.alpha: Input should be greater than 0 (found 0)"),
     ("power one", _set("statistics.power", 1), "statistics.power: Input should be less than 1 (found 1)"),
     (

@@ -27,9 +27,9 @@ def _location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"alb", "service", "function-after[_check(), Metric]"} or part.startswith(
-            ("function-", "constrained-")
-        ):
+        elif (out and part in {"alb", "service"}) or part.startswith(("function-", "constrained-")):
+            # A metric source's union tag ("alb" / "service") inside a path, or a validator's wrapper;
+            # the top-level field `service` is a real field and stays.
             continue
         else:
             out += f".{part}" if out else str(part)
