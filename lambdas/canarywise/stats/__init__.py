@@ -9,9 +9,10 @@ The submodules are imported lazily: a Lambda that only needs the anytime-valid t
 
 Modules
 -------
-proportions       two-proportion z (pooled), Newcombe/Wald intervals, relative lift, Fisher exact
-means             ``SummaryStats`` (n, sum, sum of squares) and Welch's t from summary statistics
-srm               sample-ratio mismatch, plain and stage-aware
+proportions       two-proportion z (pooled), Newcombe/Wald intervals, relative lift, Fisher exact, the
+                  Farrington-Manning restricted rates and the variance a test at a null uses
+means             ``SummaryStats`` (n, sum, sum of squares, optionally shifted) and Welch's t from them
+srm               sample-ratio mismatch: chi-square, plain and stage-aware; anytime-valid, stage-aware
 drift             chi-square homogeneity of category mixes, two-sample KS
 paired            McNemar (exact, chi-square), paired t from summary statistics
 multiple          BH, BY, Holm, Bonferroni
