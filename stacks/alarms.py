@@ -7,8 +7,8 @@
 - ``StatisticalHarm`` (published by the significance check, 1 when harm is proven);
 - composite *critical* = any of those → the rollback function (Lambda alarm action) and the alert topic;
 - composite *warning* = the significance check failing (the function, or an experiment's check 3 times
-  running), the stage gate failing after its retries, a rollback that could not run, or a hard-limit
-  metric at half its limit → the alert topic.
+  running), the stage gate failing after its retries or holding on a stale or missing decision 3 intervals
+  running, a rollback that could not run, or a hard-limit metric at half its limit → the alert topic.
 """
 
 from __future__ import annotations
@@ -132,6 +132,17 @@ def harm_metric(service: str) -> cloudwatch.Metric:
     )
 
 
+def function_count(name: str, period: Duration) -> cloudwatch.Metric:
+    """The sum of a count our functions publish with Powertools (its namespace, its ``service`` dimension)."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": POWERTOOLS_SERVICE_NAME},
+        statistic="Sum",
+        period=period,
+    )
+
+
 def slot_dimensions(traffic: TrafficSplit, slot: str) -> dict[str, str]:
     """The ALB metric dimensions of one slot's target group."""
     return {
@@ -187,13 +198,9 @@ class Alarms(Construct):
         critical.append(self.harm)
 
         interval = Duration.seconds(spec.check_interval)
-        checks_failed = cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name="ExperimentChecksFailed",
-            dimensions_map={"service": POWERTOOLS_SERVICE_NAME},
-            statistic="Sum",
-            period=interval,
-        )
+        checks_failed = function_count("ExperimentChecksFailed", interval)
+        # Published by the stage gate (one poll an interval) each time it holds for want of a fresh decision.
+        stale_decision = function_count("StaleDecision", interval)
         for construct_id, name, signal, periods, description in (
             (
                 "SignificanceCheckErrors",
@@ -217,6 +224,14 @@ class Alarms(Construct):
                 3,
                 "An experiment's check failed 3 times in a row (metrics unreadable, a registry write "
                 "refused): its rollout holds on an old decision",
+            ),
+            (
+                "StaleDecision",
+                "stale-decision",
+                stale_decision,
+                3,
+                "The stage gate found no fresh decision (none yet, or older than 3 check intervals) 3 "
+                "intervals running: the rollout holds unseen; is the significance check running?",
             ),
             (
                 "RollbackFailed",

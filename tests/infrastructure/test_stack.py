@@ -19,6 +19,7 @@ import yaml
 from aws_cdk.assertions import Template
 
 from canarywise.local.alarms import evaluate_expression
+from stacks.functions import METRICS_NAMESPACE, POWERTOOLS_SERVICE_NAME
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "mangaassist.yaml").read_text())
 # The ladder as the spec file states it: [5, 25, 50].
@@ -391,8 +392,27 @@ def test_warning_composite_alarm_only_notifies(synth: Any) -> None:
         f"{PREFIX}-significance-check-errors",
         f"{PREFIX}-experiment-checks-failed",
         f"{PREFIX}-stage-gate-errors",
+        f"{PREFIX}-stale-decision",
         f"{PREFIX}-rollback-failed",
     }
+
+
+def test_stale_decision_pages_after_three_check_intervals(synth: Any) -> None:
+    """Fault table row 2: the stage gate's ``StaleDecision`` (same namespace and dimension as the other
+    function metrics) at least once in each of 3 consecutive check intervals."""
+    _, alarm = _alarms_by_name(synth)[f"{PREFIX}-stale-decision"]
+    assert (alarm["MetricName"], alarm["Namespace"], alarm["Dimensions"]) == (
+        "StaleDecision",
+        METRICS_NAMESPACE,
+        [{"Name": "service", "Value": POWERTOOLS_SERVICE_NAME}],
+    )
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"], alarm["Threshold"]) == (
+        "Sum",
+        300,  # the spec's check_interval: 5m
+        3,
+        1,
+    )
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
 def test_hard_limits_come_from_the_spec(synth: Any) -> None:

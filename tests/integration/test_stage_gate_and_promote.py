@@ -259,6 +259,47 @@ def test_gate_holds_on_a_stale_decision(aws: Env, spec_data: dict[str, Any], con
     assert answer["reason"].endswith("is older than 0:15:00: is the significance check running?")
 
 
+def _stale_decision_metrics(output: str) -> list[float]:
+    """The ``StaleDecision`` values in the EMF lines Powertools printed (one JSON line per invocation)."""
+    values = []
+    for line in output.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        names = {m["Name"] for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+        if "StaleDecision" in names:
+            assert blob["service"] == "canarywise"  # the dimension the warning alarm reads
+            value = blob["StaleDecision"]
+            values.extend(value if isinstance(value, list) else [value])
+    return values
+
+
+@pytest.mark.parametrize(
+    ("age", "published"),
+    [
+        (None, [1.0]),  # no decision yet
+        (timedelta(minutes=16), [1.0]),  # older than 3 check intervals of 5 min
+        (timedelta(minutes=14), []),  # fresh enough: acted on, nothing published
+    ],
+)
+def test_gate_publishes_stale_decision_when_it_holds_for_want_of_a_fresh_decision(
+    aws: Env,
+    spec_data: dict[str, Any],
+    context: Any,
+    capsys: pytest.CaptureFixture[str],
+    age: timedelta | None,
+    published: list[float],
+) -> None:
+    """Fault table row 2: the metric the ``<service>-stale-decision`` warning alarm pages on."""
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    if age is not None:
+        _check(experiment_id, "ADVANCE", age=age)
+    capsys.readouterr()
+    answer = _gate(experiment_id, context)
+    assert (answer["decision"] == "HOLD") == bool(published)
+    assert _stale_decision_metrics(capsys.readouterr().out) == published
+
+
 @pytest.mark.parametrize(
     ("stored", "answered"),
     [("PROMOTE", "READY_FOR_APPROVAL"), ("KEEP_CONTROL", "ROLLBACK"), ("NO_DIFFERENCE", "INCONCLUSIVE")],

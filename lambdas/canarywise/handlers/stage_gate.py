@@ -10,6 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from canarywise.data.registry import Registry
+from canarywise.decision.models import DecisionKind
 from canarywise.handlers import lifecycle_for
 from canarywise.runtime.events import GateAction, ReadyAction, StageStartedAction, parse_stage_gate_event
 from canarywise.runtime.rollout import gate, mark_ready, record_stage_started, start_rollout
@@ -18,6 +19,10 @@ from canarywise.settings import StageGateSettings, load_settings
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+
+# How `gate` words a HOLD on a missing or stale decision (the check is not running or keeps failing); each is
+# counted as ``StaleDecision``, which the warning alarm ``<service>-stale-decision`` pages on.
+_STALE_REASONS = ("no decision yet", "the latest decision (")
 
 
 @logger.inject_lambda_context
@@ -32,7 +37,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(action, StageStartedAction):
         return record_stage_started(action, registry=registry, lifecycle=lifecycle, now=now)
     if isinstance(action, GateAction):
-        return gate(action, registry=registry, now=now)
+        answer = gate(action, registry=registry, now=now)
+        if answer["decision"] == DecisionKind.HOLD.value and answer["reason"].startswith(_STALE_REASONS):
+            metrics.add_metric(name="StaleDecision", unit=MetricUnit.Count, value=1)
+        return answer
     if isinstance(action, ReadyAction):
         return mark_ready(action, lifecycle=lifecycle, now=now)
     return start_rollout(action, service=settings.service, registry=registry, lifecycle=lifecycle, now=now)
