@@ -502,6 +502,20 @@ def put_emf(line: str, timestamp: datetime) -> None:
         cloudwatch.put_metric_data(Namespace=directive["Namespace"], MetricData=data)
 
 
+def harm_metric(around: datetime) -> list[float]:
+    """The StatisticalHarm datapoints (Maximum a minute, service mangaassist) within 5 minutes of `around`."""
+    stats = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace="Canarywise",
+        MetricName="StatisticalHarm",
+        Dimensions=[{"Name": "Service", "Value": SERVICE}],
+        StartTime=around - timedelta(minutes=5),
+        EndTime=around + timedelta(minutes=5),
+        Period=60,
+        Statistics=["Maximum"],
+    )
+    return [p["Maximum"] for p in stats["Datapoints"]]
+
+
 def put_aggregate(
     namespace: str,
     metric_name: str,

@@ -10,7 +10,16 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from aws_kit import TABLE, Env, begin, put_aggregate, put_alb_counts, set_rule_weights, start_execution
+from aws_kit import (
+    TABLE,
+    Env,
+    begin,
+    harm_metric,
+    put_aggregate,
+    put_alb_counts,
+    set_rule_weights,
+    start_execution,
+)
 from numpy.testing import assert_allclose
 
 from canarywise.data._aws import client
@@ -62,19 +71,6 @@ def _escalations(control: tuple[int, int], canary: tuple[int, int]) -> None:
             )
 
 
-def _harm_metric() -> list[float]:
-    stats = boto3.client("cloudwatch").get_metric_statistics(
-        Namespace="Canarywise",
-        MetricName="StatisticalHarm",
-        Dimensions=[{"Name": "Service", "Value": "mangaassist"}],
-        StartTime=NOW - timedelta(minutes=5),
-        EndTime=NOW + timedelta(minutes=5),
-        Period=60,
-        Statistics=["Maximum"],
-    )
-    return [p["Maximum"] for p in stats["Datapoints"]]
-
-
 def test_escalation_12_to_14_percent_rolls_back_and_raises_statistical_harm(
     aws: Env, spec_data: dict[str, Any], context: Any
 ) -> None:
@@ -88,6 +84,7 @@ def test_escalation_12_to_14_percent_rolls_back_and_raises_statistical_harm(
         "now": NOW.isoformat(),
         "decisions": {experiment_id: "ROLLBACK"},
         "failed": {},
+        "skipped": [],
         "harm": True,
     }
     check = Registry(TABLE).get_experiment(experiment_id).latest_check
@@ -100,7 +97,7 @@ def test_escalation_12_to_14_percent_rolls_back_and_raises_statistical_harm(
     )
     assert (finding["n_control"], finding["n_canary"]) == (495_000, 5_000)
     assert finding["estimate"] == pytest.approx(0.14 - 0.12, abs=1e-12)  # 700/5000 - 59400/495000
-    assert _harm_metric() == [1.0]
+    assert harm_metric(NOW) == [1.0]
     assert (
         stage_gate.handler({"action": "gate", "experiment_id": experiment_id, "stage_index": 0}, context)[
             "decision"
@@ -117,7 +114,7 @@ def test_equal_rates_do_not_roll_back_and_statistical_harm_is_zero(
     summary = significance_check.handler(_scheduled(), context)
     assert summary["decisions"][experiment_id] != "ROLLBACK"
     assert summary["harm"] is False
-    assert _harm_metric() == [0.0]
+    assert harm_metric(NOW) == [0.0]
 
 
 def _patch_get_metric_data(monkeypatch: pytest.MonkeyPatch, code: str) -> list[int]:
@@ -205,9 +202,10 @@ def test_no_running_experiment_publishes_no_harm(aws: Env, context: Any) -> None
         "now": NOW.isoformat(),
         "decisions": {},
         "failed": {},
+        "skipped": [],
         "harm": False,
     }
-    assert _harm_metric() == [0.0]
+    assert harm_metric(NOW) == [0.0]
 
 
 def test_alb_5xx_in_the_check(aws: Env, spec_data: dict[str, Any], context: Any) -> None:

@@ -9,6 +9,11 @@ Closed stages are read from CloudWatch until their data is complete, then frozen
 and the freshness probe. The cache only saves money: when it cannot be read or written the check reads
 CloudWatch as before. Each check record says where its stages came from (``details["stage_cache"]``).
 
+A tick has a time budget (fault table row 13): experiments are checked the one checked longest ago first, no
+new one is started when the invocation's time left is under the slowest experiment so far plus a margin, and
+the rest are reported as ``skipped`` (they come first at the next tick). StatisticalHarm is published as soon
+as an experiment is decided with harm, so a timeout later in the tick cannot drop it.
+
 Example
 -------
 >>> summary = check_all(now=event_time, service="mangaassist", registry=registry,  # doctest: +SKIP
@@ -19,7 +24,7 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,14 +45,20 @@ logger = Logger(child=True)
 _HARM_VERDICTS = {Verdict.HARM, Verdict.HARD_LIMIT_BREACHED}
 _HARM_KINDS = {DecisionKind.ROLLBACK, DecisionKind.KEEP_CONTROL}
 
+# Seconds kept back at the end of a tick, on top of the slowest experiment seen: the last StatisticalHarm
+# publish and the handler's metrics (a few AWS calls), with room for one slow response.
+BUDGET_MARGIN_SECONDS = 5.0
+
 
 @dataclass
 class CheckSummary:
-    """What one scheduled run did (the handler returns it)."""
+    """What one scheduled run did (the handler returns it). `skipped`: the experiments the tick's time budget
+    left for the next tick, in the order they would have been checked."""
 
     now: datetime
     decisions: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
     harm: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,6 +66,7 @@ class CheckSummary:
             "now": self.now.isoformat(),
             "decisions": self.decisions,
             "failed": self.failed,
+            "skipped": self.skipped,
             "harm": self.harm,
         }
 
@@ -81,24 +93,89 @@ def check_all(
     registry: Registry,
     metric_source: MetricSource,
     harm_signal: HarmSignal,
+    remaining_ms: Callable[[], int] | None = None,
+    margin_seconds: float = BUDGET_MARGIN_SECONDS,
 ) -> CheckSummary:
-    """Evaluate every running experiment of `service` at `now`; publish StatisticalHarm once."""
+    """Evaluate the running experiments of `service` at `now`, the one checked longest ago first, within the
+    invocation's time.
+
+    Parameters
+    ----------
+    remaining_ms
+        The milliseconds left before the invocation times out (the Lambda context's
+        ``get_remaining_time_in_millis``); None for no budget. No new experiment is started once the time left
+        is under the slowest experiment of this tick so far plus `margin_seconds`; the rest are reported in
+        ``summary.skipped`` (and logged) and come first at the next tick.
+    margin_seconds
+        What is kept back for the end of the tick (the last StatisticalHarm publish, the handler's metrics).
+
+    Notes
+    -----
+    StatisticalHarm is published (1) as soon as an experiment is decided with harm, so a timeout later in the
+    tick cannot drop it; when no harm was found, 0 is published once at the end (the alarm needs data).
+    """
     summary = CheckSummary(now=now)
-    for experiment_id in registry.list_running_ids(service):
-        try:
-            experiment = registry.get_experiment(experiment_id)
-            decision = evaluate(experiment, now=now, registry=registry, metric_source=metric_source)
-        except Exception as exc:  # one experiment must never stop the others
-            logger.exception("check failed", extra={"experiment_id": experiment_id})
-            summary.failed[experiment_id] = f"{type(exc).__name__}: {exc}"
-            _record_hold(
-                experiment_id, f"the check failed, holding: {type(exc).__name__}: {exc}", now, registry
+    harm_published = False
+    slowest = 0.0  # seconds, the slowest experiment of this tick so far
+    pending = list(registry.list_running_by_last_check(service))
+    while pending:
+        left = remaining_ms() / 1000 if remaining_ms is not None else None
+        if left is not None and left < slowest + margin_seconds:
+            summary.skipped = pending
+            logger.warning(
+                "time budget spent: experiments left for the next tick",
+                extra={
+                    "skipped": pending,
+                    "remaining_seconds": left,
+                    "slowest_experiment_seconds": slowest,
+                    "margin_seconds": margin_seconds,
+                },
             )
-            continue
-        summary.decisions[experiment_id] = decision.kind.value
-        summary.harm = summary.harm or is_harm(decision)
-    harm_signal.publish(service, harm=summary.harm, timestamp=now)
+            break
+        experiment_id = pending.pop(0)
+        harm = _check_one(experiment_id, now=now, registry=registry, metric_source=metric_source,
+                          summary=summary)  # fmt: skip
+        if harm and not harm_published:
+            harm_published = _publish_harm_now(harm_signal, service, now)
+        if left is not None and remaining_ms is not None:
+            slowest = max(slowest, left - remaining_ms() / 1000)
+    if not harm_published:  # no harm, or its early publish failed: this one may raise (the function errors)
+        harm_signal.publish(service, harm=summary.harm, timestamp=now)
     return summary
+
+
+def _check_one(
+    experiment_id: str,
+    *,
+    now: datetime,
+    registry: Registry,
+    metric_source: MetricSource,
+    summary: CheckSummary,
+) -> bool:
+    """Check one experiment into `summary`; True when it was decided with harm. Never raises: one experiment
+    must never stop the others."""
+    try:
+        experiment = registry.get_experiment(experiment_id)
+        decision = evaluate(experiment, now=now, registry=registry, metric_source=metric_source)
+    except Exception as exc:
+        logger.exception("check failed", extra={"experiment_id": experiment_id})
+        summary.failed[experiment_id] = f"{type(exc).__name__}: {exc}"
+        _record_hold(experiment_id, f"the check failed, holding: {type(exc).__name__}: {exc}", now, registry)
+        return False
+    summary.decisions[experiment_id] = decision.kind.value
+    harm = is_harm(decision)
+    summary.harm = summary.harm or harm
+    return harm
+
+
+def _publish_harm_now(harm_signal: HarmSignal, service: str, now: datetime) -> bool:
+    """Publish StatisticalHarm = 1 in the middle of the tick; False when it failed (retried at the end)."""
+    try:
+        harm_signal.publish(service, harm=True, timestamp=now)
+    except Exception:
+        logger.exception("could not publish StatisticalHarm: retried at the end of the tick")
+        return False
+    return True
 
 
 def evaluate(
