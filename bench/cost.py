@@ -11,7 +11,10 @@
 - **Bundle**: the size of ``build/lambda-bundle/``, unzipped and zipped (deflate level 6).
 - **Rollout cost**: one 7-day rollout priced from the AWS public prices for us-east-1 (constants below).
 
-Run one part alone: ``python -m bench.cost tick --experiments 1 10``.
+- **Many experiments in one tick**: 100 running experiments, each AWS call adding a fixed latency to a
+  simulated clock (`LATENCY`), against the function's 120 s timeout (fault table row 13).
+
+Run one part alone: ``python -m bench.cost tick --experiments 1 10``, ``python -m bench.cost many``.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class _StubCloudWatch:
         self.calls = 0
         self.metrics_requested = 0
         self.put_calls = 0
+        self.list_calls = 0  # ListMetrics pages
         self.names: Counter[str] = Counter()  # metric names requested, over all calls
         self._series: dict[tuple[Any, ...], tuple[list[float], list[datetime]]] = {}
 
@@ -127,8 +131,11 @@ class _StubCloudWatch:
         return {}
 
     def get_paginator(self, name: str) -> Any:
+        stub = self
+
         class _Pages:
             def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+                stub.list_calls += 1
                 yield {
                     "Metrics": [
                         {"Dimensions": [{"Name": "Variant", "Value": v}, {"Name": "Intent", "Value": s}]}
@@ -340,6 +347,82 @@ def measure_tick(experiments: int, repeats: int, at: timedelta = TICK_AT) -> dic
     }
 
 
+# --- many experiments in one tick, with AWS latency (fault table row 13) ------------------------------------
+
+# Per-call latency added to the simulated clock (seconds): typical in-region round trips, on the slow side.
+LATENCY = {"dynamodb": 0.050, "get_metric_data": 0.150, "list_metrics": 0.150, "put_metric_data": 0.050}
+FUNCTION_TIMEOUT = 120.0  # the significance check's Lambda timeout: min(120 s, the check interval)
+
+
+def _aws_seconds(dynamodb: _StubDynamoDB, cloudwatch: _StubCloudWatch) -> float:
+    """The simulated AWS latency of every call the stubs answered so far (`LATENCY` per call)."""
+    return (
+        LATENCY["dynamodb"] * (dynamodb.reads + dynamodb.writes)
+        + LATENCY["get_metric_data"] * cloudwatch.calls
+        + LATENCY["list_metrics"] * cloudwatch.list_calls
+        + LATENCY["put_metric_data"] * cloudwatch.put_calls
+    )
+
+
+class _SimulatedClock:
+    """Seconds used since it was made: wall time of our code + the simulated latency of the calls since."""
+
+    def __init__(self, dynamodb: _StubDynamoDB, cloudwatch: _StubCloudWatch) -> None:
+        self.stubs = (dynamodb, cloudwatch)
+        self.began, self.aws_before = time.perf_counter(), _aws_seconds(dynamodb, cloudwatch)
+
+    def aws(self) -> float:
+        return _aws_seconds(*self.stubs) - self.aws_before
+
+    def used(self) -> float:
+        return time.perf_counter() - self.began + self.aws()
+
+
+def measure_many(
+    experiments: int = 100, ticks: int = 3, timeout: float = FUNCTION_TIMEOUT, at: timedelta = TICK_AT
+) -> list[dict[str, Any]]:
+    """Consecutive significance-check ticks (5 minutes apart) with ``experiments`` running, each within the
+    function's ``timeout``, on a simulated clock: the tick's own wall time (our code on this machine) plus
+    `LATENCY` for every AWS call the stubs answer, so nothing really sleeps. ``check_all`` gets the time
+    left on that clock as the Lambda context's ``get_remaining_time_in_millis``. The first tick reads the
+    closed stages and freezes them (the heaviest tick of a rollout); the later ones read the stage in
+    progress. One row a tick: experiments checked and skipped, the seconds used, seconds an experiment."""
+    from canarywise.runtime.significance import BUDGET_MARGIN_SECONDS, check_all
+
+    now, registry, source, signal, dynamodb, cloudwatch = _tick_world(experiments, at)
+    rows = []
+    for tick in range(ticks):
+        clock = _SimulatedClock(dynamodb, cloudwatch)
+
+        def remaining_ms(clock: _SimulatedClock = clock) -> int:
+            return int(1000 * (timeout - clock.used()))
+
+        summary = check_all(now=now + timedelta(minutes=5 * tick), service="mangaassist", registry=registry,
+                            metric_source=source, harm_signal=signal, remaining_ms=remaining_ms)  # fmt: skip
+        if summary.failed:
+            raise RuntimeError(f"the tick failed experiments: {summary.failed}")
+        seconds, aws = clock.used(), clock.aws()
+        checked = len(summary.decisions)
+        rows.append({
+            "tick": tick + 1, "experiments": experiments, "checked": checked, "skipped": len(summary.skipped),
+            "seconds": seconds, "aws_seconds": aws, "code_seconds": seconds - aws,
+            "seconds_per_experiment": seconds / checked if checked else math.nan,
+            "timeout": timeout, "margin": BUDGET_MARGIN_SECONDS, "first_skipped": summary.skipped[:1],
+        })  # fmt: skip
+    return rows
+
+
+def many_in_fresh_process(experiments: int, ticks: int) -> list[dict[str, Any]]:
+    """`measure_many` in a fresh interpreter, its log lines (INFO, as in Lambda) discarded."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.cost", "many", "--experiments", str(experiments),
+         "--ticks", str(ticks)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+        env={**os.environ, "POWERTOOLS_SERVICE_NAME": "canarywise", "POWERTOOLS_TRACE_DISABLED": "1"},
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def metrics_by_stage() -> dict[str, list[int]]:
     """Metrics requested by one experiment's check in each stage of the shipped ladder (at its middle):
     ``first``, a check that reads every started stage from CloudWatch (no frozen copy yet), and ``steady``,
@@ -411,19 +494,23 @@ class ColdStart:
     runs: int
 
 
-def cold_start(runs: int) -> ColdStart:
-    """Median import time of the significance-check handler, with and without precompiled bytecode."""
+ROLLBACK_MODULE = "canarywise.handlers.rollback"
+
+
+def cold_start(runs: int, module: str = HANDLER_MODULE) -> ColdStart:
+    """Median import time of a handler module (the significance check's by default), with and without
+    precompiled bytecode."""
     if BUNDLE.is_dir():
         with tempfile.TemporaryDirectory() as tmp:
             bare = Path(tmp) / "bundle"
             shutil.copytree(
                 BUNDLE, bare, copy_function=os.link, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
-            with_pyc = statistics.median(_import_seconds(BUNDLE, HANDLER_MODULE) for _ in range(runs))
-            without = statistics.median(_import_seconds(bare, HANDLER_MODULE) for _ in range(runs))
+            with_pyc = statistics.median(_import_seconds(BUNDLE, module) for _ in range(runs))
+            without = statistics.median(_import_seconds(bare, module) for _ in range(runs))
         return ColdStart("build/lambda-bundle", with_pyc, without, runs)
     # No bundle: the virtualenv, with its .pyc, and with a throwaway bytecode cache (compiles everything).
-    with_pyc = statistics.median(_import_seconds(None, HANDLER_MODULE) for _ in range(runs))
+    with_pyc = statistics.median(_import_seconds(None, module) for _ in range(runs))
     return ColdStart(".venv (no bundle built)", with_pyc, math.nan, runs)
 
 
@@ -554,15 +641,20 @@ def main(argv: list[str] | None = None) -> int:
     tick = sub.add_parser("tick", help="CPU time of one significance-check tick (prints JSON)")
     tick.add_argument("--experiments", type=int, nargs="+", default=[1])
     tick.add_argument("--repeats", type=int, default=5)
+    many = sub.add_parser("many", help="consecutive ticks of many experiments with AWS latency (prints JSON)")
+    many.add_argument("--experiments", type=int, default=100)
+    many.add_argument("--ticks", type=int, default=3)
     args = parser.parse_args(argv)
-    if args.part == "tick":
-        real_stdout = sys.stdout
-        sys.stdout = io.StringIO()  # the handler logs every decision at INFO, as in Lambda: not our output
-        try:
-            result = [measure_tick(n, args.repeats) for n in args.experiments]
-        finally:
-            sys.stdout = real_stdout
-        print(json.dumps(result))
+    real_stdout = sys.stdout
+    sys.stdout = io.StringIO()  # the handler logs every decision at INFO, as in Lambda: not our output
+    try:
+        if args.part == "tick":
+            result: Any = [measure_tick(n, args.repeats) for n in args.experiments]
+        else:
+            result = measure_many(args.experiments, args.ticks)
+    finally:
+        sys.stdout = real_stdout
+    print(json.dumps(result))
     return 0
 
 

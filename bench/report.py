@@ -678,3 +678,54 @@ def rare_event_tables(report: Any) -> list[str]:
             f"{_pm(s.within_24h['before'], n)} | {_pm(s.within_24h['now'], n)} |"
         )
     return out
+
+
+def many_experiments_tables(
+    runs: dict[int, list[dict[str, Any]]], rollback_cold: cost.ColdStart, measured_by: str = ""
+) -> list[str]:
+    """The many-experiments tick (fault table row 13): consecutive ticks per number of experiments, each
+    against the function's timeout, and the rollback function's import."""
+    any_row = next(iter(runs.values()))[0]
+    latency = cost.LATENCY
+    out = [
+        "## Many experiments in one tick, with AWS latency (fault table row 13)",
+        "",
+        *([measured_by, ""] if measured_by else []),
+        f"`check_all` as above (real `Registry`, `MetricSource`, `HarmSignal` on the stub clients), the "
+        f"experiments {cost.TICK_AT.total_seconds() / 3600:g} h into the rollout, three ticks 5 minutes "
+        "apart in a fresh process. Nothing sleeps: every AWS call adds a fixed latency to a simulated clock "
+        f"({1000 * latency['dynamodb']:.0f} ms a DynamoDB request, {1000 * latency['get_metric_data']:.0f} "
+        f"ms a GetMetricData, {1000 * latency['list_metrics']:.0f} ms a ListMetrics page, "
+        f"{1000 * latency['put_metric_data']:.0f} ms a PutMetricData), and the clock's time = the tick's "
+        "wall time on this machine + that latency. `check_all` reads the time left on it as the Lambda "
+        f"context's `get_remaining_time_in_millis` against the function's timeout ({any_row['timeout']:g} s, "
+        "`min(120 s, check interval)`); it starts no experiment once the time left is under the slowest "
+        f"experiment so far + {any_row['margin']:g} s, reports the rest as skipped (log line and "
+        "`ExperimentsSkipped`) and checks them first at the next tick. Tick 1 reads the two closed stages "
+        "and freezes them (the heaviest tick of a rollout); ticks 2 and 3 read the stage in progress.",
+        "",
+        "| running experiments | tick | checked within the timeout | skipped | tick time (AWS latency + "
+        "our code) | per experiment |",
+        "|---|---|---|---|---|---|",
+    ]
+    for experiments, rows in runs.items():
+        for r in rows:
+            per = "—" if math.isnan(r["seconds_per_experiment"]) else f"{r['seconds_per_experiment']:.2f} s"
+            out.append(
+                f"| {experiments} | {r['tick']} | {r['checked']} of {r['experiments']} | {r['skipped']} | "
+                f"{r['seconds']:.1f} s ({r['aws_seconds']:.1f} + {r['code_seconds']:.1f}) | {per} |"
+            )
+    out += [
+        "",
+        "Cold path of the rollback function: import of "
+        f"`{cost.ROLLBACK_MODULE}` in a fresh interpreter from {rollback_cold.source} (median of "
+        f"{rollback_cold.runs}): {rollback_cold.with_pyc:.2f} s with the shipped .pyc"
+        + (
+            ""
+            if math.isnan(rollback_cold.without_pyc)
+            else f", {rollback_cold.without_pyc:.2f} s without (compiles on import)"
+        )
+        + ". A rollback against stubs (alarm to the rule read back on the live slot) is not measured yet.",
+        "",
+    ]
+    return out

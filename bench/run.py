@@ -62,6 +62,7 @@ ALARM_MINUTES = 7 * 1440  # the fixed-traffic alarm table: a week of one-minute 
 BROKEN_RATES = (0.04, 0.10)
 DETECT_UNITS = (30_000, 300_000)  # canary units a day at 100% traffic, for the backstop's detection speed
 DETECT_REQUESTS = (100, 250, 1000)  # canary requests a minute, for the alarm's
+MANY_EXPERIMENTS = (100, 200)  # running experiments in one significance-check tick, AWS latency simulated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         bundle = cost.bundle()
         log("cold start and bundle measured")
         cost_lines = report.cost_tables(ticks, cold, bundle, spec)
+        many = {n: cost.many_in_fresh_process(n, ticks=3) for n in MANY_EXPERIMENTS}
+        cost_lines += report.many_experiments_tables(many, cost.cold_start(cfg["cold"], cost.ROLLBACK_MODULE))
+        log("many-experiments ticks and the rollback import measured")
     except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
         # The decision-quality sections stand on their own: keep them, and carry the last measured cost
         # section over, saying so, rather than losing a quarter of an hour of Monte Carlo to a broken stub.

@@ -95,3 +95,30 @@ def test_stage_starts_follow_the_ladder_at_its_minimum_durations(hours: float) -
     expected = [(0, 0.0, 5), (1, 4.0, 25), (2, 28.0, 50)][: 2 if hours < 28 else 3]
     assert [(i, (t - start).total_seconds() / 3600, p) for i, t, p in stages] == expected
     assert not math.isnan(hours)
+
+
+def test_many_experiments_tick_adds_the_latency_of_each_aws_call_to_a_simulated_clock() -> None:
+    """Three experiments, two ticks (quick mode of the row-13 bench). A steady tick, by hand: per experiment
+    4 DynamoDB requests (get the experiment, query its stages, query its frozen stages, the check's
+    transaction), 2 GetMetricData (the stage in progress, the freshness probe) and 1 ListMetrics page (the
+    sliced metric's intents); per tick 1 query of the running experiments and 1 PutMetricData."""
+    latency = cost.LATENCY
+    per_experiment = 4 * latency["dynamodb"] + 2 * latency["get_metric_data"] + latency["list_metrics"]
+    first, steady = cost.measure_many(experiments=3, ticks=2)
+    assert [(r["checked"], r["skipped"]) for r in (first, steady)] == [(3, 0), (3, 0)]
+    assert_allclose(
+        steady["aws_seconds"], 3 * per_experiment + latency["dynamodb"] + latency["put_metric_data"]
+    )
+    assert (
+        first["aws_seconds"] > steady["aws_seconds"]
+    )  # the first tick reads the closed stages, freezes them
+    assert_allclose(steady["seconds"], steady["aws_seconds"] + steady["code_seconds"])
+    assert_allclose(steady["seconds_per_experiment"], steady["seconds"] / 3)
+
+
+def test_many_experiments_tick_stops_at_the_budget_and_reports_the_rest() -> None:
+    """A 5.5 s timeout: the first experiment starts (5.5 s left ≥ 0 + the 5 s margin); after it (≥ 0.65 s of
+    simulated latency) the time left is under the slowest + 5 s: the other three are skipped, every tick."""
+    rows = cost.measure_many(experiments=4, ticks=2, timeout=5.5)
+    assert [(r["checked"], r["skipped"]) for r in rows] == [(1, 3), (1, 3)]
+    assert rows[0]["first_skipped"] != rows[1]["first_skipped"]  # the skipped come first next tick: rotation
