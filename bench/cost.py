@@ -423,6 +423,131 @@ def many_in_fresh_process(experiments: int, ticks: int) -> list[dict[str, Any]]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+# --- the rollback function's cold path: alarm to the rule read back ----------------------------------------
+
+ROLLBACK_LATENCY = {"dynamodb": 0.050, "elbv2": 0.100, "stepfunctions": 0.050, "sns": 0.050}
+CRITICAL_ALARM = "canarywise-mangaassist-critical"
+
+
+class _StubRollbackDynamoDB(_StubDynamoDB):
+    """`_StubDynamoDB` plus the key condition the rollback's history uses (``sk BETWEEN :low AND :high``)."""
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        values = kwargs["ExpressionAttributeValues"]
+        if ":low" not in values:
+            return super().query(**kwargs)
+        pk, low, high = values[":pk"]["S"], values[":low"]["S"], values[":high"]["S"]
+        self.reads += 1
+        return {
+            "Items": [item for (p, sk), item in sorted(self.items.items()) if p == pk and low <= sk <= high]
+        }
+
+
+class _StubAws:
+    """The listener rule (ELBv2), Step Functions and SNS calls a rollback makes, from memory, counted."""
+
+    def __init__(self, actions: list[dict[str, Any]]) -> None:
+        self.actions = actions
+        self.calls: Counter[str] = Counter()
+
+    def modify_rule(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls["elbv2"] += 1
+        self.actions = kwargs["Actions"]
+        return {}
+
+    def describe_rules(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls["elbv2"] += 1
+        return {"Rules": [{"RuleArn": kwargs["RuleArns"][0], "Actions": self.actions}]}
+
+    def stop_execution(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls["stepfunctions"] += 1
+        return {}
+
+    def describe_execution(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls["stepfunctions"] += 1
+        return {"status": "ABORTED"}
+
+    def publish(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls["sns"] += 1
+        return {"MessageId": "bench"}
+
+
+def measure_rollback() -> dict[str, Any]:
+    """In this (fresh) interpreter: import the rollback handler, then carry out one rollback from the critical
+    alarm's Lambda action — a rollout at 95/5 of the shipped spec, the real `Registry`, `Lifecycle`,
+    `TrafficSplit`, `CanaryExecutions` and `AlertTopic` on stub clients — and read the rule back. Seconds of
+    our code, AWS calls made, and their latency at `ROLLBACK_LATENCY` a call (added, not slept)."""
+    began = time.perf_counter()
+    import canarywise.handlers.rollback  # noqa: F401  (the cold start: what the function imports)
+
+    imported = time.perf_counter() - began
+    from canarywise.data.executions import AlertTopic, CanaryExecutions
+    from canarywise.data.registry import Registry, experiment_id_for
+    from canarywise.data.traffic import TrafficSplit, forward_action
+    from canarywise.lifecycle.state import ServiceState
+    from canarywise.lifecycle.table import Event
+    from canarywise.runtime.events import parse_rollback_event
+    from canarywise.runtime.lifecycle import Lifecycle
+    from canarywise.runtime.rollback import roll_back
+    from canarywise.spec import load_spec
+
+    spec = load_spec(SPEC_PATH)
+    start = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    groups = {"control": "arn:tg/control", "canary": "arn:tg/canary"}
+    at_5_percent = forward_action({groups["control"]: 95, groups["canary"]: 5}, spec.traffic.stickiness)
+    dynamodb, aws = _StubRollbackDynamoDB(), _StubAws([at_5_percent])
+    registry = Registry("canarywise-registry", boto3_client=dynamodb)
+    traffic = TrafficSplit("arn:rule", groups, boto3_client=aws, sleep=lambda _: None)
+    state = registry.initialise_service_state(
+        ServiceState.initial(spec.service, live="control", idle="canary", now=start)
+    )
+    arn = "arn:aws:states:us-east-1:123456789012:execution:canary:v42-1"
+    experiment_id = experiment_id_for(spec.service, "v42", arn)
+    item = registry.new_experiment_item(
+        spec, experiment_id=experiment_id, candidate="v42", release_id="r1", execution_arn=arn, now=start,
+        first_stage_multiplier=1.0, baseline_slot=state.live, candidate_slot=state.idle,
+    )  # fmt: skip
+    registry.transition(
+        Event.START, state, experiment_id=experiment_id, new_experiment=item, now=start, by="bench"
+    )
+    at = "2026-11-02T10:30:15.490+0000"
+    event = {
+        "source": "aws.cloudwatch", "accountId": "123456789012", "time": at, "region": "us-east-1",
+        "alarmArn": f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{CRITICAL_ALARM}",
+        "alarmData": {"alarmName": CRITICAL_ALARM,
+                      "state": {"value": "ALARM", "reason": "StatisticalHarm >= 1", "timestamp": at},
+                      "previousState": {"value": "OK", "reason": "", "timestamp": at}},
+    }  # fmt: skip
+    before = traffic.current()
+    reads, writes = dynamodb.reads, dynamodb.writes
+    aws.calls.clear()
+    began = time.perf_counter()
+    request = parse_rollback_event(event, own_alarm_prefix=CRITICAL_ALARM, account="123456789012")
+    result = roll_back(
+        request, service=spec.service, registry=registry,
+        lifecycle=Lifecycle(spec.service, registry, traffic),
+        executions=CanaryExecutions(arn, boto3_client=aws), alerts=AlertTopic("arn:sns", boto3_client=aws),
+        now=start + timedelta(minutes=30),
+    )  # fmt: skip
+    code = time.perf_counter() - began
+    calls = {"dynamodb": dynamodb.reads - reads + dynamodb.writes - writes, **aws.calls}
+    return {
+        "import_seconds": imported, "rollback_code_seconds": code, "outcome": result.outcome,
+        "rule_before": before, "rule_after": traffic.current(), "calls": calls,
+        "aws_seconds": sum(ROLLBACK_LATENCY[k] * n for k, n in calls.items()),
+    }  # fmt: skip
+
+
+def rollback_in_fresh_process() -> dict[str, Any]:
+    """`measure_rollback` in a fresh interpreter (the function's cold start), from the virtualenv."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.cost", "rollback"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+        env={**os.environ, "POWERTOOLS_SERVICE_NAME": "canarywise", "POWERTOOLS_TRACE_DISABLED": "1"},
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def metrics_by_stage() -> dict[str, list[int]]:
     """Metrics requested by one experiment's check in each stage of the shipped ladder (at its middle):
     ``first``, a check that reads every started stage from CloudWatch (no frozen copy yet), and ``steady``,
@@ -644,14 +769,17 @@ def main(argv: list[str] | None = None) -> int:
     many = sub.add_parser("many", help="consecutive ticks of many experiments with AWS latency (prints JSON)")
     many.add_argument("--experiments", type=int, default=100)
     many.add_argument("--ticks", type=int, default=3)
+    sub.add_parser("rollback", help="the rollback function's cold path against stubs (prints JSON)")
     args = parser.parse_args(argv)
     real_stdout = sys.stdout
     sys.stdout = io.StringIO()  # the handler logs every decision at INFO, as in Lambda: not our output
     try:
         if args.part == "tick":
             result: Any = [measure_tick(n, args.repeats) for n in args.experiments]
-        else:
+        elif args.part == "many":
             result = measure_many(args.experiments, args.ticks)
+        else:
+            result = measure_rollback()
     finally:
         sys.stdout = real_stdout
     print(json.dumps(result))

@@ -681,10 +681,13 @@ def rare_event_tables(report: Any) -> list[str]:
 
 
 def many_experiments_tables(
-    runs: dict[int, list[dict[str, Any]]], rollback_cold: cost.ColdStart, measured_by: str = ""
+    runs: dict[int, list[dict[str, Any]]],
+    rollback_cold: cost.ColdStart,
+    rollback: dict[str, Any],
+    measured_by: str = "",
 ) -> list[str]:
     """The many-experiments tick (fault table row 13): consecutive ticks per number of experiments, each
-    against the function's timeout, and the rollback function's import."""
+    against the function's timeout; the rollback function's cold path (import, then alarm to rule)."""
     any_row = next(iter(runs.values()))[0]
     latency = cost.LATENCY
     out = [
@@ -715,17 +718,36 @@ def many_experiments_tables(
                 f"| {experiments} | {r['tick']} | {r['checked']} of {r['experiments']} | {r['skipped']} | "
                 f"{r['seconds']:.1f} s ({r['aws_seconds']:.1f} + {r['code_seconds']:.1f}) | {per} |"
             )
+    calls = rollback["calls"]
+    rl = cost.ROLLBACK_LATENCY
+    total = rollback["import_seconds"] + rollback["rollback_code_seconds"] + rollback["aws_seconds"]
     out += [
         "",
-        "Cold path of the rollback function: import of "
-        f"`{cost.ROLLBACK_MODULE}` in a fresh interpreter from {rollback_cold.source} (median of "
-        f"{rollback_cold.runs}): {rollback_cold.with_pyc:.2f} s with the shipped .pyc"
+        "### Cold path of the rollback function: alarm to the rule read back",
+        "",
+        f"A fresh interpreter imports `{cost.ROLLBACK_MODULE}` (from the virtualenv), then carries out one "
+        "rollback from the critical composite alarm's Lambda action: a rollout of the shipped spec at 95/5, "
+        "the real `Registry`, `Lifecycle`, `TrafficSplit`, `CanaryExecutions` and `AlertTopic` on stub "
+        f"clients; outcome {rollback['outcome']}, the rule {rollback['rule_before']} before and "
+        f"{rollback['rule_after']} read back after. AWS latency added per call, not slept "
+        f"({1000 * rl['dynamodb']:.0f} ms DynamoDB, {1000 * rl['elbv2']:.0f} ms ELBv2, "
+        f"{1000 * rl['stepfunctions']:.0f} ms Step Functions, {1000 * rl['sns']:.0f} ms SNS).",
+        "",
+        "| import of the handler | rollback (our code) | AWS calls (DynamoDB / ELBv2 / Step Functions / SNS) "
+        "| their latency | in all (alarm to rule read back, record and alert) |",
+        "|---|---|---|---|---|",
+        f"| {rollback['import_seconds']:.2f} s | {1000 * rollback['rollback_code_seconds']:.0f} ms | "
+        f"{calls.get('dynamodb', 0)} / {calls.get('elbv2', 0)} / {calls.get('stepfunctions', 0)} / "
+        f"{calls.get('sns', 0)} | {rollback['aws_seconds']:.2f} s | {total:.2f} s |",
+        "",
+        f"The same import from {rollback_cold.source} (median of {rollback_cold.runs}): "
+        f"{rollback_cold.with_pyc:.2f} s with the shipped .pyc"
         + (
             ""
             if math.isnan(rollback_cold.without_pyc)
             else f", {rollback_cold.without_pyc:.2f} s without (compiles on import)"
         )
-        + ". A rollback against stubs (alarm to the rule read back on the live slot) is not measured yet.",
+        + ". Lambda's own init (the runtime, the bundle's download) comes on top.",
         "",
     ]
     return out

@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         log("cold start and bundle measured")
         cost_lines = report.cost_tables(ticks, cold, bundle, spec)
         many = {n: cost.many_in_fresh_process(n, ticks=3) for n in MANY_EXPERIMENTS}
-        cost_lines += report.many_experiments_tables(many, cost.cold_start(cfg["cold"], cost.ROLLBACK_MODULE))
+        rollback_cold = cost.cold_start(cfg["cold"], cost.ROLLBACK_MODULE)
+        cost_lines += report.many_experiments_tables(many, rollback_cold, cost.rollback_in_fresh_process())
         log("many-experiments ticks and the rollback import measured")
     except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
         # The decision-quality sections stand on their own: keep them, and carry the last measured cost

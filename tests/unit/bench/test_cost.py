@@ -122,3 +122,16 @@ def test_many_experiments_tick_stops_at_the_budget_and_reports_the_rest() -> Non
     rows = cost.measure_many(experiments=4, ticks=2, timeout=5.5)
     assert [(r["checked"], r["skipped"]) for r in rows] == [(1, 3), (1, 3)]
     assert rows[0]["first_skipped"] != rows[1]["first_skipped"]  # the skipped come first next tick: rotation
+
+
+def test_rollback_cold_path_moves_the_rule_to_the_live_slot_and_reads_it_back() -> None:
+    """The rollback bench's run: the critical alarm rolls the 95/5 rollout back, the rule reads back 100% on
+    the live slot; the calls it counts are the ELBv2 set and read back, the execution's stop and check, one
+    alert, and the registry's reads and writes, each priced at `ROLLBACK_LATENCY`."""
+    result = cost.measure_rollback()
+    assert result["outcome"] == "ROLLED_BACK"
+    assert (result["rule_before"], result["rule_after"]) == ({"control": 95, "canary": 5}, {"control": 100})
+    calls = result["calls"]
+    assert (calls["elbv2"], calls["stepfunctions"], calls["sns"]) == (2, 2, 1)
+    assert calls["dynamodb"] > 0
+    assert_allclose(result["aws_seconds"], sum(cost.ROLLBACK_LATENCY[k] * n for k, n in calls.items()))
