@@ -13,17 +13,21 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from aws_kit import Env, put_aggregate, put_alb_counts, put_emf
+from aws_kit import TABLE, Env, put_aggregate, put_alb_counts, put_emf
 from numpy.testing import assert_allclose
 
 from canarywise.data.metric_source import (
+    REREAD_EVERY,
     AlbDimensions,
     FrozenStage,
     MetricSource,
     MetricSourceError,
+    due_for_reread,
     resolution_at,
     whole_window,
 )
+from canarywise.data.registry import Registry
+from canarywise.decision.engine import decide
 from canarywise.decision.models import (
     DecisionInputError,
     MeanAggregate,
@@ -597,6 +601,54 @@ def test_a_closed_stage_missing_a_decisive_metric_is_not_frozen(aws: Env, spec_d
 
     assert reading.to_freeze == ()
     assert reading.not_frozen == {0: "no hallucination_rate data for canary in the stage"}
+
+
+def test_a_late_host_harmful_burst_in_a_critical_slice_is_seen_by_the_next_reread(
+    aws: Env, spec_data: dict[str, Any]
+) -> None:
+    """Fault table row 11: stage 1 is frozen (complete, 2 h after its end); then one slow host's backlog lands
+    with the stage's old timestamps: the canary's ``returns`` intent (a critical slice) escalating 60% of the
+    time. Checks between re-reads keep the frozen copy; the next re-read (2 h 30 min after the stage's end,
+    `due_for_reread`) sees the burst, is used instead of the copy, replaces it in the registry, and the
+    decision turns to ROLLBACK."""
+    spec = _spec(spec_data, "escalation_rate", "error_rate", "csat", "hallucination_rate")
+    _put_rollout(aws, np.random.default_rng(5))
+    source = MetricSource(_alb(aws))
+    registry, experiment_id = Registry(TABLE), "mangaassist-v42-late"
+    (frozen,) = source.read(spec, _stages(), NOW).to_freeze
+    assert registry.freeze_stage(experiment_id, frozen) is True
+    before = decide(spec, _stages(), source.observe(spec, _stages(), NOW), NOW).kind
+
+    # The slow host's backlog: stamped inside stage 1, arriving after the freeze.
+    burst = {"Variant": "canary", "Intent": "returns"}
+    put_aggregate("MangaAssist", "Escalation", burst, STAGE1 - timedelta(minutes=30), n=1_000, total=600)
+
+    between = NOW + timedelta(minutes=5)
+    reread_at = STAGE1 + REREAD_EVERY * 2.5
+    assert [due_for_reread(spec, frozen, t) for t in (NOW, between, reread_at)] == [False, False, True]
+    stale = source.read(spec, _stages(), between, frozen=registry.frozen_stages(experiment_id))
+    reading = source.read(spec, _stages(), reread_at, frozen=registry.frozen_stages(experiment_id))
+
+    # Between re-reads the frozen copy stands (the burst unseen); the re-read sees it.
+    returns = ("escalation_rate", 0, Variant.CANARY, "returns")
+    frozen_returns = frozen.observations.get(*returns)
+    assert (stale.cached, stale.late, stale.observations.get(*returns)) == ((0,), {}, frozen_returns)
+    assert frozen_returns is not None
+    seen = reading.observations.get(*returns)
+    assert seen == ProportionAggregate(frozen_returns.n + 1_000, frozen_returns.successes + 600)
+    assert reading.cached == ()
+    assert list(reading.late) == [0]
+    assert f"escalation_rate/canary/returns: {frozen_returns} -> {seen}" in reading.late[0]
+    # The re-read replaces the copy it was compared with, once (a second writer finds it replaced).
+    (refrozen,) = reading.to_freeze
+    assert (refrozen.stage, refrozen.frozen_at, refrozen.replaces) == (0, reread_at, NOW)
+    assert registry.freeze_stage(experiment_id, refrozen) is True
+    assert registry.freeze_stage(experiment_id, refrozen) is False
+    stored = registry.frozen_stages(experiment_id)[0]
+    assert (stored.frozen_at, stored.observations.get(*returns)) == (reread_at, seen)
+
+    after = decide(spec, _stages(), reading.observations, reread_at).kind
+    assert (before != "ROLLBACK", after) == (True, "ROLLBACK")
 
 
 class _PartialCloudWatch(_RecordingCloudWatch):

@@ -54,7 +54,14 @@ Example
 ((0,), [1])
 """
 
-from canarywise.data.metric_source.freezing import FREEZE_AFTER, FrozenStage, freeze_after
+from canarywise.data.metric_source.freezing import (
+    FREEZE_AFTER,
+    REREAD_EVERY,
+    REREAD_FOR,
+    FrozenStage,
+    due_for_reread,
+    freeze_after,
+)
 from canarywise.data.metric_source.queries import (
     ALB_NAMESPACE,
     FIXED_SLOTS,
@@ -78,11 +85,14 @@ __all__ = [
     "MAX_DATAPOINTS_PER_CALL",
     "MAX_QUERIES_PER_CALL",
     "OTHER_SLICE",
+    "REREAD_EVERY",
+    "REREAD_FOR",
     "AlbDimensions",
     "FrozenStage",
     "MetricSource",
     "MetricSourceError",
     "Reading",
+    "due_for_reread",
     "freeze_after",
     "resolution_at",
     "whole_window",

@@ -5,6 +5,11 @@ check at least `freeze_after` after its end whose reading of it is complete (`wh
 still missing); the registry keeps the `FrozenStage` and every later check reads only the stage in progress
 and the probe.
 
+A host that publishes late (a slow or partitioned one) can still add datapoints, with their old timestamps,
+after the stage was frozen. So for `REREAD_FOR` after its end a frozen stage is read again about once every
+`REREAD_EVERY` (`due_for_reread`); a complete re-read that differs from the copy (`differences`) is used
+instead of it and frozen in its place (fault table, row 11).
+
 Example
 -------
 >>> why_not_frozen(spec, window, now, observations, read)  # doctest: +SKIP
@@ -14,7 +19,7 @@ Example
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +33,10 @@ from canarywise.spec import RolloutSpec
 # after its minute (EMF logs, the ALB), and ListMetrics may take up to 15 minutes to list a new metric: a
 # slice value first seen in the stage's last minutes (a new intent) is only queried once it is listed.
 FREEZE_AFTER = timedelta(minutes=15)
+# A frozen stage is read again about once an hour (every 12th check at 5 minutes) for its first day after
+# its end: late datapoints from a slow host are seen within the hour, at ~1/12 of a stage read a check.
+REREAD_EVERY = timedelta(hours=1)
+REREAD_FOR = timedelta(hours=24)
 
 
 def freeze_after(spec: RolloutSpec) -> timedelta:
@@ -75,6 +84,8 @@ class FrozenStage:
     end: datetime
     frozen_at: datetime
     observations: Observations
+    # A re-read that replaces the copy frozen at this time (`due_for_reread`); not stored with the data.
+    replaces: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         others = {key.stage for key in self.observations.aggregates} | {
@@ -127,6 +138,53 @@ def why_not_frozen(
             if seen is None or seen < window.end:
                 return f"{metric.name} ({variant}) has no datapoint since the stage ended yet"
     return None
+
+
+def due_for_reread(spec: RolloutSpec, frozen: FrozenStage, now: datetime) -> bool:
+    """Whether the check at `now` reads frozen stage `frozen` from CloudWatch again: in the stage's first
+    `REREAD_FOR` after its end, at one check in every `REREAD_EVERY`, half of it past each whole one
+    (counted in check intervals from the stage's end, so no state is kept; the first re-read comes soon
+    after the freeze; a check interval of an hour or more re-reads at every check).
+
+    Example
+    -------
+    >>> from types import SimpleNamespace
+    >>> from datetime import UTC, datetime
+    >>> end = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    >>> frozen = SimpleNamespace(end=end)
+    >>> spec = SimpleNamespace(check_interval=300)
+    >>> [m for m in range(0, 24 * 60 + 120, 5) if due_for_reread(spec, frozen, end + timedelta(minutes=m))]
+    ... # doctest: +ELLIPSIS
+    [30, 90, 150, ..., 1350, 1410]
+    """
+    since = now - frozen.end
+    if not FREEZE_AFTER < since <= REREAD_FOR:
+        return False
+    every = max(1, round(REREAD_EVERY.total_seconds() / spec.check_interval))
+    return int(since.total_seconds() // spec.check_interval) % every == every // 2
+
+
+def differences(frozen: Observations, reread: Observations) -> list[str]:
+    """What a re-read of a frozen stage changed, one entry per cell (aggregate or assignment count), in a
+    stable order; empty when they are equal.
+
+    Example
+    -------
+    >>> old = Observations.build({}, assignments={(0, "canary"): 100})
+    >>> differences(old, Observations.build({}, assignments={(0, "canary"): 130}))
+    ['new assignments/canary: 100 -> 130']
+    """
+    changed = []
+    for key in sorted(frozen.aggregates.keys() | reread.aggregates.keys(), key=str):
+        before, after = frozen.aggregates.get(key), reread.aggregates.get(key)
+        if before != after:
+            where = "/".join(str(part) for part in (key.metric, key.variant, key.slice) if part is not None)
+            changed.append(f"{where}: {before} -> {after}")
+    for stage, variant in sorted(frozen.assignments.keys() | reread.assignments.keys(), key=str):
+        before_n, after_n = frozen.assignments.get((stage, variant)), reread.assignments.get((stage, variant))
+        if before_n != after_n:
+            changed.append(f"new assignments/{variant}: {before_n} -> {after_n}")
+    return changed
 
 
 def _minutes(span: timedelta) -> str:

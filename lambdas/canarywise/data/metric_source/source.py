@@ -3,7 +3,8 @@
 It plans the windows (`stage_windows`) in the slot each variant plays, runs their queries in as few
 GetMetricData calls as CloudWatch's limits allow, sums the answers into aggregates (the `OTHER_SLICE` of a
 capped metric included), and hands back which closed stages came from frozen copies and which can be frozen
-now (`Reading`).
+now (`Reading`). A frozen stage due for a re-read (`due_for_reread`: late datapoints from a slow host) is
+read again; when the re-read differs, it is used and frozen in the copy's place (`Reading.late`).
 
 Example
 -------
@@ -25,7 +26,12 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from canarywise.data._aws import AwsCallError, client, error_code
-from canarywise.data.metric_source.freezing import FrozenStage, why_not_frozen
+from canarywise.data.metric_source.freezing import (
+    FrozenStage,
+    differences,
+    due_for_reread,
+    why_not_frozen,
+)
 from canarywise.data.metric_source.queries import (
     ASSIGNMENTS,
     FIXED_SLOTS,
@@ -75,15 +81,20 @@ class Reading:
     cached
         Closed stages taken from the frozen copies handed in (not read from CloudWatch).
     to_freeze
-        Closed stages read now whose data is complete: the caller stores them.
+        Closed stages read now whose data is complete: the caller stores them (a re-read that changed a
+        frozen stage replaces its copy: `FrozenStage.replaces`).
     not_frozen
         Closed stages read now that are not frozen yet, and why (too recent, data missing or late).
+    late
+        Frozen stages re-read now (`due_for_reread`) whose data changed since they were frozen: what
+        changed. The re-read is what `observations` hold.
     """
 
     observations: Observations
     cached: tuple[int, ...] = ()
     to_freeze: tuple[FrozenStage, ...] = ()
     not_frozen: Mapping[int, str] = field(default_factory=dict)
+    late: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 class MetricSource:
@@ -178,24 +189,57 @@ class MetricSource:
         """
         closed = {s.index for s in stages} - {max((s.index for s in stages), default=-1)}
         cached = {i: f for i, f in (frozen or {}).items() if i in closed}
+        # Late datapoints (a slow host) may still land in a frozen stage: read it again now and then.
+        reread = {i: f for i, f in cached.items() if due_for_reread(spec, f, now)}
         try:
-            windows = self._windows(spec, stages, now, skip=set(cached))
+            windows = self._windows(spec, stages, now, skip=set(cached) - set(reread))
             read = self._read_windows(windows)
         except AwsCallError as exc:
             raise MetricSourceError(f"CloudWatch read failed: {error_code(exc)}: {exc}") from exc
-        observations = self._observations(spec, windows, read, [cached[i] for i in sorted(cached)])
-        to_freeze, not_frozen = [], {}
+        fresh = [cached[i] for i in sorted(cached) if i not in reread]
+        observations = self._observations(spec, windows, read, fresh)
+        to_freeze, not_frozen, late = [], {}, {}
         for window in (w for w in windows if w.closed):
             why = why_not_frozen(spec, window, now, observations, read)
-            if why is not None:
-                not_frozen[window.stage] = why
-                continue
             part = Observations(
                 aggregates={k: a for k, a in observations.aggregates.items() if k.stage == window.stage},
                 assignments={k: n for k, n in observations.assignments.items() if k[0] == window.stage},
             )
+            stored = reread.get(window.stage)
+            if stored is not None:
+                changed = [] if why is not None else differences(stored.observations, part)
+                if not changed:  # unchanged, or a re-read not final: the frozen copy stands
+                    continue
+                late[window.stage] = tuple(changed)
+                logger.warning(
+                    "late data in a frozen stage: the re-read is used and frozen in its place",
+                    extra={
+                        "stage": window.stage,
+                        "frozen_at": stored.frozen_at.isoformat(),
+                        "changed": changed,
+                    },
+                )
+                to_freeze.append(
+                    FrozenStage(window.stage, window.start, window.end, now, part, replaces=stored.frozen_at)
+                )
+                continue
+            if why is not None:
+                not_frozen[window.stage] = why
+                continue
             to_freeze.append(FrozenStage(window.stage, window.start, window.end, now, part))
-        return Reading(observations, tuple(sorted(cached)), tuple(to_freeze), not_frozen)
+        kept = {i: f for i, f in reread.items() if i not in late}
+        if kept:  # the copies stand: the engine adds exactly the numbers it would have without the re-read
+            read.sums = {k: v for k, v in read.sums.items() if k[0].stage not in kept}
+            observations = self._observations(
+                spec, windows, read, [cached[i] for i in sorted(cached) if i not in late]
+            )
+        return Reading(
+            observations,
+            tuple(i for i in sorted(cached) if i not in late),
+            tuple(to_freeze),
+            not_frozen,
+            late,
+        )
 
     def _read_windows(self, windows: Sequence[Window]) -> Sums:
         read = Sums()

@@ -61,21 +61,31 @@ class ChecksMixin(_Table):
         """Keep a closed stage's data (``FROZEN#<index>``) for every later check: True when this call wrote
         it, False when a copy was already there (the first copy stands).
 
+        A re-read that found late data (``frozen.replaces`` set) replaces the copy frozen at that time, and
+        only that one (False when another check replaced it first); the item then records
+        ``refrozen_from``.
+
         Example
         -------
         >>> registry.freeze_stage(experiment_id, reading.to_freeze[0])  # doctest: +SKIP
         True
         """
-        return self._put_if_absent(
-            {
-                "pk": f"EXP#{experiment_id}",
-                "sk": f"FROZEN#{frozen.stage:03d}",
-                "kind": "frozen_stage",
-                "stage_index": frozen.stage,
-                "frozen_at": to_iso(frozen.frozen_at),
-                "frozen": json.dumps(frozen.to_dict(), sort_keys=True),
-            }
+        item = {
+            "pk": f"EXP#{experiment_id}",
+            "sk": f"FROZEN#{frozen.stage:03d}",
+            "kind": "frozen_stage",
+            "stage_index": frozen.stage,
+            "frozen_at": to_iso(frozen.frozen_at),
+            "frozen": json.dumps(frozen.to_dict(), sort_keys=True),
+        }
+        if frozen.replaces is None:
+            return self._put_if_absent(item)
+        replace = self._put(
+            item | {"refrozen_from": to_iso(frozen.replaces)},
+            condition="frozen_at = :replaces",
+            ExpressionAttributeValues=_item({":replaces": to_iso(frozen.replaces)}),
         )
+        return self._transact([replace]) is None
 
     def frozen_stages(self, experiment_id: str) -> dict[int, FrozenStage]:
         """The experiment's frozen stages by stage index (none for an experiment older than the cache).
