@@ -547,3 +547,36 @@ def test_an_unreadable_cache_means_reading_cloudwatch(
         "frozen_now": [1],
         "not_frozen": {"0": "a frozen copy is already in the registry"},
     }
+
+
+def test_metrics_unreadable_past_the_stages_maximum_end_in_the_inconclusive_policy(
+    aws: Env, spec_data: dict[str, Any], context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault table row 2: CloudWatch unreadable for longer than the stage's max_duration (48 h for stage 1
+    of config/mangaassist.yaml) no longer holds forever: the spec's inconclusive policy decides. Never
+    ADVANCE."""
+    registry = Registry(TABLE)
+    experiment = begin(
+        registry,
+        spec_data,
+        execution_arn=start_execution(aws, "release-42"),
+        now=NOW - timedelta(hours=49),
+    )
+    registry.record_stage_start(
+        experiment.experiment_id, 0, Weights(control=95, canary=5), NOW - timedelta(hours=48)
+    )
+    _patch_get_metric_data(monkeypatch, "Throttling")
+
+    summary = significance_check.handler(_scheduled(), context)
+
+    assert summary["decisions"] == {experiment.experiment_id: "INCONCLUSIVE"}
+    check = registry.get_experiment(experiment.experiment_id).latest_check
+    assert check is not None
+    assert check.reason.startswith(
+        "stage 1 of 3 reached its maximum duration (48 h) while its metrics could not be read; "
+        "the spec's inconclusive policy applies: CloudWatch read failed: Throttling: "
+    )
+    gate = stage_gate.handler(
+        {"action": "gate", "experiment_id": experiment.experiment_id, "stage_index": 0}, context
+    )
+    assert gate["decision"] == "INCONCLUSIVE"

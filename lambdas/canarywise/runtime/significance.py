@@ -36,7 +36,9 @@ from canarywise.data.executions import HarmSignal
 from canarywise.data.metric_source import FrozenStage, MetricSource, MetricSourceError, Reading
 from canarywise.data.models import CheckRecord, Experiment, StageStart
 from canarywise.data.registry import Registry, RegistryError
+from canarywise.decision.context import stage_label
 from canarywise.decision.engine import decide
+from canarywise.decision.evidence import duration
 from canarywise.decision.models import Decision, DecisionKind, StageRecord, Variant, Verdict
 from canarywise.spec import MetricRole
 
@@ -178,13 +180,34 @@ def _publish_harm_now(harm_signal: HarmSignal, service: str, now: datetime) -> b
     return True
 
 
+def _unreadable(
+    experiment: Experiment, stages: tuple[StageRecord, ...], now: datetime, error: Exception
+) -> Decision:
+    """CloudWatch cannot be read: HOLD — until the stage in progress passes its ``max_duration``, when the
+    spec's inconclusive policy decides (INCONCLUSIVE), so unreadable data cannot hold a rollout forever
+    (fault table, row 2). Never ADVANCE: nothing was proven."""
+    current = stages[-1].index if stages else -1
+    reason = f"metrics unavailable, holding: {error}"
+    if stages:
+        spec_stage = experiment.spec.stages[current]
+        multiplier = experiment.first_stage_multiplier if current == 0 else 1.0
+        limit = spec_stage.max_duration * multiplier
+        if (now - stages[-1].started_at).total_seconds() >= limit:
+            label = stage_label(current, len(experiment.spec.stages))
+            reason = (
+                f"{label} reached its maximum duration ({duration(limit)}) while its metrics could not be "
+                f"read; the spec's inconclusive policy applies: {error}"
+            )
+            return Decision(DecisionKind.INCONCLUSIVE, (reason,), (), current, now)
+    return Decision(DecisionKind.HOLD, (reason,), (), current, now)
+
+
 def evaluate(
     experiment: Experiment, *, now: datetime, registry: Registry, metric_source: MetricSource
 ) -> Decision:
     """Read the experiment's data, decide, and store the check; HOLD when CloudWatch cannot be read."""
     experiment_id = experiment.experiment_id
     stages = stage_records(registry.stage_history(experiment_id))
-    current = stages[-1].index if stages else -1
     stage_cache: dict[str, Any] = {}
     try:
         reading = (
@@ -196,13 +219,7 @@ def evaluate(
         )
     except MetricSourceError as exc:
         logger.warning("metrics unavailable: HOLD", extra={"experiment_id": experiment_id})
-        decision = Decision(
-            kind=DecisionKind.HOLD,
-            reasons=(f"metrics unavailable, holding: {exc}",),
-            findings=(),
-            stage_index=current,
-            evaluated_at=now,
-        )
+        decision = _unreadable(experiment, stages, now, exc)
     else:
         if reading is None:
             decision = Decision(DecisionKind.HOLD, ("no stage has started yet",), (), -1, now)
