@@ -65,10 +65,6 @@ class Weights(_Frozen):
         return {"control": self.control, "canary": self.canary}
 
 
-ALL_CONTROL = Weights(control=100, canary=0)
-ALL_CANARY = Weights(control=0, canary=100)
-
-
 class ExperimentStatus(StrEnum):
     """An experiment's status; it moves only through `canarywise.lifecycle.table.TRANSITIONS`."""
 

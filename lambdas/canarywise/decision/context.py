@@ -20,6 +20,20 @@ from canarywise.spec import AlbSource, Metric, MetricKind, MetricRole, RolloutSp
 __all__ = ["EvaluationContext", "decisive_metrics", "evaluated_metrics", "is_alarm_only", "stage_label"]
 
 
+def stage_in_force(spec: RolloutSpec, index: int, first_stage_multiplier: float = 1.0) -> Stage:
+    """The spec's stage `index` with the durations it runs with: after a rollback the next try's first stage
+    lasts longer (anti-flapping; both bounds, so the maximum can never fall below the minimum)."""
+    stage = spec.stages[index]
+    if index != 0 or first_stage_multiplier == 1.0:
+        return stage
+    return stage.model_copy(
+        update={
+            "min_duration": round(stage.min_duration * first_stage_multiplier),
+            "max_duration": round(stage.max_duration * first_stage_multiplier),
+        }
+    )
+
+
 def stage_label(index: int, count: int) -> str:
     """A stage as people count it: ``stage_label(2, 3)`` is ``"stage 3 of 3"``.
 
@@ -107,16 +121,7 @@ class EvaluationContext:
             raise DecisionInputError(
                 f"`first_stage_multiplier` must be >= 1, found {first_stage_multiplier!r}"
             )
-        stage = spec.stages[ordered[-1].index]
-        if ordered[-1].index == 0 and first_stage_multiplier != 1.0:
-            # Anti-flapping: after a rollback the next try's first stage lasts longer (both bounds, so the
-            # maximum can never fall below the minimum).
-            stage = stage.model_copy(
-                update={
-                    "min_duration": round(stage.min_duration * first_stage_multiplier),
-                    "max_duration": round(stage.max_duration * first_stage_multiplier),
-                }
-            )
+        stage = stage_in_force(spec, ordered[-1].index, first_stage_multiplier)
         metrics = evaluated_metrics(spec)
         kinds = {m.name: m.kind for m in metrics}
         cells: dict[str, dict[_Cell, Aggregate]] = {name: {} for name in kinds}

@@ -13,16 +13,23 @@ from canarywise.data.registry import Registry
 from canarywise.decision.models import DecisionKind
 from canarywise.handlers import lifecycle_for
 from canarywise.runtime.events import GateAction, ReadyAction, StageStartedAction, parse_stage_gate_event
-from canarywise.runtime.rollout import gate, mark_ready, record_stage_started, start_rollout
+from canarywise.runtime.rollout import (
+    NO_DECISION,
+    STALE_DECISION,
+    gate,
+    mark_ready,
+    record_stage_started,
+    start_rollout,
+)
 from canarywise.settings import StageGateSettings, load_settings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-# How `gate` words a HOLD on a missing or stale decision (the check is not running or keeps failing); each is
-# counted as ``StaleDecision``, which the warning alarm ``<service>-stale-decision`` pages on.
-_STALE_REASONS = ("no decision yet", "the latest decision (")
+# A HOLD on a missing or stale decision (the check is not running or keeps failing) is counted as
+# ``StaleDecision``, which the warning alarm ``<service>-stale-decision`` pages on.
+_STALE_REASONS = (NO_DECISION, f"{STALE_DECISION} (")  # not "the latest decision is for stage …"
 
 
 @logger.inject_lambda_context
@@ -32,15 +39,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(StageGateSettings)
     action = parse_stage_gate_event(event)
     registry, now = Registry(settings.registry_table), datetime.now(UTC)
-    lifecycle = lifecycle_for(settings, registry)
     metrics.add_metric(name=f"StageGate_{action.action}", unit=MetricUnit.Count, value=1)
-    if isinstance(action, StageStartedAction):
-        return record_stage_started(action, registry=registry, lifecycle=lifecycle, now=now)
-    if isinstance(action, GateAction):
+    if isinstance(action, GateAction):  # every poll: reads the registry only (no load-balancer client)
         answer = gate(action, registry=registry, now=now)
         if answer["decision"] == DecisionKind.HOLD.value and answer["reason"].startswith(_STALE_REASONS):
             metrics.add_metric(name="StaleDecision", unit=MetricUnit.Count, value=1)
         return answer
+    lifecycle = lifecycle_for(settings, registry)
+    if isinstance(action, StageStartedAction):
+        return record_stage_started(action, registry=registry, lifecycle=lifecycle, now=now)
     if isinstance(action, ReadyAction):
         return mark_ready(action, lifecycle=lifecycle, now=now)
     return start_rollout(action, service=settings.service, registry=registry, lifecycle=lifecycle, now=now)

@@ -124,7 +124,7 @@ def roll_back(
             f"is live); release the previous version as a new candidate instead"
         )
     if experiment.status is not ExperimentStatus.ROLLING_BACK:
-        state, experiment = _take(request, experiment, lifecycle, registry, now)
+        state, experiment = _take(request, experiment, state, lifecycle, registry, now)
         if experiment.status is not ExperimentStatus.ROLLING_BACK:
             return _duplicate(request, experiment, ())
     stopped = _stop(request, experiment, executions)
@@ -158,11 +158,16 @@ def _target(request: RollbackRequest, state: ServiceState, registry: Registry) -
 
 
 def _take(
-    request: RollbackRequest, experiment: Experiment, lifecycle: Lifecycle, registry: Registry, now: datetime
+    request: RollbackRequest,
+    experiment: Experiment,
+    state: ServiceState,
+    lifecycle: Lifecycle,
+    registry: Registry,
+    now: datetime,
 ) -> tuple[ServiceState, Experiment]:
-    """Take ``roll_back`` for `experiment`, re-reading when a concurrent stage start moved the version on."""
+    """Take ``roll_back`` for `experiment` from `state`, re-reading both only when the transition is refused
+    (a concurrent stage start moved the version on, or another call took the rollback)."""
     for _ in range(_CLAIM_ATTEMPTS):
-        state = lifecycle.state(now)
         try:
             state = lifecycle.take(
                 Event.ROLL_BACK,
@@ -175,12 +180,14 @@ def _take(
                     "rollback_reason": request.reason[:1000],
                 },
             )
-            return state, registry.get_experiment(experiment.experiment_id)
+            # The transaction set exactly this status: no need to read the experiment (and its spec) again.
+            return state, experiment.model_copy(update={"status": ExperimentStatus.ROLLING_BACK})
         except TransitionRefusedError as exc:
             experiment = registry.get_experiment(experiment.experiment_id)
+            state = lifecycle.state(now)
             if not experiment.status.is_live and experiment.status is not ExperimentStatus.APPROVED:
                 logger.info("rollback taken by another call", extra={"refused": str(exc)})
-                return lifecycle.state(now), experiment
+                return state, experiment
     raise RollbackFailedError(f"could not take the rollback of {experiment.experiment_id}: it kept moving")
 
 

@@ -37,6 +37,8 @@ logger = Logger(child=True)
 
 # A decision older than this many check intervals is stale: the check has stopped running or keeps failing.
 STALE_AFTER_INTERVALS = 3
+# How `gate` begins a HOLD for want of a fresh decision (the stage gate handler counts these).
+NO_DECISION, STALE_DECISION = "no decision yet", "the latest decision"
 
 # The state machine's Choice knows the canary kinds; an A/B verdict maps onto them.
 _FOR_STATE_MACHINE = {
@@ -196,7 +198,7 @@ def gate(action: GateAction, *, registry: Registry, now: datetime) -> dict[str, 
         return _answer(DecisionKind.HOLD, f"experiment is {experiment.status}; nothing to gate")
     check = experiment.latest_check
     if check is None:
-        return _answer(DecisionKind.HOLD, "no decision yet: the significance check has not run")
+        return _answer(DecisionKind.HOLD, f"{NO_DECISION}: the significance check has not run")
     if check.stage_index != action.stage_index:
         return _answer(
             DecisionKind.HOLD,
@@ -206,7 +208,7 @@ def gate(action: GateAction, *, registry: Registry, now: datetime) -> dict[str, 
     if now - check.checked_at > limit:
         return _answer(
             DecisionKind.HOLD,
-            f"the latest decision ({check.checked_at.isoformat()}) is older than {limit}: "
+            f"{STALE_DECISION} ({check.checked_at.isoformat()}) is older than {limit}: "
             "is the significance check running?",
         )
     kind = DecisionKind(check.decision)

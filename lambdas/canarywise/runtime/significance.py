@@ -36,7 +36,7 @@ from canarywise.data.executions import HarmSignal
 from canarywise.data.metric_source import FrozenStage, MetricSource, MetricSourceError, Reading
 from canarywise.data.models import CheckRecord, Experiment, StageStart
 from canarywise.data.registry import Registry, RegistryError
-from canarywise.decision.context import stage_label
+from canarywise.decision.context import stage_in_force, stage_label
 from canarywise.decision.engine import decide
 from canarywise.decision.evidence import duration
 from canarywise.decision.models import Decision, DecisionKind, StageRecord, Variant, Verdict
@@ -189,9 +189,7 @@ def _unreadable(
     current = stages[-1].index if stages else -1
     reason = f"metrics unavailable, holding: {error}"
     if stages:
-        spec_stage = experiment.spec.stages[current]
-        multiplier = experiment.first_stage_multiplier if current == 0 else 1.0
-        limit = spec_stage.max_duration * multiplier
+        limit = stage_in_force(experiment.spec, current, experiment.first_stage_multiplier).max_duration
         if (now - stages[-1].started_at).total_seconds() >= limit:
             label = stage_label(current, len(experiment.spec.stages))
             reason = (
