@@ -210,10 +210,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
                 }
             ),
         )["Role"]["Arn"]
+        # Stays RUNNING until stopped, as a canary execution does (a 1 s wait ended on its own when a loaded
+        # machine took longer than that between the start and the rollback: the tests read its status).
         machine = boto3.client("stepfunctions").create_state_machine(
             name="mangaassist-canary",
             definition=json.dumps(
-                {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 1, "End": True}}}
+                {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": True}}}
             ),
             roleArn=role,
         )["stateMachineArn"]
