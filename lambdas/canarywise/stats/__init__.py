@@ -13,7 +13,7 @@ proportions       two-proportion z (pooled), Newcombe/Wald intervals, relative l
                   Farrington-Manning restricted rates and the variance a test at a null uses
 means             ``SummaryStats`` (n, sum, sum of squares, optionally shifted) and Welch's t from them
 srm               sample-ratio mismatch: chi-square, plain and stage-aware; anytime-valid, stage-aware
-drift             chi-square homogeneity of category mixes, two-sample KS
+drift             the drift monitor: rates, chi-square of category mixes, KS (raw and binned), alert rule
 paired            McNemar (exact, chi-square), paired t from summary statistics
 multiple          BH, BY, Holm, Bonferroni
 planning          sample size, MDE, stage durations

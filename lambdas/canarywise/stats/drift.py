@@ -1,8 +1,12 @@
-"""Drift: has the mix of categories (intents) or the distribution of a metric really moved?
+"""Drift: has a rate, the mix of categories (intents) or the distribution of a metric really moved?
 
-Used by the drift monitor against a rolling baseline window, and for slices during a rollout. At production
-volumes both tests detect differences far too small to matter, so read the effect columns (shares, the KS
-distance) before the p-value.
+Used by the drift monitor (`canarywise.runtime.monitor`), which compares the current window with a rolling
+baseline (the same hours of the previous weeks): `rate_test` for rates, `category_mix_test` for mixes,
+`binned_ks_test` for the binned numeric counts the emit helper records (`ks_test` for raw samples).
+`look_alpha` and `sustained` are the monitor's alert rule: a false-alert budget per 30 days spent evenly over
+the looks, and a deviation that must hold for several consecutive looks. At production volumes every test
+detects differences far too small to matter, so the monitor also asks for a minimum effect (shares, the KS
+distance) before a p-value counts.
 """
 
 from __future__ import annotations
@@ -10,10 +14,30 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
-from canarywise.stats._checks import StatsInputError, check_alternative, check_count
+from canarywise.stats._checks import (
+    StatsInputError,
+    check_alternative,
+    check_count,
+    check_positive,
+    check_successes,
+)
 
-__all__ = ["CategoryMixResult", "KSResult", "category_mix_test", "ks_test"]
+__all__ = [
+    "CategoryMixResult",
+    "KSResult",
+    "RateResult",
+    "binned_ks_test",
+    "category_mix_test",
+    "ks_test",
+    "look_alpha",
+    "rate_test",
+    "sustained",
+]
+
+# Looks per 30 days are counted over this many seconds (the budget's unit).
+THIRTY_DAYS = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -190,3 +214,195 @@ def ks_test(
         method="two-sample Kolmogorov-Smirnov test",
         alternative=alternative,
     )
+
+
+@dataclass(frozen=True)
+class RateResult:
+    """Outcome of :func:`rate_test`.
+
+    Attributes
+    ----------
+    statistic : float
+        Pearson chi-square statistic of the 2 x 2 table (the square of the pooled two-proportion z).
+    pvalue : float
+        Two-sided p-value (chi-square with 1 df).
+    baseline_rate, current_rate : float
+        Each window's rate.
+    difference : float
+        ``current_rate - baseline_rate``.
+    method : str
+        What was computed.
+    """
+
+    statistic: float
+    pvalue: float
+    baseline_rate: float
+    current_rate: float
+    difference: float
+    method: str
+
+
+def _events_and_units(events_name: str, events: int, units_name: str, units: int) -> tuple[int, int]:
+    n = check_count(units_name, units, minimum=1)
+    x = check_count(events_name, events)
+    check_successes(events_name, events, units)
+    return x, n
+
+
+def rate_test(baseline_successes: int, baseline_n: int, current_successes: int, current_n: int) -> RateResult:
+    """Has a rate (thumbs-down, escalation, out-of-scope) moved between two windows? Two-sided.
+
+    Parameters
+    ----------
+    baseline_successes, baseline_n : int
+        Events and units in the baseline window (``0 <= successes <= n``, ``n >= 1``).
+    current_successes, current_n : int
+        The same in the current window.
+
+    Returns
+    -------
+    RateResult
+
+    Notes
+    -----
+    H0: both windows share one rate. The 2 x 2 table (window x event/no event) goes to
+    ``scipy.stats.chi2_contingency(table, correction=False)``; its statistic is the square of the pooled
+    two-proportion z, so the p-value is the two-sided pooled z test's. A rate of 0 or 1 in both windows has
+    no variance: the result is statistic 0, p-value 1 (nothing moved).
+
+    Examples
+    --------
+    >>> r = rate_test(600, 10_000, 900, 10_000)
+    >>> round(r.difference, 3), f"{r.pvalue:.1e}"
+    (0.03, '8.0e-16')
+    """
+    (x0, n0), (x1, n1) = (
+        _events_and_units(f"{window}_successes", events, f"{window}_n", units)
+        for window, events, units in (
+            ("baseline", baseline_successes, baseline_n),
+            ("current", current_successes, current_n),
+        )
+    )
+    rate0, rate1 = x0 / n0, x1 / n1
+    method = "chi-square test of two rates (pooled two-proportion z, two-sided)"
+    if x0 + x1 in {0, n0 + n1}:
+        return RateResult(0.0, 1.0, rate0, rate1, rate1 - rate0, method)
+    from scipy import stats
+
+    result = stats.chi2_contingency([[x0, n0 - x0], [x1, n1 - x1]], correction=False)
+    return RateResult(float(result.statistic), float(result.pvalue), rate0, rate1, rate1 - rate0, method)
+
+
+def binned_ks_test(
+    baseline: Sequence[int], current: Sequence[int], *, edges: Sequence[float] | None = None
+) -> KSResult:
+    """Two-sample KS test on binned counts: has the distribution of a numeric metric moved? Two-sided.
+
+    Parameters
+    ----------
+    baseline, current : sequence of int
+        Counts per bin, the same bins in the same order (``canarywise.emit`` records them:
+        ``VariantMetrics.histogram``), each window with at least one observation.
+    edges : sequence of float, optional
+        The bins' inner edges (one fewer than bins), only checked for length and order: the statistic
+        depends on the bins' order, not on where their edges lie.
+
+    Returns
+    -------
+    KSResult
+        ``statistic`` is the largest gap between the two empirical CDFs at the bin edges.
+
+    Notes
+    -----
+    H0: both windows draw from one distribution. ``D = max_k |F_base(k) - F_cur(k)|`` over the cumulative
+    shares at the bin edges; the p-value is Smirnov's for two samples as ``scipy.stats.ks_2samp(...,
+    method='asymp')`` computes it: ``scipy.stats.kstwo.sf(D, round(n m / (n + m)))``.
+
+    The approximation, stated: the raw values are not kept, only their bins. (1) ``D`` is only looked for at
+    the edges, so it is at most the KS distance of the raw values (equal when the largest gap falls on an
+    edge); (2) the null distribution assumes continuous data, and binned data are tied, for which the KS
+    p-value is conservative. Both err towards *not* alerting; both shrink as the bins get finer. The result
+    is exactly ``ks_2samp`` on the samples that put every value of a bin on one point (e.g. its middle).
+
+    Examples
+    --------
+    >>> r = binned_ks_test([10, 40, 40, 10], [5, 25, 45, 25])
+    >>> round(r.statistic, 2), round(r.pvalue, 4)
+    (0.2, 0.0314)
+    """
+    if len(baseline) != len(current) or len(baseline) < 2:
+        raise StatsInputError(
+            f"`baseline` and `current` must count the same bins (at least 2), found {len(baseline)} and "
+            f"{len(current)} bins"
+        )
+    if edges is not None and (len(edges) != len(baseline) - 1 or any(b <= a for a, b in pairwise(edges))):
+        raise StatsInputError(
+            f"`edges` must be {len(baseline) - 1} increasing inner edges, found {list(edges)!r}"
+        )
+    base = [check_count(f"baseline[{i}]", c) for i, c in enumerate(baseline)]
+    now = [check_count(f"current[{i}]", c) for i, c in enumerate(current)]
+    n, m = sum(base), sum(now)
+    if n == 0 or m == 0:
+        raise StatsInputError(f"`baseline` and `current` must each count something, found {n} and {m}")
+    cum_base = cum_now = 0
+    distance = 0.0
+    for b, c in zip(base, now, strict=True):
+        cum_base, cum_now = cum_base + b, cum_now + c
+        distance = max(distance, abs(cum_base / n - cum_now / m))
+    from scipy import stats
+
+    pvalue = float(stats.kstwo.sf(distance, round(n * m / (n + m)))) if distance > 0 else 1.0
+    return KSResult(
+        statistic=distance,
+        pvalue=min(1.0, max(0.0, pvalue)),
+        method="two-sample Kolmogorov-Smirnov test on binned counts (asymptotic; conservative with bins)",
+        alternative="two-sided",
+    )
+
+
+def look_alpha(false_alerts_per_30d: float, interval_seconds: int, tests: int) -> float:
+    """The significance level of one test at one look, from a false-alert budget per 30 days.
+
+    Parameters
+    ----------
+    false_alerts_per_30d : float
+        The expected number of false alerts allowed in any 30 days (e.g. 0.1: about one a year), in (0, 1].
+    interval_seconds : int
+        Seconds between looks.
+    tests : int
+        Tests at each look (the monitor's rates, mixes and distributions).
+
+    Notes
+    -----
+    A union bound over calendar time: a false alert at a look needs at least one test to reject, so the
+    expected number of false alerts in 30 days is at most ``looks x tests x alpha`` whatever the dependence
+    between looks (overlapping baselines) and between tests. Spending it evenly makes the guarantee hold for
+    every 30 days of a monitor that runs for months: the alpha-spending idea with a constant rate per unit
+    of time instead of a total for one experiment. It is as valid as each look's p-value: counts that vary
+    more than binomially (campaigns, outages) break it, which is why the monitor also asks for a minimum
+    effect and a sustained deviation.
+
+    Examples
+    --------
+    >>> f"{look_alpha(0.1, 3600, 3):.2e}"  # hourly looks, three tests
+    '4.63e-05'
+    """
+    budget = check_positive("false_alerts_per_30d", false_alerts_per_30d)
+    if budget > 1:
+        raise StatsInputError(f"`false_alerts_per_30d` must be in (0, 1], found {false_alerts_per_30d!r}")
+    interval = check_count("interval_seconds", interval_seconds, minimum=1)
+    count = check_count("tests", tests, minimum=1)
+    looks = max(1, THIRTY_DAYS // interval)
+    return budget / (looks * count)
+
+
+def sustained(deviations: Sequence[bool], looks: int) -> bool:
+    """True when the last `looks` entries of `deviations` (oldest first) are all deviations.
+
+    Examples
+    --------
+    >>> sustained([True, False, True, True], 2), sustained([True, False, True], 2)
+    (True, False)
+    """
+    needed = check_count("looks", looks, minimum=1)
+    return len(deviations) >= needed and all(deviations[-needed:])
