@@ -36,8 +36,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# One pytest worker a core (pytest-xdist): moto runs in-process or on a free port (port=0) in each worker, and
+# the local synth cache is written aside and renamed, so workers never share a half-written file.
 test: setup  ## run every test: unit, integration, infrastructure, end-to-end
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto
 
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -110,8 +110,11 @@ def synthesize(spec: RolloutSpec, *, cache: Path | None = CACHE) -> dict[str, An
         CanarywiseStack(app, f"canarywise-{spec.service}", spec=spec)
         template = app.synth().stacks[0].template
     if cached is not None:
+        # Written aside, then renamed: a parallel test worker (pytest -n) never reads half a template.
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(template))
+        partial = cached.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(json.dumps(template))
+        os.replace(partial, cached)
     return template
 
 
