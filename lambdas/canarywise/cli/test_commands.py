@@ -5,6 +5,7 @@
     canarywise test srm         --observed 94700,5300 --weights 95,5
     canarywise test fisher      --control 3/1000 --treatment 11/1000 [--alternative greater]
     canarywise test fdr         --pvalues 0.041,0.001,0.216 [--method bh|by|holm|bonferroni]
+    canarywise test paired      --file config/golden/intent-golden-set.csv   # exit 5 on a regression
 
 Arguments are parsed here (not by the statistics functions) so that a typo is reported against the flag
 the user typed, in one line, with the value shown.
@@ -31,6 +32,7 @@ from canarywise.cli.output import (
     read_number,
     read_numbers,
 )
+from canarywise.cli.paired import add_paired
 from canarywise.stats._checks import ALTERNATIVES
 from canarywise.stats.means import MeansResult, SummaryStats, welch_ttest
 from canarywise.stats.multiple import METHODS, adjust_pvalues
@@ -162,9 +164,9 @@ def _add_common(parser: argparse.ArgumentParser, *, alternative: bool = True, al
 
 
 def register(subparsers: Any) -> None:
-    """Add ``canarywise test`` and its five tests."""
+    """Add ``canarywise test`` and its six tests."""
     test = subparsers.add_parser(
-        "test", help="fixed-sample tests: proportions, means, srm, fisher, fdr", description=__doc__
+        "test", help="fixed-sample tests: proportions, means, srm, fisher, fdr, paired", description=__doc__
     )
     test.formatter_class = argparse.RawDescriptionHelpFormatter
     tests = test.add_subparsers(dest="test_name", metavar="TEST")
@@ -220,6 +222,7 @@ def register(subparsers: Any) -> None:
         help="FDR level q or family-wise alpha (default 0.05)",
     )
     d.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    add_paired(tests)
 
 
 def _proportions(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 
 from canarywise.stats._checks import StatsInputError
 from canarywise.stats.means import SummaryStats
-from canarywise.stats.paired import mcnemar_test, paired_ttest
+from canarywise.stats.paired import matched_difference_interval, mcnemar_test, paired_ttest
 
 DISCORDANT = [(41, 68), (5, 12), (30, 30), (0, 7), (250, 190)]
 
@@ -119,3 +119,31 @@ def test_raises(call: object, message: str) -> None:
     with pytest.raises(StatsInputError) as info:
         call()  # type: ignore[operator]
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("b", "c", "n"), [(60, 30, 1000), (0, 0, 50), (12, 3, 40), (0, 9, 9)])
+def test_matched_interval_is_agresti_min_by_hand(b: int, c: int, n: int) -> None:
+    """Agresti & Min (2005), by hand: add 1/2 to each of the four cells, n* = n + 2,
+    d = (c - b)/n*, V = ((b + c + 1) - (c - b)²/n*)/n*², d ± z_0.975 sqrt(V) clipped to [-1, 1]."""
+    total = n + 2
+    d = (c - b) / total
+    half = stats.norm.ppf(0.975) * math.sqrt(((b + c + 1) - (c - b) ** 2 / total) / total**2)
+    expected = [max(-1.0, d - half), min(1.0, d + half)]
+    assert_allclose(matched_difference_interval(b, c, n), expected, rtol=1e-12)
+
+
+def test_matched_interval_covers_at_the_nominal_level() -> None:
+    """Seeded simulation: 2,000 golden sets of 200 examples, true difference −0.03 (discordant rates
+    0.07 / 0.04): coverage within 1.5 points of 95% (the plain Wald interval is the one that undercovers)."""
+    rng = np.random.default_rng(7)
+    cells = rng.multinomial(200, [0.85, 0.07, 0.04, 0.04], size=2000)
+    hits = 0
+    for _, b, c, _ in cells:
+        low, high = matched_difference_interval(int(b), int(c), 200)
+        hits += low <= -0.03 <= high
+    assert abs(hits / 2000 - 0.95) < 0.015
+
+
+def test_matched_interval_raises() -> None:
+    with pytest.raises(StatsInputError, match=r"`n_pairs` must be at least b \+ c = 10, found 9"):
+        matched_difference_interval(4, 6, 9)
