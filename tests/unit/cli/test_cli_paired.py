@@ -32,12 +32,10 @@ SCORES = ROOT / "config" / "golden" / "answer-quality.jsonl"
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    """Exit code, stdout, stderr (no argparse error here, so `main` returns)."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def run_json(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, Any]]:
