@@ -15,6 +15,9 @@ proportion         ``<MetricName>`` = 1 if it happened, else 0 (SampleCount = n,
 mean               ``<MetricName>`` = the value and ``<MetricName>Squared`` = its square, so the
                    variance is recoverable from the sums: (Σx² − (Σx)²/n) / (n − 1)
 tail_exceedance    ``<MetricName>`` = 1 if the value is above the spec's threshold, else 0
+monitor histogram  ``<MetricName>Bin<k>`` = 1 for the bin ``k`` (two digits) the value falls in, from the
+                   spec's ``monitor.distributions`` edges (`VariantMetrics.histogram`): the binned
+                   counts the drift monitor's KS test reads
 new assignment     ``Canarywise/NewAssignment`` = 1, dimensions ``Service`` and ``Variant``, for a
                    request the ALB has just assigned to this variant by the weights in force
 =================  ==================================================================================
@@ -42,7 +45,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
@@ -53,6 +57,7 @@ from canarywise.spec import MetricKind, RolloutSpec, ServiceSource
 _SLOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 VARIANT_DIMENSION = "Variant"
 SQUARED_SUFFIX = "Squared"
+BIN_SUFFIX = "Bin"
 # New assignments: canarywise's own namespace (beside StatisticalHarm), a series per service and variant.
 ASSIGNMENT_NAMESPACE = "Canarywise"
 ASSIGNMENT_METRIC = "NewAssignment"
@@ -64,6 +69,17 @@ STICKINESS_COOKIE = "AWSALBTG"
 
 class EmitError(CanarywiseError, ValueError):
     """A metric cannot be emitted as asked (unknown variant or metric, not a service metric)."""
+
+
+def bin_metric_name(metric_name: str, index: int) -> str:
+    """The metric that counts one bin of a monitor histogram.
+
+    Example
+    -------
+    >>> bin_metric_name("ResponseTokens", 3)
+    'ResponseTokensBin03'
+    """
+    return f"{metric_name}{BIN_SUFFIX}{index:02d}"
 
 
 def is_new_assignment(cookie_header: str | None) -> bool:
@@ -151,6 +167,24 @@ class VariantMetrics:
     ) -> None:
         """One request of a tail metric: 1 if `value` is above `threshold` (latency above 8 s), else 0."""
         self.proportion(namespace, metric_name, float(value) > threshold, slice_=slice_)
+
+    def histogram(self, namespace: str, metric_name: str, value: float, edges: Sequence[float]) -> None:
+        """One unit of a numeric value as a binned count for the drift monitor: ``<MetricName>Bin<k>`` = 1.
+
+        `edges` are the inner bin edges (the spec's ``monitor.distributions[].edges``): bin 0 holds values
+        below ``edges[0]``, bin ``k`` those in ``[edges[k-1], edges[k])``, the last those at or above the last
+        edge. Only the counts cross the wire; the KS test on them is `canarywise.stats.drift.binned_ks_test`.
+        """
+        name = bin_metric_name(metric_name, bisect_right(edges, float(value)))
+        self._emit(namespace, {name: 1.0}, MetricUnit.Count, None)
+
+    def observe(self, distribution: str, value: float) -> None:
+        """Record one value of the spec's monitor distribution called `distribution` (see `histogram`)."""
+        monitor = self.spec.monitor if self.spec is not None else None
+        found = [d for d in (monitor.distributions if monitor else ()) if d.name == distribution]
+        if not found:
+            raise EmitError(f"no monitor distribution {distribution!r} in the spec: pass spec= with one")
+        self.histogram(found[0].namespace, found[0].metric_name, value, found[0].edges)
 
     def new_assignment(self, service: str | None = None) -> None:
         """One request the ALB has just assigned to this variant (see `is_new_assignment`).

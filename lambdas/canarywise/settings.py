@@ -88,6 +88,13 @@ class RollbackSettings(TrafficSettings):
         return parts[4]
 
 
+class MonitorSettings(CommonSettings):
+    alert_topic_arn: _Required = Field(alias="ALERT_TOPIC_ARN")
+    # The monitor's own spec (mode monitor: its watches and the metrics they read), as JSON
+    # (`canarywise.spec.monitor.monitor_spec`); validated again here.
+    monitor_spec: _Required = Field(alias="MONITOR_SPEC")
+
+
 def load_settings[S: _Environment](model: type[S], environ: Mapping[str, str] | None = None) -> S:
     """Parse `environ` (default ``os.environ``) into `model`; `SettingsError` naming what is missing."""
     source = dict(os.environ if environ is None else environ)

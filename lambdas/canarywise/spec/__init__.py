@@ -50,6 +50,7 @@ from canarywise.spec.model import (
     Traffic,
     parse_duration,
 )
+from canarywise.spec.monitor import DistributionWatch, MixWatch, Monitor, RateWatch
 
 __all__ = [
     "DEMO_SLOTS",
@@ -64,10 +65,14 @@ __all__ = [
     "AlbSource",
     "AntiFlapping",
     "Direction",
+    "DistributionWatch",
     "Environment",
     "Metric",
     "MetricKind",
     "MetricRole",
+    "MixWatch",
+    "Monitor",
+    "RateWatch",
     "RolloutSpec",
     "Seconds",
     "ServiceSource",

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from canarywise.errors import CanarywiseError
+from canarywise.spec.monitor import Monitor
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -267,15 +268,27 @@ class RolloutSpec(_Model):
     """A service's rollout: where traffic splits, the stage ladder, the metrics and the decision policy."""
 
     service: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
-    mode: Literal["canary", "ab"] = "canary"
+    # monitor: only the drift monitor (no stages, no traffic split); see canarywise.spec.monitor.
+    mode: Literal["canary", "ab", "monitor"] = "canary"
     environment: Environment = Environment()
     traffic: Traffic
-    stages: Annotated[tuple[Stage, ...], Field(min_length=1)]
+    stages: tuple[Stage, ...] = ()  # at least one, except in mode monitor
     check_interval: Seconds = 300
     metrics: Annotated[tuple[Metric, ...], Field(min_length=1)]
     statistics: Statistics = Statistics()
     inconclusive_policy: Literal["hold", "rollback"] = "rollback"
     anti_flapping: AntiFlapping = AntiFlapping()
+    # The drift monitor after promotion (required in mode monitor).
+    monitor: Monitor | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _monitor_needs_no_traffic(cls, data: Any) -> Any:
+        # Mode monitor splits no traffic: without a traffic block the slots are the demo's names (blue,
+        # green), which monitor.variants can replace.
+        if isinstance(data, dict) and data.get("mode") == "monitor" and data.get("traffic") is None:
+            return {**data, "traffic": {"create_demo": True}}
+        return data
 
     @field_validator("check_interval", mode="before")
     @classmethod
@@ -291,6 +304,8 @@ class RolloutSpec(_Model):
     @field_validator("stages")
     @classmethod
     def _stages_increase(cls, stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+        if not stages:
+            return stages
         for i in range(1, len(stages)):
             if stages[i].percent <= stages[i - 1].percent:
                 raise ValueError(
@@ -335,7 +350,35 @@ class RolloutSpec(_Model):
             raise ValueError("mode 'ab' needs one metric with role: primary")
         if sum(m.role is MetricRole.PRIMARY for m in self.metrics) > 1:
             raise ValueError("at most one metric may have role: primary (pre-register one)")
+        if self.mode != "monitor" and not self.stages:
+            raise ValueError(f"mode {self.mode!r} needs stages (at least one)")
+        if self.mode == "monitor" and self.monitor is None:
+            raise ValueError("mode 'monitor' needs a monitor block (rates, mixes or distributions)")
+        if self.monitor is not None:
+            self._check_monitor(self.monitor)
         return self
+
+    def _check_monitor(self, monitor: Monitor) -> None:
+        """The monitor's rates are proportions the service emits; its mixes, sliced metrics it emits."""
+        metrics = {m.name: m for m in self.metrics}
+        watched = [("rates", i, w.metric) for i, w in enumerate(monitor.rates)]
+        for field, i, name in watched + [("mixes", i, w.metric) for i, w in enumerate(monitor.mixes)]:
+            metric = metrics.get(name)
+            where = f"monitor.{field}[{i}].metric {name!r}"
+            if metric is None:
+                raise ValueError(f"{where} is not a metric of the spec ({', '.join(metrics)})")
+            if not isinstance(metric.source, ServiceSource):
+                raise ValueError(f"{where} is read from the load balancer; the monitor reads service metrics")
+            if field == "rates" and metric.kind is MetricKind.MEAN:
+                raise ValueError(f"{where} is a mean; a rate watch needs a proportion")
+            if field == "mixes" and not metric.slice_dimension:
+                raise ValueError(f"{where} has no slice_dimension: a mix is its units per slice value")
+
+    def monitor_variants(self) -> tuple[str, ...]:
+        """The ``Variant`` values the monitor reads and sums: its own list, else the spec's two slots."""
+        if self.monitor is not None and self.monitor.variants:
+            return self.monitor.variants
+        return tuple(self.traffic.slots()) or DEMO_SLOTS
 
     def metric(self, name: str) -> Metric:
         """The metric called `name`; `SpecError` naming the known ones if there is none."""

@@ -19,11 +19,14 @@ pk                         sk                                          what
 ``EXP#<id>``               ``ROLLBACK``                                the rollback, written exactly once
 ``SERVICE#<service>``      ``ROLLBACK#<at>#<experiment or source>``    rollback history (anti-flapping)
 ``SERVICE#<service>``      ``ROLLBACK_FAILED#<at>``                    a rollback that could not set weights
+``SERVICE#<service>``      ``MONITOR#<window end>``                    a drift monitor look (TTL; `drift`)
+``SERVICE#<service>``      ``DRIFT#<window end>#<watch>``              a drift finding with its numbers
 =========================  ==========================================  ======================================
 
 The service's state and each experiment's status move only through `Registry.transition`, one conditional
 transaction per row of `canarywise.lifecycle.table.TRANSITIONS`. The class is split by what it keeps:
-`experiments`, `checks`, `rollbacks`, `service` (the transitions), `_table` (DynamoDB plumbing).
+`experiments`, `checks`, `rollbacks`, `service` (the transitions), `drift` (the drift monitor's looks and
+findings), `_table` (DynamoDB plumbing).
 
 Example
 -------
@@ -36,14 +39,15 @@ from __future__ import annotations
 
 from canarywise.data.registry._table import ExperimentNotFoundError, RegistryError
 from canarywise.data.registry.checks import CHECK_TTL, ChecksMixin
+from canarywise.data.registry.drift import DriftMixin, DriftRecord, MonitorLook, WatchResult
 from canarywise.data.registry.experiments import FDR_WINDOW, experiment_id_for
 from canarywise.data.registry.rollbacks import ANTI_FLAPPING_WINDOW
 from canarywise.data.registry.service import ServiceMixin
 from canarywise.lifecycle.state import TransitionRefusedError
 
 
-class Registry(ServiceMixin, ChecksMixin):
-    """Experiments, the service's traffic state, stages, checks, rollbacks and the registry-wide BH.
+class Registry(ServiceMixin, ChecksMixin, DriftMixin):
+    """Experiments, the service's traffic state, stages, checks, rollbacks, drift, and the registry-wide BH.
 
     Constructed as `canarywise.data.registry._table._Table` (``table_name``, ``boto3_client``, ``sleep``).
     """
@@ -53,9 +57,12 @@ __all__ = [
     "ANTI_FLAPPING_WINDOW",
     "CHECK_TTL",
     "FDR_WINDOW",
+    "DriftRecord",
     "ExperimentNotFoundError",
+    "MonitorLook",
     "Registry",
     "RegistryError",
     "TransitionRefusedError",
+    "WatchResult",
     "experiment_id_for",
 ]
