@@ -219,16 +219,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
             ),
             roleArn=role,
         )["stateMachineArn"]
-        sns = boto3.client("sns")
-        sqs = boto3.client("sqs")
-        topic = sns.create_topic(Name="canarywise-alerts")["TopicArn"]
-        queue = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        sns.subscribe(
-            TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
-        )
+        topic, queue = create_alert_topic()
         env = Env(traffic=traffic, state_machine_arn=machine, topic_arn=topic, queue_url=queue)
         for name, value in env.variables().items():
             monkeypatch.setenv(name, value)
@@ -236,6 +227,21 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
 
 
 # --- helpers the tests share ----------------------------------------------------------------------------
+def create_alert_topic() -> tuple[str, str]:
+    """The alert topic and a queue subscribed to it (raw delivery): (topic ARN, queue URL)."""
+    sns = boto3.client("sns")
+    sqs = boto3.client("sqs")
+    topic = sns.create_topic(Name="canarywise-alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    return topic, queue
+
+
 @dataclass
 class LambdaContext:
     function_name: str = "canarywise-test"

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from aws_kit import TABLE, LambdaContext, create_registry_table
+from aws_kit import TABLE, LambdaContext, create_alert_topic, create_registry_table
 from moto import mock_aws
 from numpy.testing import assert_allclose
 from scipy import stats
@@ -39,16 +39,7 @@ HOURS = (datetime(2026, 11, 30, 20, tzinfo=UTC), datetime(2026, 11, 30, 21, tzin
 def topic() -> Iterator[tuple[str, str]]:
     with mock_aws():
         create_registry_table(boto3.client("dynamodb"))
-        sns, sqs = boto3.client("sns"), boto3.client("sqs")
-        arn = sns.create_topic(Name="canarywise-alerts")["TopicArn"]
-        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        sns.subscribe(
-            TopicArn=arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
-        )
-        yield arn, queue
+        yield create_alert_topic()
 
 
 def _write(traffic: MonitorTraffic, seed: int) -> dict[datetime, HourCounts]:
