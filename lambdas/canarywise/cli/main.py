@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "canarywise.cli.approve",
     "canarywise.cli.rollback",
     "canarywise.cli.demo",
+    "canarywise.cli.spec_commands",
 )
 
 

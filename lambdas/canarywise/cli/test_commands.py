@@ -1,5 +1,6 @@
-"""``canarywise test …``: the fixed-sample tests on numbers typed at the prompt.
+"""``canarywise test …``: the tests on numbers typed at the prompt.
 
+    canarywise test sequential  --control 59400/495000 --treatment 700/5000 --mde 0.02   # test_sequential.py
     canarywise test proportions --control 59400/495000 --treatment 700/5000 [--alternative greater]
     canarywise test means       --control 1200,212.4,85.3 --treatment 1150,219.9,97.1   # n,mean,sd
     canarywise test srm         --observed 94700,5300 --weights 95,5
@@ -22,6 +23,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from canarywise.cli import test_sequential
 from canarywise.cli.main import UsageError
 from canarywise.cli.output import (
     fmt,
@@ -164,13 +166,16 @@ def _add_common(parser: argparse.ArgumentParser, *, alternative: bool = True, al
 
 
 def register(subparsers: Any) -> None:
-    """Add ``canarywise test`` and its six tests."""
+    """Add ``canarywise test`` and its seven tests."""
     test = subparsers.add_parser(
-        "test", help="fixed-sample tests: proportions, means, srm, fisher, fdr, paired", description=__doc__
+        "test",
+        help="statistical tests on typed numbers: sequential, proportions, means, srm, fisher, fdr, paired",
+        description=__doc__,
     )
     test.formatter_class = argparse.RawDescriptionHelpFormatter
     tests = test.add_subparsers(dest="test_name", metavar="TEST")
     tests.required = True
+    test_sequential.register(tests, _successes_trials)
 
     p = _add_command(
         tests, "proportions", "two-proportion z-test with Newcombe, Wald and lift intervals", _proportions

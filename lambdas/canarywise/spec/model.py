@@ -70,6 +70,8 @@ def parse_duration(value: Any) -> int:
 
 
 Seconds = Annotated[int, Field(gt=0)]
+# What a duration field accepts (`parse_duration`), for the JSON Schema: "4h", "30m", "2d", "90s" or seconds.
+DurationInput = Annotated[str, Field(pattern=_DURATION.pattern)] | Annotated[float, Field(gt=0)]
 
 
 class _Model(BaseModel):
@@ -123,6 +125,8 @@ class Metric(_Model):
     threshold: Annotated[float, Field(gt=0)] | None = None
     # Minimum detectable effect (absolute) this metric is planned for; defaults to statistics.mde.
     mde: Annotated[float, Field(gt=0)] | None = None
+    # The control's expected rate (a proportion): read only by `canarywise plan`, which simulates the rollout.
+    baseline: Annotated[float, Field(gt=0, lt=1)] | None = None
     slice_dimension: str | None = None
     critical_slices: tuple[str, ...] = ()
     # The slices read: the critical ones, then the busiest, up to this many; the rest pooled as "other".
@@ -134,6 +138,8 @@ class Metric(_Model):
             raise ValueError(f"metric {self.name!r} has no source (type: alb or type: service)")
         if self.kind is MetricKind.TAIL_EXCEEDANCE and self.threshold is None:
             raise ValueError(f"metric {self.name!r} is tail_exceedance and needs a threshold")
+        if self.baseline is not None and self.kind is MetricKind.MEAN:
+            raise ValueError(f"metric {self.name!r}: baseline is a rate, for proportion and tail_exceedance")
         if self.critical_slices and not self.slice_dimension:
             raise ValueError(f"metric {self.name!r} lists critical_slices without a slice_dimension")
         if len(self.critical_slices) > self.max_slices:
@@ -157,7 +163,7 @@ class Stage(_Model):
     min_duration: Seconds
     max_duration: Seconds
 
-    @field_validator("min_duration", "max_duration", mode="before")
+    @field_validator("min_duration", "max_duration", mode="before", json_schema_input_type=DurationInput)
     @classmethod
     def _duration(cls, value: Any) -> int:
         return parse_duration(value)
@@ -187,7 +193,7 @@ class Traffic(_Model):
     path_pattern: str = "/*"
     stickiness: Seconds = 7 * 86400
 
-    @field_validator("stickiness", mode="before")
+    @field_validator("stickiness", mode="before", json_schema_input_type=DurationInput)
     @classmethod
     def _duration(cls, value: Any) -> int:
         return parse_duration(value)
@@ -235,7 +241,7 @@ class Statistics(_Model):
     srm_pvalue: Annotated[float, Field(gt=0, lt=1)] = 0.001
     fdr_tier: Literal["default", "revenue-critical"] = "default"
 
-    @field_validator("horizon", mode="before")
+    @field_validator("horizon", mode="before", json_schema_input_type=DurationInput)
     @classmethod
     def _duration(cls, value: Any) -> int:
         return parse_duration(value)
@@ -253,7 +259,7 @@ class AntiFlapping(_Model):
         float, Field(ge=1, le=MAX_FIRST_STAGE_MULTIPLIER, allow_inf_nan=False)
     ] = 2.0
 
-    @field_validator("cooldown", mode="before")
+    @field_validator("cooldown", mode="before", json_schema_input_type=DurationInput)
     @classmethod
     def _duration(cls, value: Any) -> int:
         return parse_duration(value)
@@ -290,7 +296,7 @@ class RolloutSpec(_Model):
             return {**data, "traffic": {"create_demo": True}}
         return data
 
-    @field_validator("check_interval", mode="before")
+    @field_validator("check_interval", mode="before", json_schema_input_type=DurationInput)
     @classmethod
     def _interval(cls, value: Any) -> int:
         seconds = parse_duration(value)
