@@ -28,6 +28,14 @@ def read_numbers(text: str) -> list[float]:
         return []
 
 
+def finite_argument(text: str) -> float:
+    """argparse type: any finite number (a margin, a null)."""
+    value = read_number(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, found {text!r}")
+    return value
+
+
 def probability_argument(text: str) -> float:
     """argparse type: a number in (0, 1) (alpha, power, a baseline rate)."""
     value = read_number(text)

@@ -26,12 +26,12 @@ from rich.markup import escape
 from canarywise.cli import test_sequential
 from canarywise.cli.main import UsageError
 from canarywise.cli.output import (
+    finite_argument,
     fmt,
     print_grid,
     print_json,
     print_table,
     probability_argument,
-    read_number,
     read_numbers,
 )
 from canarywise.cli.paired import add_paired
@@ -98,11 +98,7 @@ def _pvalues(text: str) -> list[float]:
     return values
 
 
-def _number(text: str) -> float:
-    value = read_number(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, found {text!r}")
-    return value
+_number = finite_argument
 
 
 def _interval(low: float, high: float) -> str:

@@ -22,7 +22,14 @@ from typing import Any
 from rich.markup import escape
 
 from canarywise.cli.main import UsageError
-from canarywise.cli.output import fmt, print_json, print_table, probability_argument, read_number
+from canarywise.cli.output import (
+    finite_argument,
+    fmt,
+    print_json,
+    print_table,
+    probability_argument,
+    read_number,
+)
 from canarywise.stats._checks import ALTERNATIVES
 
 
@@ -52,7 +59,9 @@ def register(tests: Any, successes_trials: Any) -> None:
     parser.add_argument("--alpha", type=probability_argument, help="without --spec: level (default 0.05)")
     parser.add_argument("--power", type=probability_argument, help="without --spec: power (default 0.8)")
     parser.add_argument("--alternative", choices=ALTERNATIVES, help="without --spec: H1 (default two-sided)")
-    parser.add_argument("--null", type=_finite, help="without --spec: difference under H0 (default 0)")
+    parser.add_argument(
+        "--null", type=finite_argument, help="without --spec: difference under H0 (default 0)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     parser.set_defaults(func=run)
 
@@ -61,13 +70,6 @@ def _positive(text: str) -> float:
     value = read_number(text)
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a number > 0 such as 0.02, found {text!r}")
-    return value
-
-
-def _finite(text: str) -> float:
-    value = read_number(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, found {text!r}")
     return value
 
 

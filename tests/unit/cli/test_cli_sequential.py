@@ -7,29 +7,21 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from scipy.special import lambertw
 from scipy.stats import norm
 
-from canarywise.cli.main import main
+if TYPE_CHECKING:
+    from tests.unit.cli.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[3]
 COUNTS = ["--control", "59400/495000", "--treatment", "700/5000"]
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    code, out, err = run(["test", "sequential", *COUNTS, *argv, "--json"], capsys)
+def _json(argv: list[str], run_cli: RunCli) -> dict[str, Any]:
+    code, out, err = run_cli(["test", "sequential", *COUNTS, *argv, "--json"])
     assert (code, err) == (0, "")
     payload: dict[str, Any] = json.loads(out)
     return payload
@@ -52,9 +44,9 @@ def _readme_derivation() -> dict[str, float]:
     return {"variance": variance, "z": z, "tau2": tau2, "ratio": r, "lambda": lam}
 
 
-def test_the_readme_worked_example_from_the_spec(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_readme_worked_example_from_the_spec(run_cli: RunCli) -> None:
     expected = _readme_derivation()
-    got = _json(["--spec", str(ROOT / "config" / "mangaassist.yaml"), "--metric", "escalation_rate"], capsys)
+    got = _json(["--spec", str(ROOT / "config" / "mangaassist.yaml"), "--metric", "escalation_rate"], run_cli)
     assert got["alpha"] == pytest.approx(0.005)  # 0.05 / 5 safety/guardrail metrics / 2 (sliced)
     assert got["alternative"] == "greater"
     assert got["variance"] == pytest.approx(expected["variance"], rel=1e-9)
@@ -71,31 +63,31 @@ def test_the_readme_worked_example_from_the_spec(capsys: pytest.CaptureFixture[s
     assert got["reject"] is True
 
 
-def test_the_same_test_from_flags(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_same_test_from_flags(run_cli: RunCli) -> None:
     flags = ["--mde", "0.02", "--alpha", "0.005", "--alternative", "greater"]
-    from_flags = _json(flags, capsys)
+    from_flags = _json(flags, run_cli)
     from_spec = _json(
-        ["--spec", str(ROOT / "config" / "mangaassist.yaml"), "--metric", "escalation_rate"], capsys
+        ["--spec", str(ROOT / "config" / "mangaassist.yaml"), "--metric", "escalation_rate"], run_cli
     )
     for key in ("pvalue", "ci_low", "tau2", "z"):
         assert from_flags[key] == pytest.approx(from_spec[key], rel=1e-12)
 
 
-def test_the_table_shows_the_numbers_of_the_readme(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_table_shows_the_numbers_of_the_readme(run_cli: RunCli) -> None:
     spec = ["--spec", str(ROOT / "config" / "mangaassist.yaml"), "--metric", "escalation_rate"]
-    code, out, err = run(["test", "sequential", *COUNTS, *spec], capsys)
+    code, out, err = run_cli(["test", "sequential", *COUNTS, *spec])
     assert (code, err) == (0, "")
     for text in ("+2.00 pt", "1,109", "0.000901841", "[+0.233 pt, +∞]", "H0 rejected (p <= 0.005)"):
         assert text in out
 
 
-def test_non_inferiority_at_the_margin(capsys: pytest.CaptureFixture[str]) -> None:
+def test_non_inferiority_at_the_margin(run_cli: RunCli) -> None:
     """The gate's test: H0 difference >= margin 0.01, alpha 0.05, τ² planned for the margin. A candidate
     2 points worse is not proven within a 1-point margin: p = 1 (its Λ <= 1)."""
     got = _json(
         ["--spec", str(ROOT / "config" / "mangaassist.yaml"), "--metric", "escalation_rate",
          "--test", "non-inferiority"],
-        capsys,
+        run_cli,
     )  # fmt: skip
     assert (got["alternative"], got["null"], got["alpha"]) == ("less", 0.01, 0.05)
     assert got["pvalue"] == 1.0
@@ -117,10 +109,10 @@ def test_non_inferiority_at_the_margin(capsys: pytest.CaptureFixture[str]) -> No
     ],
 )
 def test_bad_arguments_are_one_line(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    argv: list[str], message: str, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
-    code, out, err = run(["test", "sequential", *COUNTS, *argv], capsys)
+    code, out, err = run_cli(["test", "sequential", *COUNTS, *argv])
     assert code in (1, 2)
     assert out == ""
     assert len(err.splitlines()) == 1

@@ -7,26 +7,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import pytest
 import yaml
 
-from canarywise.cli.main import main
 from canarywise.cli.spec_reference import reference_markdown, schema_json, spec_schema, undocumented_fields
+
+if TYPE_CHECKING:
+    from tests.unit.cli.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = ROOT / "config" / "mangaassist.yaml"
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _write(tmp_path: Path, data: dict[str, Any]) -> Path:
@@ -40,8 +33,8 @@ def _shipped() -> dict[str, Any]:
     return data
 
 
-def test_the_shipped_spec_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["validate", str(SPEC)], capsys)
+def test_the_shipped_spec_is_valid(run_cli: RunCli) -> None:
+    code, out, err = run_cli(["validate", str(SPEC)])
     assert (code, err) == (0, "")
     assert out.startswith(f"{SPEC}: valid: service mangaassist, canary, stages 5% -> 25% -> 50%")
 
@@ -57,12 +50,12 @@ def test_the_shipped_spec_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_a_broken_spec_fails_naming_the_field(
-    change: Any, field: str, shown: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    change: Any, field: str, shown: str, tmp_path: Path, run_cli: RunCli
 ) -> None:
     data = _shipped()
     change(data)
     path = _write(tmp_path, data)
-    code, out, err = run(["validate", str(path)], capsys)
+    code, out, err = run_cli(["validate", str(path)])
     assert (code, out) == (1, "")
     lines = err.splitlines()
     assert len(lines) == 1, err
@@ -72,29 +65,29 @@ def test_a_broken_spec_fails_naming_the_field(
     assert "Traceback" not in err
 
 
-def test_validate_runs_the_checks_synth_adds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_runs_the_checks_synth_adds(tmp_path: Path, run_cli: RunCli) -> None:
     """A ladder of 48 h x 1.25 + 48 h + 600 h = 708 h passes the model but not synth (168 h)."""
     data = _shipped()
     data["stages"][2]["max_duration"] = "600h"
-    code, _, err = run(["validate", str(_write(tmp_path, data))], capsys)
+    code, _, err = run_cli(["validate", str(_write(tmp_path, data))])
     assert code == 1
     assert "stages: the ladder can run 708 h after a rollback" in err
 
 
-def test_validate_json_and_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["validate", str(SPEC), "--json"], capsys)
+def test_validate_json_and_a_missing_file(tmp_path: Path, run_cli: RunCli) -> None:
+    code, out, _ = run_cli(["validate", str(SPEC), "--json"])
     payload = json.loads(out)
     assert (code, payload["valid"], payload["problems"]) == (0, True, [])
     assert payload["summary"]["stages"] == [5, 25, 50]
-    code, out, err = run(["validate", str(tmp_path / "nope.yaml")], capsys)
+    code, out, err = run_cli(["validate", str(tmp_path / "nope.yaml")])
     assert (code, out) == (1, "")
     assert err == f"canarywise validate: rollout spec '{tmp_path / 'nope.yaml'}' not found\n"
 
 
 def test_the_schema_accepts_the_shipped_spec_and_refuses_what_the_model_refuses(
-    capsys: pytest.CaptureFixture[str],
+    run_cli: RunCli,
 ) -> None:
-    code, out, _ = run(["schema"], capsys)
+    code, out, _ = run_cli(["schema"])
     schema = json.loads(out)
     assert code == 0
     assert schema == spec_schema()
@@ -117,7 +110,7 @@ def test_every_field_of_the_model_is_documented() -> None:
 
 
 def test_the_checked_in_reference_and_schema_are_generated_from_the_model(
-    capsys: pytest.CaptureFixture[str],
+    run_cli: RunCli,
 ) -> None:
     regenerate = (
         "regenerate: canarywise schema --reference > docs/spec-reference.md; "
@@ -125,7 +118,7 @@ def test_the_checked_in_reference_and_schema_are_generated_from_the_model(
     )
     assert (ROOT / "docs" / "spec-reference.md").read_text() == reference_markdown(), regenerate
     assert (ROOT / "docs" / "spec-schema.json").read_text() == schema_json(), regenerate
-    code, out, _ = run(["schema", "--reference"], capsys)
+    code, out, _ = run_cli(["schema", "--reference"])
     assert code == 0
     assert out == reference_markdown()
     # Spot checks against the model as written (config/mangaassist.yaml's comments and model.py):
