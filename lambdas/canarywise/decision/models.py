@@ -237,6 +237,8 @@ class DecisionKind(StrEnum):
     PROMOTE = "PROMOTE"  # A/B: the primary metric improved by at least the minimum worthwhile lift
     KEEP_CONTROL = "KEEP_CONTROL"  # A/B: a guardrail is harmed, or the candidate is proven worse
     NO_DIFFERENCE = "NO_DIFFERENCE"  # A/B: after the horizon the effect is proven smaller than the MDE
+    READY_FOR_CANARY = "READY_FOR_CANARY"  # shadow: non-inferior on every veto metric (and quality shown)
+    REJECTED = "REJECTED"  # shadow: harm proven on a veto metric; the candidate never reaches a user
 
 
 class Verdict(StrEnum):

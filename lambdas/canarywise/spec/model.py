@@ -270,6 +270,36 @@ class Environment(_Model):
     region: str | None = None
 
 
+class ShadowPhase(_Model):
+    """A shadow phase before the canary ladder: the candidate answers a copy of each live request, users only
+    ever get the current model's answer, and no traffic moves until the shadow gate passes (docs/shadow.md).
+
+    `veto` names the metrics that can reject the candidate (each needs a `margin`: non-inferiority within it
+    is what lets the candidate on); `quality` the optional pre-registered hypothesis metric, which must be
+    shown better before the ladder starts.
+    """
+
+    veto: Annotated[tuple[str, ...], Field(min_length=1)]
+    quality: str | None = None
+    min_pairs: Annotated[int, Field(ge=1)] = 2000
+    min_duration: Seconds = 3600
+    max_duration: Seconds = 3 * 86400
+
+    @field_validator("min_duration", "max_duration", mode="before", json_schema_input_type=DurationInput)
+    @classmethod
+    def _duration(cls, value: Any) -> int:
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> ShadowPhase:
+        if self.max_duration < self.min_duration:
+            raise ValueError(
+                f"shadow.max_duration ({self.max_duration} s) is below shadow.min_duration "
+                f"({self.min_duration} s)"
+            )
+        return self
+
+
 class RolloutSpec(_Model):
     """A service's rollout: where traffic splits, the stage ladder, the metrics and the decision policy."""
 
@@ -286,6 +316,8 @@ class RolloutSpec(_Model):
     anti_flapping: AntiFlapping = AntiFlapping()
     # The drift monitor after promotion (required in mode monitor).
     monitor: Monitor | None = None
+    # Optional: a shadow phase before the ladder (canarywise.decision.shadow).
+    shadow: ShadowPhase | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -362,6 +394,8 @@ class RolloutSpec(_Model):
             raise ValueError("mode 'monitor' needs a monitor block (rates, mixes or distributions)")
         if self.monitor is not None:
             self._check_monitor(self.monitor)
+        if self.shadow is not None:
+            self._check_shadow(self.shadow)
         return self
 
     def _check_monitor(self, monitor: Monitor) -> None:
@@ -385,6 +419,23 @@ class RolloutSpec(_Model):
         if self.monitor is not None and self.monitor.variants:
             return self.monitor.variants
         return tuple(self.traffic.slots()) or DEMO_SLOTS
+
+    def _check_shadow(self, shadow: ShadowPhase) -> None:
+        known = {m.name: m for m in self.metrics}
+        for name in (*shadow.veto, *([shadow.quality] if shadow.quality else [])):
+            metric = known.get(name)
+            if metric is None:
+                raise ValueError(
+                    f"shadow names the unknown metric {name!r}; the spec has: {', '.join(known)}"
+                )
+            if not isinstance(metric.source, ServiceSource):
+                raise ValueError(
+                    f"shadow metric {name!r} must be emitted by the service (type: service): the load "
+                    "balancer never sees the candidate's shadow answers"
+                )
+        for name in shadow.veto:
+            if known[name].margin is None:
+                raise ValueError(f"shadow veto metric {name!r} needs a margin (non-inferiority lets it pass)")
 
     def metric(self, name: str) -> Metric:
         """The metric called `name`; `SpecError` naming the known ones if there is none."""
