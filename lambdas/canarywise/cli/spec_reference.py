@@ -184,6 +184,18 @@ NOTES: dict[str, tuple[str, str]] = {
         "factor",
         "After a rollback the next try's first stage lasts this many times longer.",
     ),
+    "shadow": ("", "Optional: a shadow phase before the ladder (docs/shadow.md)."),
+    "shadow.veto": (
+        "metric names",
+        "Metrics that can reject the candidate in shadow; each needs a margin and a service source.",
+    ),
+    "shadow.quality": (
+        "metric name",
+        "Optional pre-registered hypothesis: shown better before the ladder starts.",
+    ),
+    "shadow.min_pairs": ("requests", "Paired requests before READY_FOR_CANARY."),
+    "shadow.min_duration": ("time", "The shadow phase lasts at least this long."),
+    "shadow.max_duration": ("time", "Without a gate by then the shadow phase holds for a person."),
 }
 
 
