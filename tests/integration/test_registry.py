@@ -158,8 +158,9 @@ def test_checks_are_appended_with_a_ttl_and_the_latest_only_moves_forward(
     experiment_id = _new(registry, spec_data).experiment_id
     later = CheckRecord(checked_at=at(10), stage_index=0, decision="CONTINUE", reason="collecting")
     earlier = CheckRecord(checked_at=at(5), stage_index=0, decision="ADVANCE", reason="late writer")
-    registry.record_check(experiment_id, later)
-    registry.record_check(experiment_id, earlier)  # a slow check finishing late must not win
+    # Both read the experiment (sequence 0) before either wrote: a slow check finishing late must not win.
+    registry.record_check(experiment_id, later, seen=0)
+    registry.record_check(experiment_id, earlier, seen=0)
     assert registry.get_experiment(experiment_id).latest_check == later
     assert [c.checked_at for c in registry.list_checks(experiment_id)] == [at(5), at(10)]
     item = boto3.client("dynamodb").get_item(
@@ -383,3 +384,39 @@ def test_a_check_killed_midway_leaves_no_newer_check_beside_an_older_decision(
         Registry(TABLE, boto3_client=Dies()).record_check(experiment_id, rollback)
     assert [c.decision for c in Registry(TABLE).list_checks(experiment_id)] == ["ADVANCE"]
     assert Registry(TABLE).get_experiment(experiment_id).latest_check == advance
+
+
+def test_a_check_dated_in_the_future_does_not_pin_the_latest_decision(
+    registry_table: str, spec_data: dict[str, Any]
+) -> None:
+    """Fault table row 4: the latest decision moves by the registry's own sequence, not by the check's time.
+    A check stamped 2099 (a skewed clock, a forged ``time`` that got past the handler) is the latest until
+    the next check is written; that next ROLLBACK is then what the gate reads."""
+    registry = Registry(TABLE)
+    experiment_id = _new(registry, spec_data).experiment_id
+    forged = CheckRecord(
+        checked_at=at(0).replace(year=2099), stage_index=0, decision="INCONCLUSIVE", reason="forged"
+    )
+    registry.record_check(experiment_id, forged, seen=registry.get_experiment(experiment_id).check_sequence)
+    rollback = CheckRecord(checked_at=at(10), stage_index=0, decision="ROLLBACK", reason="harm")
+    registry.record_check(experiment_id, rollback, seen=registry.get_experiment(experiment_id).check_sequence)
+    latest = registry.get_experiment(experiment_id)
+    assert (latest.latest_check, latest.check_sequence) == (rollback, 2)
+
+
+def test_a_check_overtaken_by_a_later_one_is_history_only_whatever_its_time(
+    registry_table: str, spec_data: dict[str, Any]
+) -> None:
+    """Fault table row 4: two checks read the experiment (sequence 0); the one that writes second finds the
+    sequence moved (1) and is kept as history only, though its own clock says it is the later one."""
+    registry = Registry(TABLE)
+    experiment_id = _new(registry, spec_data).experiment_id
+    slow_seen = registry.get_experiment(experiment_id).check_sequence  # the slow check starts first
+    fast_seen = registry.get_experiment(experiment_id).check_sequence
+    fast = CheckRecord(checked_at=at(5), stage_index=0, decision="ROLLBACK", reason="harm")
+    registry.record_check(experiment_id, fast, seen=fast_seen)
+    slow = CheckRecord(checked_at=at(9), stage_index=0, decision="ADVANCE", reason="a clock running fast")
+    registry.record_check(experiment_id, slow, seen=slow_seen)
+    latest = registry.get_experiment(experiment_id)
+    assert (slow_seen, fast_seen, latest.latest_check, latest.check_sequence) == (0, 0, fast, 1)
+    assert [c.decision for c in registry.list_checks(experiment_id)] == ["ROLLBACK", "ADVANCE"]

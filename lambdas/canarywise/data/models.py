@@ -121,6 +121,8 @@ class Experiment(_Frozen):
     # >1 when the candidate was rolled back in the last 7 days: its first stage lasts longer this time.
     first_stage_multiplier: float = 1.0
     latest_check: CheckRecord | None = None
+    # How many decisions were written as the latest (the registry's own order of checks, never their time).
+    check_sequence: int = 0
     # The target groups (slots) the experiment compares: the live one at its start and the idle one that
     # holds the candidate. Metrics are read by slot (the ``Variant`` dimension / the target group).
     baseline_slot: str = "control"

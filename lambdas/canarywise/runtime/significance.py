@@ -156,13 +156,15 @@ def _check_one(
 ) -> bool:
     """Check one experiment into `summary`; True when it was decided with harm. Never raises: one experiment
     must never stop the others."""
+    experiment: Experiment | None = None
     try:
         experiment = registry.get_experiment(experiment_id)
         decision = evaluate(experiment, now=now, registry=registry, metric_source=metric_source)
     except Exception as exc:
         logger.exception("check failed", extra={"experiment_id": experiment_id})
         summary.failed[experiment_id] = f"{type(exc).__name__}: {exc}"
-        _record_hold(experiment_id, f"the check failed, holding: {type(exc).__name__}: {exc}", now, registry)
+        reason = f"the check failed, holding: {type(exc).__name__}: {exc}"
+        _record_hold(experiment_id, reason, now, registry, seen=experiment and experiment.check_sequence)
         return False
     summary.decisions[experiment_id] = decision.kind.value
     harm = is_harm(decision)
@@ -230,7 +232,13 @@ def evaluate(
                 now,
                 first_stage_multiplier=experiment.first_stage_multiplier,
             )
-    registry.record_check(experiment_id, check_record(experiment, decision, stage_cache=stage_cache))
+    # The sequence read with the experiment, before any data: a check that another one overtook meanwhile
+    # is kept as history only (fault table, row 4).
+    registry.record_check(
+        experiment_id,
+        check_record(experiment, decision, stage_cache=stage_cache),
+        seen=experiment.check_sequence,
+    )
     logger.info(
         "decision",
         extra={
@@ -275,14 +283,17 @@ def _store_frozen(registry: Registry, experiment_id: str, reading: Reading) -> d
     return {"from_registry": list(reading.cached), "frozen_now": frozen, "not_frozen": not_frozen}
 
 
-def _record_hold(experiment_id: str, reason: str, now: datetime, registry: Registry) -> None:
-    """Replace the gate's view with HOLD so an earlier ADVANCE is not acted on after a failed check."""
+def _record_hold(
+    experiment_id: str, reason: str, now: datetime, registry: Registry, *, seen: int | None
+) -> None:
+    """Replace the gate's view with HOLD so an earlier ADVANCE is not acted on after a failed check (unless
+    another check became the latest since `seen`, when one was read)."""
     try:
         stage = max((s.stage_index for s in registry.stage_history(experiment_id)), default=-1)
         check = CheckRecord(
             checked_at=now, stage_index=stage, decision=DecisionKind.HOLD.value, reason=reason
         )
-        registry.record_check(experiment_id, check)
+        registry.record_check(experiment_id, check, seen=seen)
     except Exception:
         logger.exception("could not record the HOLD either", extra={"experiment_id": experiment_id})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from canarywise.data.models import CheckRecord, ExperimentStatus, StageStart, Weights, from_iso, to_iso
 from canarywise.data.registry._table import RegistryError, _epoch, _item, _Table
@@ -114,13 +114,17 @@ class ChecksMixin(_Table):
             frozen[stage.stage] = stage
         return frozen
 
-    def record_check(self, experiment_id: str, check: CheckRecord) -> None:
+    def record_check(self, experiment_id: str, check: CheckRecord, *, seen: int | None = None) -> None:
         """Append a check (kept ``CHECK_TTL``) and make it the latest decision, in one transaction.
 
-        The latest decision moves only forward in time and only while the experiment is live: a check
-        finishing after a rollback never overwrites what the stage gate reads (it is then kept as history
-        only). A check killed midway leaves either both items or neither, never a new check beside an older
-        latest decision (fault table, row 3).
+        The latest decision is ordered by the registry's own sequence (``check_sequence`` on the experiment,
+        raised by one in the same transaction), never by the check's time: with `seen` (the sequence the
+        check read with the experiment before it read any data) the check becomes the latest only when no
+        other check became the latest since; without it, it follows whatever is there. The latest decision
+        moves only while the experiment is live: a check finishing after a rollback never overwrites what
+        the stage gate reads. A check that may not move it is kept as history only. A check killed midway
+        leaves either both items or neither, never a new check beside an older latest decision (fault
+        table, rows 3 and 4).
         """
         body = check.model_dump_json()
         record = self._put(
@@ -132,22 +136,27 @@ class ChecksMixin(_Table):
                 "expires_at": _epoch(check.checked_at + CHECK_TTL),
             }
         )
+        values: dict[str, Any] = {
+            ":running": ExperimentStatus.RUNNING.value,
+            ":ready": ExperimentStatus.READY_FOR_APPROVAL.value,
+            ":zero": 0,
+            ":one": 1,
+        }
+        condition = "#status IN (:running, :ready)"
+        if seen is not None:
+            values[":seen"] = seen
+            unset = " OR attribute_not_exists(#seq)" if seen == 0 else ""
+            condition += f" AND (#seq = :seen{unset})"
         latest = self._update(
             {"pk": f"EXP#{experiment_id}", "sk": "META"},
             {"latest_check": body, "latest_checked_at": to_iso(check.checked_at)},
-            condition=(
-                "#status IN (:running, :ready) AND "
-                "(attribute_not_exists(latest_checked_at) OR latest_checked_at <= :at)"
-            ),
-            values={
-                ":at": to_iso(check.checked_at),
-                ":running": ExperimentStatus.RUNNING.value,
-                ":ready": ExperimentStatus.READY_FOR_APPROVAL.value,
-            },
-            names={"#status": "status"},
+            condition=condition,
+            values=values,
+            names={"#status": "status", "#seq": "check_sequence"},
         )
+        latest["Update"]["UpdateExpression"] += ", #seq = if_not_exists(#seq, :zero) + :one"
         if self._transact([record, latest]) is not None:
-            # Not the latest any more (concluded, or a newer check won): history only.
+            # Not the latest (concluded, or another check became the latest first): history only.
             self._client.put_item(**record["Put"])
 
     def list_checks(self, experiment_id: str) -> tuple[CheckRecord, ...]:

@@ -138,6 +138,7 @@ class ExperimentsMixin(_Table):
             created_at=from_iso(item["created_at"]),
             first_stage_multiplier=float(item.get("first_stage_multiplier", 1.0)),
             latest_check=CheckRecord.model_validate_json(latest) if latest else None,
+            check_sequence=int(item.get("check_sequence", 0)),
             concluded_at=from_iso(item["concluded_at"]) if "concluded_at" in item else None,
             pvalue=item.get("pvalue"),
             adjusted_pvalue=item.get("adjusted_pvalue"),
