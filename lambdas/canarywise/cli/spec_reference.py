@@ -196,6 +196,21 @@ NOTES: dict[str, tuple[str, str]] = {
     "shadow.min_pairs": ("requests", "Paired requests before READY_FOR_CANARY."),
     "shadow.min_duration": ("time", "The shadow phase lasts at least this long."),
     "shadow.max_duration": ("time", "Without a gate by then the shadow phase holds for a person."),
+    "monitor.interval": ("time", "How often the drift monitor looks (whole hours, at most 1 day)."),
+    "monitor.baseline_weeks": ("weeks", "The baseline: the same hours of this many previous weeks."),
+    "monitor.false_alerts_per_30d": ("alerts", "Expected false alerts in 30 days of stationary traffic."),
+    "monitor.sustain": ("looks", "Consecutive deviating looks before a finding."),
+    "monitor.variants": ("", "Variant dimension values read and summed (default: the spec's slots)."),
+    "monitor.rates[].metric": ("metric name", "A proportion metric of the spec to watch."),
+    "monitor.rates[].min_change": ("fraction", "Smallest absolute change of the rate worth an alert."),
+    "monitor.mixes[].name": ("", "The watch's name (in alerts and drift records)."),
+    "monitor.mixes[].metric": ("metric name", "A sliced metric whose mix over slice values is watched."),
+    "monitor.mixes[].min_change": ("fraction", "Smallest absolute change of one category's share."),
+    "monitor.distributions[].name": ("", "The watch's name (in alerts and drift records)."),
+    "monitor.distributions[].namespace": ("", "CloudWatch namespace of the binned counts."),
+    "monitor.distributions[].metric_name": ("", "Metric name of the binned counts `emit` records."),
+    "monitor.distributions[].edges": ("value", "The bins' inner edges, increasing (n edges, n + 1 bins)."),
+    "monitor.distributions[].min_change": ("KS distance", "Smallest gap of the two CDFs worth an alert."),
 }
 
 
