@@ -751,3 +751,50 @@ def many_experiments_tables(
         "",
     ]
     return out
+
+
+def shadow_tables(r: Any) -> list[str]:
+    """Shadow mode (bench/shadow.py): A/A false rejects, time to reject, the gain from pairing."""
+    aa_se = math.sqrt(r.aa.rate * (1 - r.aa.rate) / len(r.aa.looks))
+    out = [
+        "## Decision quality: shadow mode (the shadow gate's harm tests)",
+        "",
+        "The candidate answers a copy of every request: 1,000 paired requests per five-minute look, "
+        f"the shadow phase's maximum {r.horizon_hours:g} h (demo spec `mangaassist-shadow.yaml`); four "
+        f"veto metrics, each harm test one-sided at alpha / 4 = {r.alpha:g} (sequential McNemar on the "
+        "binary ones, the paired mSPRT on prompt tokens). REJECTED = harm proven on any of them at any look.",
+        "",
+        "| stream | shadows | rejected | median time to REJECTED | 90th percentile |",
+        "|---|---:|---:|---:|---:|",
+        f"| A/A (both models alike on every veto metric) | {len(r.aa.looks):,} | {_pct(r.aa.rate, aa_se)} | "
+        f"{_hours(r.aa.quantile_hours(0.5))} | {_hours(r.aa.quantile_hours(0.9))} |",
+    ]
+    for o in (r.seed, r.guardrail_only):
+        out.append(
+            f"| {o.label} | {len(o.looks):,} | {_pct(o.rate)} | {_hours(o.quantile_hours(0.5))} | "
+            f"{_hours(o.quantile_hours(0.9))} |"
+        )
+    out += [
+        "",
+        "The seed's retriever change (guardrail pass 98.0% -> 97.2%, prompt tokens 120 -> 195) is rejected "
+        "at the first look by the token increase; the guardrail drop alone, the subtler half, takes the "
+        "times in its row. The A/A row is the false-reject rate over the whole phase: at most alpha = 0.05 "
+        "by design.",
+        "",
+        "### Paired vs unpaired on the same streams",
+        "",
+        "The same streams tested as pairs (the shadow gate) and as if the two models had answered "
+        "different requests (the canary's unpaired mSPRT). Gain = median requests to reject, unpaired / "
+        "paired.",
+        "",
+        "| metric (change) | runs | paired: median requests | unpaired: median requests | gain |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    changes = {"guardrail_pass_rate": "98.0% -> 97.2%", "prompt_tokens": "120 -> 121"}
+    for name, (paired, unpaired) in r.pairing.items():
+        p_req, u_req = paired.median_requests(), unpaired.median_requests()
+        gain = "n/a" if math.isinf(p_req) else ("> horizon" if math.isinf(u_req) else f"{u_req / p_req:.1f}x")
+        out.append(
+            f"| {name} ({changes[name]}) | {len(paired.looks):,} | {p_req:,.0f} | {u_req:,.0f} | {gain} |"
+        )
+    return [*out, ""]

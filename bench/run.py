@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import alarm, cost, hard_limit, report
+from bench import alarm, cost, hard_limit, report, shadow
 from bench.decision_quality import run_all
 from bench.rare_events import run_rare_events
 from bench.shipped import run_shipped
@@ -38,6 +38,7 @@ MODES = {
         "rare_other": 200,  # per A/A harm row and per coverage row
         "rare_srm": 100,  # per SRM row (7 days of a 95/5 split)
         "rare_replays": 1,  # of each gate cell, replayed through decide
+        "shadow": 400,  # A/A shadow phases (a quarter per time-to-reject row, an eighth per pairing row)
     },
     "full": {
         "replicates": 10000,
@@ -53,6 +54,7 @@ MODES = {
         "rare_other": 1000,
         "rare_srm": 1000,
         "rare_replays": 2,
+        "shadow": 2000,
     },
 }
 HARD_LIMIT_UNITS = (30_000, 300_000, 3_000_000)  # canary units a day at 100% traffic
@@ -107,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         replays=cfg["rare_replays"],
         rng=np.random.default_rng([args.seed, 15]),
         log=log,
+    )
+    shadow_report = shadow.run_shadow(
+        load_spec(shadow.SPEC), replicates=cfg["shadow"], rng=np.random.default_rng([args.seed, 12]), log=log
     )
     (error_rate,) = [m for m in spec.metrics if m.name == "error_rate"]
     limit = error_rate.hard_limit
@@ -208,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         *report.shipped_tables(shipped, alpha),
         *report.rare_event_tables(rare),
         "",
+        *report.shadow_tables(shadow_report),
         *report.hard_limit_tables(spec, backstops, ladder_alarms, fixed_alarms, detection, limit),
         *cost_lines,
     ]
