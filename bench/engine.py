@@ -19,7 +19,6 @@ rollout: thousands of rollouts per scenario would take hours. So there are two p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,6 +41,7 @@ from canarywise.decision.models import (
     Variant,
 )
 from canarywise.decision.safety import harm_alpha
+from canarywise.simulation.arrays import stage_variance
 from canarywise.spec import MetricRole, RolloutSpec, parse_spec
 
 BoolArray = np.ndarray
@@ -101,47 +101,6 @@ def within_stage_cumulative(streams: Streams, schedule: Schedule) -> Streams:
 def _stage_bounds(schedule: Schedule) -> list[tuple[int, int]]:
     ends = [*schedule.stage_starts[1:], schedule.ticks]
     return list(zip(schedule.stage_starts, ends, strict=True))
-
-
-def _agresti_caffo_variance(x: FloatArray, n: FloatArray) -> FloatArray:
-    p = (x + 1.0) / (n + 2.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(p * (1.0 - p) / n, dtype=np.float64)
-
-
-def restricted_rates(
-    xc: FloatArray, nc: FloatArray, xt: FloatArray, nt: FloatArray, m: FloatArray | float
-) -> tuple[FloatArray, FloatArray]:
-    """``stats.proportions.constrained_rates`` elementwise (``m`` broadcast): the rates maximising the
-    likelihood under p_t − p_c = m (the closed-form root of Farrington & Manning's cubic; pooled at m = 0)."""
-    m = np.asarray(m, dtype=np.float64)
-    n, x = nc + nt, xc + xt
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pooled = x / n
-        a3 = n
-        a2 = (nt + 2 * nc) * m - n - x
-        a1 = (nc * m - n - 2 * xc) * m + x
-        a0 = xc * m * (1 - m)
-        v = (a2 / (3 * a3)) ** 3 - a1 * a2 / (6 * a3**2) + a0 / (2 * a3)
-        u = np.copysign(np.sqrt(np.maximum(0.0, (a2 / (3 * a3)) ** 2 - a1 / (3 * a3))), v)
-        ratio = np.where(u == 0, 0.0, np.clip(v / u**3, -1.0, 1.0))
-        w = (math.pi + np.arccos(ratio)) / 3
-        rate_c = np.where(m == 0, pooled, np.clip(2 * u * np.cos(w) - a2 / (3 * a3), 0.0, 1.0))
-    return rate_c, np.clip(rate_c + m, 0.0, 1.0)
-
-
-def stage_variance(
-    xc: FloatArray, nc: FloatArray, xt: FloatArray, nt: FloatArray, null: FloatArray | float | None
-) -> FloatArray:
-    """``decision.estimates.stage_difference``'s variance elementwise: Agresti-Caffo at the observed rates,
-    and for a test at ``null`` the larger of that and the variance at the restricted rates
-    (``stats.proportions.difference_variance``)."""
-    observed = _agresti_caffo_variance(xc, nc) + _agresti_caffo_variance(xt, nt)
-    if null is None:
-        return observed
-    rc, rt = restricted_rates(xc, nc, xt, nt, null)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(np.maximum(observed, rc * (1 - rc) / nc + rt * (1 - rt) / nt), dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import binom
 
 from bench.methods import NEVER, first_true
 from bench.scenarios import FloatArray, IntArray, fixed_split_schedule
 from canarywise.decision.evidence import HARD_LIMIT_MIN_UNITS, hard_limit_level
+from canarywise.simulation.arrays import exact_breach
 from canarywise.spec import RolloutSpec
 
 BoolArray = npt.NDArray[np.bool_]
@@ -55,38 +55,6 @@ __all__ = [
 # Looks per block in ``fires``: rollouts that already fired drop out between blocks, so a broken canary
 # (which fires within the first hours) costs a few blocks of binomial tails, not the whole stage.
 _BLOCK = 24
-
-
-def exact_breach(
-    units: npt.ArrayLike,
-    errors: npt.ArrayLike,
-    *,
-    limit: float,
-    level: float,
-    min_units: int = HARD_LIMIT_MIN_UNITS,
-) -> BoolArray:
-    """The backstop's verdict for cumulative counts (elementwise): at least ``min_units`` units and
-    ``scipy.stats.binom.sf(errors - 1, units, limit) <= level`` (``hard_limit_finding``'s test, lower is
-    better).
-
-    Only counts above the limit's mean are handed to the binomial tail: for ``errors <= units * limit``,
-    P(X >= errors) >= P(X >= median) >= 1/2 > ``level`` (the median of Bin(n, p) is floor(np) or ceil(np)).
-
-    Example
-    -------
-    >>> exact_breach([400, 400], [25, 26], limit=0.02, level=0.001 / 2016).tolist()  # sf 8.2e-7, 2.4e-7
-    [False, True]
-    """
-    if not 0 < level < 0.5:
-        raise ValueError(f"`level` must be in (0, 0.5), found {level}")
-    n = np.asarray(units, dtype=np.float64)
-    x = np.asarray(errors, dtype=np.float64)
-    out = np.zeros(np.broadcast(n, x).shape, dtype=np.bool_)
-    candidate = (n >= min_units) & (x > n * limit)
-    if candidate.any():
-        n_c, x_c = np.broadcast_to(n, out.shape)[candidate], np.broadcast_to(x, out.shape)[candidate]
-        out[candidate] = binom.sf(x_c - 1, n_c, limit) <= level
-    return out
 
 
 def fires(

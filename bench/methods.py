@@ -28,11 +28,11 @@ import numpy.typing as npt
 from scipy.special import ndtri
 
 from bench.scenarios import Estimates, FloatArray, IntArray, Schedule, Streams
+from canarywise.simulation.arrays import NEVER
 from canarywise.stats.sequential import msprt_normal
 
 BoolArray = npt.NDArray[np.bool_]
 
-NEVER = -1
 # GrowthBook's default sequential-testing tuning parameter N* (total units where the sequence is tightest).
 GROWTHBOOK_N_STAR = 5000.0
 

@@ -37,13 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import chdtrc
 
-from bench.engine import (
-    MetricStream,
-    first_decision,
-    restricted_rates,
-    stage_variance,
-    within_stage_cumulative,
-)
+from bench.engine import MetricStream, first_decision, within_stage_cumulative
 from bench.methods import NEVER, first_true
 from bench.scenarios import (
     FloatArray,
@@ -53,10 +47,10 @@ from bench.scenarios import (
     fixed_split_schedule,
     ladder_schedule,
 )
-from bench.shipped import mixture_pvalue, srm_holds
 from canarywise.decision.evidence import mixing_tau2, tau2_for
 from canarywise.decision.models import DecisionKind, Variant
 from canarywise.decision.safety import harm_alpha
+from canarywise.simulation.arrays import mixture_pvalue, restricted_rates, srm_holds, stage_variance
 from canarywise.spec import RolloutSpec, parse_spec
 from canarywise.stats.sequential import msprt_proportions
 

@@ -1,10 +1,15 @@
-"""How every command reads numbers and prints: a rich table for people, ``--json`` for scripts."""
+"""How every command reads numbers and prints: a rich table for people, ``--json`` for scripts.
+
+Nothing is cut: in a terminal a long value folds onto the next line of its cell; piped or redirected, tables
+are as wide as their content (rich would otherwise assume 80 columns and cut ids and paths with "…").
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -74,14 +79,23 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+# Width of the console when stdout is not a terminal: wide enough for any id, path or reason on one line.
+PIPED_WIDTH = 10_000
+
+
+def make_console() -> Console:
+    """The terminal's width in a terminal; `PIPED_WIDTH` when piped or redirected (no 80-column cut)."""
+    return Console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
+
+
 def print_table(title: str, rows: Sequence[tuple[str, Any]], *, console: Console | None = None) -> None:
     """A two-column table: name, value."""
     table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
+    table.add_column(style="bold", overflow="fold")
+    table.add_column(justify="right", overflow="fold")
     for name, value in rows:
         table.add_row(name, fmt(value))
-    (console or Console()).print(table)
+    (console or make_console()).print(table)
 
 
 def print_grid(
@@ -90,7 +104,7 @@ def print_grid(
     """A table with a header row."""
     table = Table(title=title, title_justify="left")
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right")
+        table.add_column(column, justify="left" if i == 0 else "right", overflow="fold")
     for row in rows:
         table.add_row(*(fmt(v) for v in row))
-    (console or Console()).print(table)
+    (console or make_console()).print(table)

@@ -1,5 +1,6 @@
-"""``canarywise plan``: sample size per arm for a rate, and how long each canary stage needs.
+"""``canarywise plan``: what a spec's sequential gates will do at a traffic, or a fixed-horizon sample size.
 
+canarywise plan --spec config/mangaassist.yaml --daily-traffic 300000 [--json]     # canarywise.cli.plan_spec
 canarywise plan --baseline 0.78 --mde 0.02 [--relative] [--alpha 0.05] [--power 0.8]
                 [--daily-traffic 300000 --stages 5,25,50]
 """
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
+from canarywise.cli import plan_spec
 from canarywise.cli.main import UsageError
 from canarywise.cli.output import (
     fmt,
@@ -53,18 +56,22 @@ def register(subparsers: Any) -> None:
     """Add ``canarywise plan``."""
     parser = subparsers.add_parser(
         "plan",
-        help="sample size per arm for a rate, and hours per canary stage",
+        help="what a spec's gates will do at a traffic (--spec), or a fixed-horizon sample size",
         description=(
-            "Units per arm a two-proportion z-test needs to detect the MDE with the given power "
-            "(pooled variance under H0, unpooled under H1, exact normal quantiles, rounded up), and with "
-            "--daily-traffic and --stages how many hours each stage needs for its smaller arm to get there."
+            "With --spec: simulate the spec's own sequential gates at --daily-traffic and print per stage "
+            "the median and 90th-percentile time to advance, the chance of ending INCONCLUSIVE, the time to "
+            "roll back at each metric's MDE. Without: units per arm a two-proportion z-test needs to detect "
+            "the MDE with the given power (pooled variance under H0, unpooled under H1, exact normal "
+            "quantiles, rounded up), and with --daily-traffic and --stages how many hours each stage needs "
+            "for its smaller arm to get there."
         ),
     )
+    parser.add_argument("--spec", type=Path, help="plan this rollout spec (its gates, margins and ladder)")
     parser.add_argument(
-        "--baseline", type=probability_argument, required=True, help="control rate, e.g. 0.78"
+        "--baseline", type=probability_argument, help="without --spec: control rate, e.g. 0.78"
     )
     parser.add_argument(
-        "--mde", type=_mde, required=True, help="minimum detectable effect, absolute (0.02 = 2 points)"
+        "--mde", type=_mde, help="without --spec: minimum detectable effect, absolute (0.02 = 2 points)"
     )
     parser.add_argument("--relative", action="store_true", help="read --mde as relative (0.02 = +2%%)")
     parser.add_argument(
@@ -87,10 +94,16 @@ def register(subparsers: Any) -> None:
         "--stages", type=_stages, metavar="P1,P2,...", help="canary percentages of the ladder, e.g. 5,25,50"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    plan_spec.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.spec is not None:
+        return plan_spec.run(args)
+    absent = [flag for flag, value in (("--baseline", args.baseline), ("--mde", args.mde)) if value is None]
+    if absent:
+        raise UsageError(f"{' and '.join(absent)} required without --spec (or plan a spec with --spec FILE)")
     if (args.daily_traffic is None) != (args.stages is None):
         given, missing = (
             ("--daily-traffic", "--stages") if args.stages is None else ("--stages", "--daily-traffic")
@@ -115,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         if args.daily_traffic is not None
         else ()
     )
+    warnings = _ladder_warnings(durations)
     if args.json:
         payload: dict[str, Any] = {
             "n_per_arm": size.n_per_arm,
@@ -134,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 {"percent": d.percent, "units_per_hour": d.units_per_hour, "hours": d.hours}
                 for d in durations
             ]
+            payload["warnings"] = warnings
         print_json(payload)
         return 0
     print_table(
@@ -157,4 +172,21 @@ def run(args: argparse.Namespace) -> int:
             ["canary share", "smaller arm per day", f"hours to {size.n_per_arm:,}/arm", "days"],
             rows,
         )
+    for warning in warnings:
+        print(f"warning: {warning}")
     return 0
+
+
+def _ladder_warnings(durations: Any) -> list[str]:
+    """A ladder longer than a rollout can run: CodePipeline waits at most 168 h for the canary."""
+    from canarywise.spec.deployable import PIPELINE_ACTION_TIMEOUT
+
+    total = sum(d.hours for d in durations)
+    limit = PIPELINE_ACTION_TIMEOUT.total_seconds() / 3600
+    if total <= limit:
+        return []
+    return [
+        f"the ladder needs {total:,.0f} h at this traffic, more than the {limit:g} h CodePipeline waits for "
+        "a canary: no deployable spec can run it (raise the traffic or the stage shares, or test a larger "
+        "MDE); `canarywise plan --spec` simulates a spec's own sequential gates"
+    ]

@@ -10,8 +10,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from bench import rare_events
-from bench.engine import restricted_rates, stage_variance
-from bench.shipped import srm_holds
+from canarywise.simulation.arrays import restricted_rates, srm_holds, stage_variance
 from canarywise.spec import load_spec
 from canarywise.stats.proportions import constrained_rates, difference_variance
 from canarywise.stats.srm import sequential_srm_test

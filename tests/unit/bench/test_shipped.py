@@ -1,6 +1,7 @@
 """The vectorised re-implementation of the canary engine decides what ``decide`` decides.
 
-The benchmark's shipped-spec numbers come from ``bench.shipped.simulate``, which re-writes the engine's rule
+The benchmark's shipped-spec numbers (and ``canarywise plan``'s) come from
+``canarywise.simulation.rollout.simulate``, which re-writes the engine's rule
 in numpy to play thousands of rollouts. These tests hold it to the real thing: its p-values against
 ``msprt_normal``, its Benjamini-Hochberg against statsmodels, and its per-look decisions against
 ``canarywise.decision.engine.decide`` replayed on the same simulated ticks.
@@ -14,6 +15,7 @@ from numpy.testing import assert_allclose
 from statsmodels.stats.multitest import multipletests
 
 from bench import shipped
+from canarywise.simulation import arrays
 from canarywise.spec import RolloutSpec, load_spec, parse_spec
 from canarywise.stats.sequential import msprt_normal
 
@@ -29,7 +31,7 @@ def test_mixture_pvalue_is_msprt_normal_pvalue(alternative: str) -> None:
         msprt_normal(float(zz), 1.0, tau2=float(r), alternative=alternative).pvalue
         for zz, r in zip(z, ratio, strict=True)
     ]
-    assert_allclose(shipped.mixture_pvalue(z, ratio, alternative), reference, rtol=1e-9, atol=1e-300)
+    assert_allclose(arrays.mixture_pvalue(z, ratio, alternative), reference, rtol=1e-9, atol=1e-300)
 
 
 def test_bh_rejections_match_statsmodels() -> None:
@@ -38,7 +40,7 @@ def test_bh_rejections_match_statsmodels() -> None:
     rng = np.random.default_rng(22)
     p = rng.uniform(0, 0.02, (500, 4)) ** rng.uniform(0.5, 2, (500, 1))
     valid = rng.uniform(size=(500, 4)) > 0.1
-    got = shipped.bh_rejections(p, valid, 0.005)
+    got = arrays.bh_rejections(p, valid, 0.005)
     for row in range(500):
         expected = np.zeros(4, dtype=bool)
         if valid[row].any():
@@ -71,7 +73,7 @@ def test_vectorised_engine_agrees_with_decide_look_by_look(
     canary_rates: dict[str, float] | None,
     seed: int,
 ) -> None:
-    world = shipped.ShippedWorld(
+    world = shipped.shipped_world(
         short_ladder(max_hours), baselines=baselines, canary_rates=canary_rates, daily_sessions=daily
     )
     result = shipped.simulate(world, 40, np.random.default_rng(seed), label="test", record=6)
