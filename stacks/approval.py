@@ -143,8 +143,16 @@ class ApprovalPipeline(Construct):
     """A stand-alone release pipeline: an upload of ``release.zip`` to :attr:`release_bucket` starts it."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, spec: RolloutSpec, stages: ReleaseStages
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: RolloutSpec,
+        stages: ReleaseStages,
+        release_bucket: s3.IBucket | None = None,
     ) -> None:
+        """`release_bucket`: a team's own (versioned; an imported one must have EventBridge notifications
+        on, which a bucket created in the same app gets here); default: a new one."""
         super().__init__(scope, construct_id)
         access_logs = s3.Bucket(
             self,
@@ -161,15 +169,13 @@ class ApprovalPipeline(Construct):
             "This is the access-log bucket of the release and artifact buckets; logging it to itself "
             "would loop.",
         )
-        self.release_bucket = self._bucket("Releases", access_logs, "releases/")
+        self.release_bucket = release_bucket or self._bucket("Releases", access_logs, "releases/")
         # S3 → EventBridge directly (no CloudTrail trail needed, no polling).
         cfn_bucket = self.release_bucket.node.default_child
-        assert isinstance(cfn_bucket, s3.CfnBucket)
-        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
-            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(
-                event_bridge_enabled=True
+        if isinstance(cfn_bucket, s3.CfnBucket):
+            cfn_bucket.add_property_override(
+                "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
             )
-        )
 
         release = codepipeline.Artifact("Release")
         self.pipeline = codepipeline.Pipeline(

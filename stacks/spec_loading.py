@@ -4,7 +4,7 @@ A wrong spec must fail ``cdk synth`` with one line per problem naming the field 
 (``canarywise.spec``) does the validation shared with the runtime; this module adds the checks that only the
 infrastructure cares about (`canarywise.spec.deployable`, shared with ``canarywise validate``), with the same
 message format, and raises the same :class:`SpecError`.
-``stacks.synth.main`` turns it into a failed synth.
+``app.py`` turns it into a failed synth.
 """
 
 from __future__ import annotations

@@ -1,18 +1,17 @@
-"""The synth entry point: context → spec → the stack, with cdk-nag; a wrong spec fails synth with its message.
+"""The app as tests build it: context → spec → the stack, with cdk-nag, as ``app.py`` composes it.
 
-``app.py`` (what ``cdk synth`` runs) calls :func:`main`; tests call :func:`build_app` with a context.
+``app.py`` (what ``cdk synth`` runs) spells the same steps out and turns a :class:`SpecError` into a failed
+synth; tests call :func:`build_app` with a context.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import App
 
-from canarywise.spec import SpecError
 from stacks.nag import add_nag_checks
 from stacks.spec_loading import load_rollout_spec
 from stacks.stack import CanarywiseStack
@@ -43,12 +42,3 @@ def build_app(context: dict[str, Any] | None = None, *, outdir: str | None = Non
     CanarywiseStack(app, f"canarywise-{spec.service}", spec=spec)
     add_nag_checks(app)
     return app
-
-
-def main() -> None:
-    """Synthesize; a wrong spec exits 1 with the spec's message and nothing synthesized."""
-    try:
-        app = build_app()
-    except SpecError as exc:
-        sys.exit(f"cdk synth failed: the rollout spec is invalid\n{exc}")
-    app.synth()

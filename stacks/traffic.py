@@ -12,8 +12,9 @@ priority) change: do that between releases, never during one.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, Fn, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
@@ -57,17 +58,31 @@ class TrafficSplit(Construct):
         ``targetgroup/blue/73e2d6bc24d8a067``.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, spec: RolloutSpec) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: RolloutSpec,
+        listener: elbv2.IApplicationListener | None = None,
+        target_groups: Mapping[str, elbv2.ITargetGroup] | None = None,
+    ) -> None:
+        """`listener` and `target_groups` (slot → group), when given, replace the spec's ARNs."""
         super().__init__(scope, construct_id)
         traffic = spec.traffic
         self.stickiness_seconds = traffic.stickiness
-        listener_arn = self._create_demo() if traffic.create_demo else self._import(traffic)
+        if listener is not None and target_groups is not None:
+            listener_arn = self._adopt(listener, target_groups)
+        elif traffic.create_demo:
+            listener_arn = self._create_demo()
+        else:
+            listener_arn = self._import(traffic)
 
         # The action CloudFormation writes at create time; it never changes afterwards, so a stack update
         # leaves the live rule alone. A deployment from before blue/green roles keeps the exact action its
         # template always had (both groups, 100/0, stickiness on): upgrading must not rewrite the rule — its
         # last release may have been promoted into the "canary" group, which is then live.
-        legacy = traffic.target_groups is None and not traffic.create_demo
+        legacy = listener is None and traffic.target_groups is None and not traffic.create_demo
         groups = list(self.target_groups.values())
         initial = {groups[0]: 100, groups[1]: 0} if legacy else {groups[0]: 100}
         rule = elbv2.CfnListenerRule(
@@ -146,6 +161,26 @@ class TrafficSplit(Construct):
             for slot, arn in self.target_groups.items()
         }
         return str(traffic.listener_arn)
+
+    def _adopt(self, listener: elbv2.IApplicationListener, groups: Mapping[str, elbv2.ITargetGroup]) -> str:
+        """CDK objects (imported or created in the same app): the dimension values are the ARNs' suffixes,
+        cut out at deploy time when an ARN is a token (``Fn::Split``), checked here when it is a literal."""
+        if len(groups) != 2:
+            raise SpecError(f"target_groups: name exactly two slots, found {sorted(groups)}")
+        self.target_groups = {slot: group.target_group_arn for slot, group in groups.items()}
+        arn = listener.listener_arn
+        if Token.is_unresolved(arn):
+            parts = Fn.split("/", Fn.select(5, Fn.split(":", arn)))  # listener/app/<name>/<id>/<listener id>
+            self.load_balancer_full_name = Fn.join("/", [Fn.select(i, parts) for i in (1, 2, 3)])
+        else:
+            self.load_balancer_full_name = _full_name(_LISTENER_ARN, "listener", arn, "ALB listener")
+        self.target_group_full_names = {
+            slot: Fn.select(5, Fn.split(":", group_arn))
+            if Token.is_unresolved(group_arn)
+            else _full_name(_TARGET_GROUP_ARN, f"target_groups ({slot})", group_arn, "ALB target group")
+            for slot, group_arn in self.target_groups.items()
+        }
+        return arn
 
     def _create_demo(self) -> str:
         """An internal ALB in a small isolated VPC: no NAT gateway, no internet exposure, no cost at rest

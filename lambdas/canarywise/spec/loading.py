@@ -104,6 +104,11 @@ def _duplicate_keys(node: Any, where: str = "") -> Iterator[str]:
 
 def load_spec(path: str | Path) -> RolloutSpec:
     """Read and validate a rollout spec YAML file; a key given twice in one mapping is an error."""
+    return parse_spec(read_spec_data(path), source=str(path))
+
+
+def read_spec_data(path: str | Path) -> Any:
+    """A rollout spec YAML file as data, not yet validated; a key given twice in one mapping is an error."""
     import yaml  # only at synth and in the CLI; the Lambdas get the spec from the registry as JSON
 
     path = Path(path)
@@ -117,4 +122,4 @@ def load_spec(path: str | Path) -> RolloutSpec:
         raise SpecError(f"rollout spec {str(path)!r} is not valid YAML: {exc}") from None
     if duplicates:
         raise SpecError("\n".join(f"{path}: {line}" for line in duplicates))
-    return parse_spec(data, source=str(path))
+    return data
