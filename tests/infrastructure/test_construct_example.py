@@ -1,8 +1,8 @@
 """The example app of docs/construct.md, run as written: it synthesizes, cdk-nag and cfn-lint clean.
 
 One synth (module fixture). The app is the doc's first Python block, with its spec file name pointed at
-config/mangaassist.yaml (whose ``create_demo: true`` the imported objects replace) and the CDK CLI's
-environment set (``CDK_OUTDIR``, ``CDK_CONTEXT_JSON``), as ``cdk synth`` runs an app. Expected values are the
+config/mangaassist.yaml (whose ``create_demo: true`` the imported objects replace) and its ``cdk.App()``
+given cdk.json's context and an output folder, as ``cdk synth`` gives them. Expected values are the
 ARNs the doc writes, cut by hand (AWS: ``app/<name>/<id>``, ``targetgroup/<name>/<id>``).
 """
 
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 
 from stacks.synth import cdk_json_context
@@ -45,9 +46,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     folder = tmp_path_factory.mktemp("example")
     app = folder / "app.py"
     app.write_text(example_app())
+    real_app = cdk.App
+    context = {**cdk_json_context(), "aws:cdk:bundling-stacks": []}
+    # What `cdk synth` passes an app (cdk.json's context, the output folder), given to the App directly: the
+    # jsii kernel is shared by the tests of a process, so environment variables set now would not reach it.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CDK_OUTDIR", str(folder / "cdk.out"))
-        patch.setenv("CDK_CONTEXT_JSON", json.dumps({**cdk_json_context(), "aws:cdk:bundling-stacks": []}))
+        patch.setattr(cdk, "App", lambda: real_app(context=context, outdir=str(folder / "cdk.out")))
         runpy.run_path(str(app), run_name="__main__")  # cdk-nag: an unacknowledged finding raises here
     path = folder / "cdk.out" / "ShopChat.template.json"
     return path, json.loads(path.read_text())
