@@ -30,6 +30,7 @@ from constructs import Construct
 
 from canarywise.data.executions import APPROVAL_ACTION, APPROVAL_STAGE
 from canarywise.spec import RolloutSpec, SpecError, parse_spec
+from canarywise.spec.deployable import synth_problems
 from canarywise.spec.loading import read_spec_data
 from stacks.alarms import Alarms, AlertTopic
 from stacks.approval import ApprovalPipeline, ReleaseStages, approval_message
@@ -39,7 +40,6 @@ from stacks.progression import Progression, state_machine_names
 from stacks.registry import Registry
 from stacks.rollback import Rollback
 from stacks.significance import SignificanceCheck
-from stacks.spec_loading import synth_problems
 from stacks.traffic import TrafficSplit
 
 SpecSource = RolloutSpec | str | os.PathLike[str] | Mapping[str, Any]
