@@ -239,3 +239,73 @@ class VariantMetrics:
         for metric_name, metric_value in values.items():
             metrics.add_metric(name=metric_name, unit=unit, value=metric_value)
         self._output(json.dumps(metrics.serialize_metric_set(), separators=(",", ":")))
+
+
+# Shadow mode: the candidate answers a copy of each request and the service reports both outcomes of the same
+# request under this Variant value (not a slot: no target group serves it).
+SHADOW_VARIANT = "shadow"
+# Binary metrics: which model had the outcome 1 (passed the guardrail, gave an unsupported answer, was slow).
+PAIR_CELLS = ("PairBoth", "PairCurrentOnly", "PairCandidateOnly", "PairNeither")
+# Numeric metrics: the per-request difference (candidate − current) and each side's own value, with squares.
+PAIR_VALUES = ("PairDiff", "PairCurrent", "PairCandidate")
+
+
+class PairedMetrics:
+    """Emit, for one request, the current model's and the candidate's outcome on it (shadow mode).
+
+    A binary metric (proportion, tail_exceedance) becomes one of four cells, ``<MetricName>PairBoth``,
+    ``…PairCurrentOnly``, ``…PairCandidateOnly``, ``…PairNeither`` (1 for the cell the request falls in, 0
+    for the others: SampleCount = pairs, Sum = the cell's count); a mean becomes ``<MetricName>PairDiff``
+    (candidate − current), ``…PairCurrent`` and ``…PairCandidate``, each with its ``…Squared``. Dimension
+    ``Variant`` = ``shadow`` (plus the slice dimension for a sliced metric). Users only ever get the current
+    model's answer; the candidate's is computed on a copy of the request and only measured.
+
+    Example
+    -------
+    >>> from canarywise.spec import load_spec
+    >>> lines = []
+    >>> pairs = PairedMetrics(spec=load_spec("lambdas/canarywise/demo/specs/mangaassist-shadow.yaml"),
+    ...                       output=lines.append)
+    >>> pairs.record("guardrail_pass_rate", True, False, slice_value="faq")  # current passed, candidate not
+    >>> pairs.record("prompt_tokens", 118, 201)
+    >>> len(lines)
+    2
+    """
+
+    def __init__(self, *, spec: RolloutSpec, output: Callable[[str], None] = print) -> None:
+        self.spec = spec
+        self._variant = VariantMetrics(SHADOW_VARIANT, spec=spec, output=output)
+
+    def record(
+        self, metric: str, current: float | bool, candidate: float | bool, *, slice_value: str | None = None
+    ) -> None:
+        """Record one request's pair for the spec metric `metric` (raw values for tail_exceedance)."""
+        found = self.spec.metric(metric)
+        if not isinstance(found.source, ServiceSource):
+            raise EmitError(f"metric {metric!r} is read from the load balancer; the service emits nothing")
+        if slice_value is not None and not found.slice_dimension:
+            raise EmitError(f"metric {metric!r} has no slice_dimension, found slice_value={slice_value!r}")
+        slice_ = (found.slice_dimension, slice_value) if found.slice_dimension and slice_value else None
+        namespace, name = found.source.namespace, found.source.metric_name
+        if found.kind is MetricKind.MEAN:
+            cur, cand = float(current), float(candidate)
+            values: dict[str, float] = {}
+            for suffix, value in zip(PAIR_VALUES, (cand - cur, cur, cand), strict=True):
+                values[name + suffix] = value
+                values[name + suffix + SQUARED_SUFFIX] = value * value
+            self._variant._emit(namespace, values, MetricUnit.NoUnit, slice_)
+            return
+        outcomes = []
+        for side, value in (("current", current), ("candidate", candidate)):
+            if found.kind is MetricKind.TAIL_EXCEEDANCE:
+                assert found.threshold is not None
+                outcomes.append(float(value) > found.threshold)
+            elif float(value) in {0.0, 1.0}:
+                outcomes.append(bool(value))
+            else:
+                raise EmitError(f"metric {metric!r} is a proportion: `{side}` must be 0/1, found {value!r}")
+        cell = {(True, True): 0, (True, False): 1, (False, True): 2, (False, False): 3}[
+            outcomes[0], outcomes[1]
+        ]
+        cells = {name + suffix: 1.0 if i == cell else 0.0 for i, suffix in enumerate(PAIR_CELLS)}
+        self._variant._emit(namespace, cells, MetricUnit.Count, slice_)

@@ -204,7 +204,7 @@ def decide_shadow(
         )
         if harmed:
             rejected.append(
-                f"{name}: harm proven, {_describe(metric, agg)} (always-valid p {harm.pvalue:.2g})"
+                f"{name}: harm proven, {_describe(metric, agg)} (always-valid p {_p(harm.pvalue)})"
             )
         ni = _non_inferiority(metric, agg, alpha)
         shown = ni.pvalue <= alpha
@@ -251,6 +251,10 @@ def _rule(
             + "; ".join(waiting + not_yet)
         ]
     return DecisionKind.CONTINUE, waiting + not_yet
+
+
+def _p(pvalue: float) -> str:
+    return f"{pvalue:.2g}" if pvalue > 0 else "< 1e-300"
 
 
 def _describe(metric: Metric, agg: PairedAggregate) -> str:

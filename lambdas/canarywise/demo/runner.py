@@ -29,6 +29,7 @@ from canarywise.demo.local_run import (
 from canarywise.demo.report import ReportData, decision_point, hold_started
 from canarywise.demo.report import write_report as default_write_report
 from canarywise.demo.scenarios import Scenario
+from canarywise.demo.shadow import rejected_result, run_shadow_phase
 from canarywise.local.clock import use_simulated_clock
 from canarywise.local.deployment import Deployment
 from canarywise.local.provision import provision, synthesize
@@ -104,10 +105,18 @@ def run_scenario(
         aws.runtime.clock = run.clock.now
         undo_clock = use_simulated_clock(run.clock, aws.runtime)
         try:
-            run.start()
-            progress.started(scenario, deployment, run.experiment_id)
-            run.event(f"rollout started: experiment {run.experiment_id}")
-            result = play(run, approve=approve)
+            shadow = None
+            if scenario.shadow is not None and spec.shadow is not None:
+                shadow = run_shadow_phase(
+                    run, scenario.shadow, seed=seed, candidate=f"{scenario.name}-candidate"
+                )
+            if shadow is not None and shadow.decision != "READY_FOR_CANARY":
+                result = rejected_result(run, shadow, scenario.expected)  # no user was sent to the candidate
+            else:
+                run.start()
+                progress.started(scenario, deployment, run.experiment_id)
+                run.event(f"rollout started: experiment {run.experiment_id}")
+                result = play(run, approve=approve)
         finally:
             run.finish()
             undo_clock()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from canarywise.demo.shadow import Cells, PairedMean, ShadowBehaviour
 from canarywise.demo.traffic import TrafficProfile
 from canarywise.spec import RolloutSpec, load_spec, parse_spec
 
@@ -95,6 +96,8 @@ class Scenario:
     ladder
         A shorter stage ladder than the spec file's, so the whole rollout fits in a minute of wall time
         (None: the file's own ladder).
+    shadow
+        The two models on the same requests during the spec's shadow phase (None: no shadow phase played).
     """
 
     name: str
@@ -111,6 +114,8 @@ class Scenario:
     max_hours: float = 14 * 24.0
     hold_hours: float | None = None
     ladder: tuple[Mapping[str, Any], ...] | None = None
+    # A shadow phase before the ladder (the spec's `shadow` block): the two models on the same requests.
+    shadow: ShadowBehaviour | None = None
 
     def spec(self, spec_path: Path | None = None) -> RolloutSpec:
         """The rollout spec: `spec_path` as it is, or the scenario's spec file with its demo ladder."""
@@ -247,6 +252,70 @@ SCENARIOS: dict[str, Scenario] = {
         ),
     )
 }
+
+# Shadow mode (docs/shadow.md): MangaAssist with a shadow phase before the ladder. The current model's paired
+# behaviour on the shadow metrics, with the discordant requests a real pair of models has (they disagree on a
+# few requests even when neither is better).
+SHADOW_SPEC = PACKAGE / "specs" / "mangaassist-shadow.yaml"
+_SHADOW_ALIKE: dict[str, Cells | PairedMean] = {
+    "guardrail_pass_rate": Cells(0.969, 0.011, 0.011, 0.009),  # 98.0% both
+    "unsupported_answer_rate": Cells(0.025, 0.015, 0.015, 0.945),  # 4.0% both
+    "slow_response_rate": Cells(0.008, 0.004, 0.004, 0.984),  # 1.2% both
+    "prompt_tokens": PairedMean(120.0, 30.0, 0.0, 20.0),
+}
+_SHADOW_LADDER_MODELS: dict[str, Model] = {
+    "escalation_rate": _ESCALATION,
+    "error_rate": Rate(0.001),
+    "guardrail_pass_rate": Rate(0.98),
+    "unsupported_answer_rate": Rate(0.04),
+    "slow_response_rate": Rate(0.012),
+    "prompt_tokens": Mean(120.0, 30.0, low=1.0),
+    "csat": Mean(4.1, 1.0, response_share=0.25, low=1.0, high=5.0),
+}
+SCENARIOS.update(
+    {
+        s.name: s
+        for s in (
+            Scenario(
+                name="shadow-retriever",
+                title="Shadow mode: a retriever change that costs guardrail passes and tokens",
+                story="The new retriever answers a copy of every request; users only see the current "
+                "model. On the same requests the guardrail pass rate goes 98.0% → 97.2% and prompt tokens "
+                "120 → 195. The shadow gate proves harm on a veto metric and rejects the candidate: the "
+                "ALB's forward action is never touched, no user ever gets its answer.",
+                spec_path=SHADOW_SPEC,
+                control=_SHADOW_LADDER_MODELS,
+                candidate={},
+                expected="REJECTED",
+                headline_metric="guardrail_pass_rate",
+                traffic=DEMO_TRAFFIC,
+                ladder=DEMO_LADDER,
+                shadow=ShadowBehaviour(
+                    {
+                        **_SHADOW_ALIKE,
+                        "guardrail_pass_rate": Cells(0.965, 0.015, 0.007, 0.013),
+                        "prompt_tokens": PairedMean(120.0, 30.0, 75.0, 40.0),
+                    }
+                ),
+            ),
+            Scenario(
+                name="shadow-healthy",
+                title="Shadow mode, then the ladder: a candidate alike on every veto metric",
+                story="The candidate answers copies of live requests for an hour; it is shown non-inferior "
+                "on every veto metric (guardrail pass, unsupported answers, slow responses, prompt tokens), "
+                "the shadow gate says READY_FOR_CANARY, and only then does the ladder send it 5% of users.",
+                spec_path=SHADOW_SPEC,
+                control=_SHADOW_LADDER_MODELS,
+                candidate={},
+                expected="READY_FOR_APPROVAL",
+                headline_metric="escalation_rate",
+                traffic=DEMO_TRAFFIC,
+                ladder=DEMO_LADDER,
+                shadow=ShadowBehaviour(_SHADOW_ALIKE),
+            ),
+        )
+    }
+)
 
 # What `make demo` runs: a regression rolled back, then a healthy candidate promoted.
 DEFAULT_SCENARIOS = ("regression", "healthy")

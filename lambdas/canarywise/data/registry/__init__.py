@@ -43,10 +43,11 @@ from canarywise.data.registry.drift import DriftMixin, DriftRecord, MonitorLook,
 from canarywise.data.registry.experiments import FDR_WINDOW, experiment_id_for
 from canarywise.data.registry.rollbacks import ANTI_FLAPPING_WINDOW
 from canarywise.data.registry.service import ServiceMixin
+from canarywise.data.registry.shadow import ShadowMixin
 from canarywise.lifecycle.state import TransitionRefusedError
 
 
-class Registry(ServiceMixin, ChecksMixin, DriftMixin):
+class Registry(ServiceMixin, ChecksMixin, DriftMixin, ShadowMixin):
     """Experiments, the service's traffic state, stages, checks, rollbacks, drift, and the registry-wide BH.
 
     Constructed as `canarywise.data.registry._table._Table` (``table_name``, ``boto3_client``, ``sleep``).
