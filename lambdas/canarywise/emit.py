@@ -51,7 +51,7 @@ from collections.abc import Callable, Sequence
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from canarywise.errors import CanarywiseError
-from canarywise.spec import MetricKind, RolloutSpec, ServiceSource
+from canarywise.spec import Metric, MetricKind, RolloutSpec, ServiceSource
 
 # A slot name: what the spec's ``traffic.target_groups`` calls the target group (a dimension value).
 _SLOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -107,6 +107,19 @@ def is_new_assignment(cookie_header: str | None) -> bool:
         return True
     names = {pair.split("=", 1)[0].strip() for pair in cookie_header.split(";")}
     return names.isdisjoint({STICKINESS_COOKIE, STICKINESS_COOKIE + "CORS"})
+
+
+def _service_metric(
+    spec: RolloutSpec, metric: str, slice_value: str | None
+) -> tuple[Metric, str, str, tuple[str, str] | None]:
+    """The spec metric `metric` the service emits: it, its namespace and metric name, and its slice."""
+    found = spec.metric(metric)
+    if not isinstance(found.source, ServiceSource):
+        raise EmitError(f"metric {metric!r} is read from the load balancer; the service emits nothing")
+    if slice_value is not None and not found.slice_dimension:
+        raise EmitError(f"metric {metric!r} has no slice_dimension, found slice_value={slice_value!r}")
+    slice_ = (found.slice_dimension, slice_value) if found.slice_dimension and slice_value else None
+    return found, found.source.namespace, found.source.metric_name, slice_
 
 
 class VariantMetrics:
@@ -209,13 +222,7 @@ class VariantMetrics:
         """
         if self.spec is None:
             raise EmitError("`record` looks metrics up in the rollout spec: pass spec= to VariantMetrics")
-        found = self.spec.metric(metric)
-        if not isinstance(found.source, ServiceSource):
-            raise EmitError(f"metric {metric!r} is read from the load balancer; the service emits nothing")
-        if slice_value is not None and not found.slice_dimension:
-            raise EmitError(f"metric {metric!r} has no slice_dimension, found slice_value={slice_value!r}")
-        slice_ = (found.slice_dimension, slice_value) if found.slice_dimension and slice_value else None
-        namespace, name = found.source.namespace, found.source.metric_name
+        found, namespace, name, slice_ = _service_metric(self.spec, metric, slice_value)
         if found.kind is MetricKind.MEAN:
             self.mean(namespace, name, float(value), slice_=slice_)
         elif found.kind is MetricKind.TAIL_EXCEEDANCE:
@@ -280,13 +287,7 @@ class PairedMetrics:
         self, metric: str, current: float | bool, candidate: float | bool, *, slice_value: str | None = None
     ) -> None:
         """Record one request's pair for the spec metric `metric` (raw values for tail_exceedance)."""
-        found = self.spec.metric(metric)
-        if not isinstance(found.source, ServiceSource):
-            raise EmitError(f"metric {metric!r} is read from the load balancer; the service emits nothing")
-        if slice_value is not None and not found.slice_dimension:
-            raise EmitError(f"metric {metric!r} has no slice_dimension, found slice_value={slice_value!r}")
-        slice_ = (found.slice_dimension, slice_value) if found.slice_dimension and slice_value else None
-        namespace, name = found.source.namespace, found.source.metric_name
+        found, namespace, name, slice_ = _service_metric(self.spec, metric, slice_value)
         if found.kind is MetricKind.MEAN:
             cur, cand = float(current), float(candidate)
             values: dict[str, float] = {}
