@@ -53,8 +53,9 @@ class SignificanceCheck(Construct):
         role = self.function.role
         assert role is not None
         # Reads experiments (by key and through the running index) and writes only experiment items: its
-        # checks, their latest decision, frozen stages. Never the service's state or rollback history.
-        grant_registry(role, registry, write_keys=["EXP#*"], indexes=[RUNNING_INDEX])
+        # checks, their latest decision, frozen stages; and shadow phases' looks (SHADOW#, docs/shadow.md).
+        # Never the service's state or rollback history.
+        grant_registry(role, registry, write_keys=["EXP#*", "SHADOW#*"], indexes=[RUNNING_INDEX])
         role.add_to_principal_policy(
             # ListMetrics: the slice values (e.g. each Intent) the service emitted, to test per slice.
             iam.PolicyStatement(

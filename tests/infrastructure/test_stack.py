@@ -811,7 +811,7 @@ def test_history_events_per_gate_poll_match_the_synth_bound(synth: Any) -> None:
 @pytest.mark.parametrize(
     ("name", "write_keys", "indexes"),
     [
-        ("SignificanceCheck", ["EXP#*"], ["running"]),
+        ("SignificanceCheck", ["EXP#*", "SHADOW#*"], ["running"]),
         ("StageGate", ["EXP#*", "SERVICE#mangaassist"], []),
         ("Promote", ["EXP#*", "SERVICE#mangaassist"], ["concluded"]),
         ("Rollback", ["EXP#*", "SERVICE#mangaassist"], []),

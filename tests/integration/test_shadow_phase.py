@@ -17,7 +17,7 @@ from canarywise.data.metric_source.paired import PairedSource
 from canarywise.data.registry import Registry
 from canarywise.decision.shadow import PairedNumeric
 from canarywise.emit import PairedMetrics
-from canarywise.runtime.shadow import check_shadow
+from canarywise.runtime.shadow import check_running_shadows, check_shadow
 from canarywise.spec import load_spec
 from canarywise.stats.paired_sequential import PairedCells
 
@@ -139,3 +139,16 @@ def test_check_shadow_records_the_rejection_and_keeps_it(registry_table: str) ->
     phase = registry.shadow_phase("s1")
     assert phase is not None
     assert phase["status"] == "REJECTED"  # the phase has ended; a later look is history only
+
+
+def test_the_scheduled_look_checks_running_phases_until_they_end(registry_table: str) -> None:
+    cloudwatch = boto3.client("cloudwatch")
+    registry = Registry(TABLE, boto3_client=boto3.client("dynamodb"))
+    _put(cloudwatch, _emit(_requests(token_shift=75.0)), NOW - timedelta(minutes=10))
+    registry.start_shadow("s2", SPEC, candidate="retriever-v2", started_at=START)
+    assert registry.list_running_shadows("mangaassist") == ("s2",)
+    assert registry.list_running_shadows("other-service") == ()
+    source = PairedSource(cloudwatch)
+    first = check_running_shadows(service="mangaassist", now=NOW, registry=registry, source=source)
+    assert first == {"s2": "REJECTED"}
+    assert registry.list_running_shadows("mangaassist") == ()  # ended: out of the running index

@@ -86,6 +86,7 @@ def test_escalation_12_to_14_percent_rolls_back_and_raises_statistical_harm(
         "failed": {},
         "skipped": [],
         "harm": True,
+        "shadow": {},
     }
     check = Registry(TABLE).get_experiment(experiment_id).latest_check
     assert check is not None
@@ -204,6 +205,7 @@ def test_no_running_experiment_publishes_no_harm(aws: Env, context: Any) -> None
         "failed": {},
         "skipped": [],
         "harm": False,
+        "shadow": {},
     }
     assert harm_metric(NOW) == [0.0]
 

@@ -12,8 +12,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from canarywise.data.executions import HarmSignal
 from canarywise.data.metric_source import AlbDimensions, MetricSource
+from canarywise.data.metric_source.paired import PairedSource
 from canarywise.data.registry import Registry
 from canarywise.runtime.events import parse_scheduled_event
+from canarywise.runtime.shadow import check_running_shadows
 from canarywise.runtime.significance import check_all
 from canarywise.settings import SignificanceCheckSettings, load_settings
 
@@ -30,16 +32,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # A time more than a few minutes ahead of this clock is refused: it would pin the latest decision.
     scheduled = parse_scheduled_event(event, now=datetime.now(UTC))
     alb = AlbDimensions(settings.load_balancer_full_name, settings.target_group_full_names)
+    registry = Registry(settings.registry_table)
     summary = check_all(
         now=scheduled.time,
         service=settings.service,
-        registry=Registry(settings.registry_table),
+        registry=registry,
         metric_source=MetricSource(alb),
         harm_signal=HarmSignal(),
         remaining_ms=context.get_remaining_time_in_millis,
+    )
+    # Shadow phases (docs/shadow.md): paired looks, same schedule, the same "now".
+    shadow = check_running_shadows(
+        service=settings.service, now=scheduled.time, registry=registry, source=PairedSource()
     )
     metrics.add_metric(name="ExperimentsChecked", unit=MetricUnit.Count, value=len(summary.decisions))
     metrics.add_metric(name="ExperimentChecksFailed", unit=MetricUnit.Count, value=len(summary.failed))
     # Never silent: experiments the time budget left for the next tick are counted (and logged by check_all).
     metrics.add_metric(name="ExperimentsSkipped", unit=MetricUnit.Count, value=len(summary.skipped))
-    return summary.to_dict()
+    return {**summary.to_dict(), "shadow": shadow}

@@ -18,13 +18,18 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from aws_lambda_powertools import Logger
+
 from canarywise.data.metric_source import MetricSourceError
 from canarywise.data.metric_source.paired import PairedSource
 from canarywise.data.models import CheckRecord
 from canarywise.data.registry import Registry, RegistryError
 from canarywise.decision.models import Decision, DecisionKind
 from canarywise.decision.shadow import SHADOW_STAGE, decide_shadow
+from canarywise.errors import CanarywiseError
 from canarywise.spec import parse_stored_spec
+
+logger = Logger(child=True)
 
 
 def check_shadow(*, shadow_id: str, now: datetime, registry: Registry, source: PairedSource) -> Decision:
@@ -52,3 +57,20 @@ def check_shadow(*, shadow_id: str, now: datetime, registry: Registry, source: P
         ),
     )
     return decision
+
+
+def check_running_shadows(
+    *, service: str, now: datetime, registry: Registry, source: PairedSource
+) -> dict[str, str]:
+    """One look at each of the service's running shadow phases (the scheduled significance check calls it):
+    phase id → its decision, or ``"FAILED: <why>"`` (one phase failing never stops the others)."""
+    decisions: dict[str, str] = {}
+    for shadow_id in registry.list_running_shadows(service):
+        try:
+            decisions[shadow_id] = check_shadow(
+                shadow_id=shadow_id, now=now, registry=registry, source=source
+            ).kind.value
+        except CanarywiseError as exc:
+            logger.exception("shadow look failed", extra={"shadow_id": shadow_id})
+            decisions[shadow_id] = f"FAILED: {type(exc).__name__}: {exc}"
+    return decisions

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from canarywise.data._aws import client
 from canarywise.data.metric_source.queries import MetricSourceError
 from canarywise.data.metric_source.slices import listed_slice_values
 from canarywise.decision.shadow import PairedAggregate, PairedNumeric, ShadowObservations
@@ -50,11 +51,11 @@ class PairedSource:
     Parameters
     ----------
     boto3_client
-        A CloudWatch client.
+        A CloudWatch client (default: one for the environment's endpoint).
     """
 
-    def __init__(self, boto3_client: Any) -> None:
-        self._client = boto3_client
+    def __init__(self, boto3_client: Any = None) -> None:
+        self._client = boto3_client or client("cloudwatch")
         self.calls = 0
 
     def observe(self, spec: RolloutSpec, start: datetime, now: datetime) -> ShadowObservations:

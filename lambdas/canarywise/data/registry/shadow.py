@@ -5,7 +5,8 @@ pk                     sk                              what
 =====================  ==============================  ==================================================
 ``SHADOW#<shadow id>`` ``META``                        the phase: service, candidate, spec, started_at,
                                                        the latest decision (READY_FOR_CANARY / REJECTED
-                                                       end it: a later look never overwrites them)
+                                                       end it: a later look never overwrites them); in
+                                                       the ``running`` index until it ends
 ``SHADOW#<shadow id>`` ``CHECK#<checked at>``          one look: the decision, its reasons in words and
                                                        every finding's numbers (`CheckRecord`, TTL)
 =====================  ==============================  ==================================================
@@ -28,6 +29,7 @@ from canarywise.data.registry.checks import CHECK_TTL
 from canarywise.spec import RolloutSpec
 
 _FINAL = ("READY_FOR_CANARY", "REJECTED")
+_RUNNING = "SHADOW_RUNNING"
 
 
 class ShadowMixin(_Table):
@@ -45,6 +47,10 @@ class ShadowMixin(_Table):
                 "spec": json.dumps(spec.model_dump(mode="json"), sort_keys=True),
                 "started_at": to_iso(started_at),
                 "status": "RUNNING",
+                # In the registry's `running` index (beside the experiments' RUNNING) until the phase ends;
+                # the index's sort key is experiment_id, so the phase's id goes there too.
+                "running_pk": _RUNNING,
+                "experiment_id": shadow_id,
             }
         )
 
@@ -75,11 +81,22 @@ class ShadowMixin(_Table):
         request = self._update(
             {"pk": f"SHADOW#{shadow_id}", "sk": "META"},
             {"status": check.decision, "latest_check": body},
+            removes=["running_pk"] if check.decision in _FINAL else [],
             condition="attribute_exists(pk) AND NOT #status IN (:ready, :rejected)",
             values={":ready": _FINAL[0], ":rejected": _FINAL[1]},
             names={"#status": "status"},
         )
         self._transact([request])
+
+    def list_running_shadows(self, service: str) -> tuple[str, ...]:
+        """Ids of the service's shadow phases that have not ended (one query of the `running` index)."""
+        items = self._query(
+            IndexName="running",
+            KeyConditionExpression="running_pk = :running",
+            FilterExpression="service = :service",
+            ExpressionAttributeValues=_item({":running": _RUNNING, ":service": service}),
+        )
+        return tuple(sorted(str(item["experiment_id"]) for item in items))
 
     def shadow_checks(self, shadow_id: str) -> tuple[CheckRecord, ...]:
         """Every look of the phase, oldest first."""
