@@ -403,3 +403,89 @@ def test_approve_promotes_as_the_caller_and_a_second_approve_is_one_line(
         "(needs READY_FOR_APPROVAL); traffic untouched\n"
     )
     assert rule_groups(stack) == {"canary"}
+
+
+# --- status --exit-code and --watch, list, history ------------------------------------------------------
+def test_status_exit_code_says_where_the_rollout_stands(
+    stack: Env, rolling_out: str, cli: Callable[..., Run]
+) -> None:
+    """0 steady, 10 rolling out, 11 awaiting approval, 12 rolled back, 13 rule != registry (cli/watch.py)."""
+    assert cli("status").code == 0  # without --exit-code a read that worked is 0
+    assert cli("status", "--exit-code").code == 10
+    assert json.loads(cli("status", "--json").out)["exit_code"] == 10
+    set_rule_weights(stack, 50, 50)  # someone edits the rule by hand
+    assert cli("status", "--exit-code").code == 13
+    set_rule_weights(stack, 95, 5)
+    assert cli("rollback", "--reason", "watching", "--yes").code == 0
+    assert rule_weights(stack) == {"control": 100, "canary": 0}
+    assert cli("status", "--exit-code").code == 12
+
+
+def test_status_exit_code_before_any_rollout_and_awaiting_approval(
+    stack: Env, cli: Callable[..., Run], context: Any, spec_data: dict[str, Any]
+) -> None:
+    assert cli("status", "--exit-code").code == 0
+    experiment_id, _ = start_rollout(stack, spec_data, context)
+    stage_gate.handler({"action": "ready", "experiment_id": experiment_id}, context)
+    assert cli("status", "--exit-code").code == 11
+
+
+def test_status_watch_follows_the_rollout_until_it_ends(
+    stack: Env, rolling_out: str, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped, --watch prints a line per change and returns when nothing is in progress any more: here an
+    operator rolls back during the second wait."""
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            assert main(["rollback", "--reason", "watching", "--yes", "--service", SERVICE]) == 0
+
+    monkeypatch.setattr("canarywise.cli.watch._sleep", wait)
+    run = cli("status", "--watch", "--interval", "7", "--exit-code")
+
+    assert run.code == 12
+    assert waits == [7.0, 7.0]
+    lines = [line for line in run.out.splitlines() if line.startswith(f"{SERVICE}: ")]
+    assert lines[0] == (
+        f"{SERVICE}: ROLLING_OUT; forward control 95 / canary 5; experiment {rolling_out} (RUNNING)"
+    )  # one line for the two identical reads
+    assert lines[-1].startswith(
+        f"{SERVICE}: STEADY; forward control 100; experiment {rolling_out} (ROLLED_BACK)"
+    )
+    assert len(lines) == 2
+
+
+def test_list_shows_every_service_with_its_state_uncut(
+    stack: Env, rolling_out: str, cli: Callable[..., Run]
+) -> None:
+    run = cli("list", "--json", service=False)
+    assert run.code == 0
+    (row,) = json.loads(run.out)["services"]
+    assert row | {"decision": None} == {
+        "service": SERVICE,
+        "phase": "ROLLING_OUT",
+        "live": "control",
+        "forward": "control 95 / canary 5",
+        "experiment_id": rolling_out,
+        "status": "RUNNING",
+        "decision": None,
+        "exit_code": 10,
+    }
+    table = cli("list", service=False).out  # piped: full width, the id whole
+    assert rolling_out in table
+    assert "…" not in table
+
+
+def test_history_lists_the_services_experiments_with_their_outcome(
+    stack: Env, rolling_out: str, cli: Callable[..., Run]
+) -> None:
+    assert cli("rollback", "--reason", "watching", "--yes").code == 0
+    run = cli("history", "--json")
+    assert run.code == 0
+    (row,) = json.loads(run.out)["experiments"]
+    assert (row["experiment_id"], row["candidate"], row["outcome"]) == (rolling_out, "v42", "ROLLED_BACK")
+    table = cli("history").out
+    assert rolling_out in table
+    assert "…" not in table

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -36,6 +37,7 @@ COMMAND_MODULES = (
     "canarywise.cli.rollback",
     "canarywise.cli.demo",
     "canarywise.cli.spec_commands",
+    "canarywise.cli.watch",
 )
 
 
@@ -44,6 +46,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NOTHING_TO_DO = 3
 EXIT_NOT_CONFIRMED = 4
+EXIT_INTERRUPTED = 130  # what a shell reports for Ctrl-C
 
 
 class UsageError(CanarywiseError, ValueError):
@@ -63,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 done, 1 refused or failed (one line says why), 2 bad argument, "
         "3 nothing to roll back, 4 not confirmed, 5 regression proven (test paired)",
     )
+    parser.add_argument("--version", action="version", version=f"canarywise {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name in COMMAND_MODULES:
@@ -76,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("canarywise")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -85,6 +98,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"canarywise {args.command}: error: {exc}", file=sys.stderr)
         default = EXIT_USAGE if isinstance(exc, UsageError | ValueError) else EXIT_FAILED
         return int(getattr(exc, "exit_code", default))
+    except KeyboardInterrupt:  # Ctrl-C, e.g. out of `status --watch`: no traceback
+        print(f"canarywise {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `canarywise history | head`: the reader left; nothing more to say
+        return EXIT_FAILED
+    except Exception as exc:  # a bug or an unforeseen failure: one line, the traceback only on request
+        if os.environ.get("CANARYWISE_DEBUG"):
+            raise
+        print(
+            f"canarywise {args.command}: unexpected error: {type(exc).__name__}: {exc} "
+            "(set CANARYWISE_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

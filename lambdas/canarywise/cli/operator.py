@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from canarywise.cli.deployment import Stack, add_stack_arguments, aws_errors, forward_text
 from canarywise.cli.output import print_json, print_table
+from canarywise.cli.watch import add_status_arguments, status_code, watch
 
 if TYPE_CHECKING:
     from canarywise.data.models import Experiment, StageStart
@@ -38,6 +39,7 @@ def register(subparsers: Any) -> None:
         help="the service's lifecycle: live and idle slot, phase, the rule's forward, the rollout going on",
     )
     add_stack_arguments(status)
+    add_status_arguments(status)
     status.set_defaults(func=run_status)
 
     report = subparsers.add_parser(
@@ -57,6 +59,9 @@ def register(subparsers: Any) -> None:
 
 # -- status ----------------------------------------------------------------------------------------------
 def run_status(args: argparse.Namespace) -> int:
+    if args.watch:
+        code = watch(args)
+        return code if args.exit_code else 0
     stack = Stack.of(args)
     with aws_errors(f"could not read the state of {stack.service}"):
         now = stack.snapshot()
@@ -65,6 +70,8 @@ def run_status(args: argparse.Namespace) -> int:
             _experiment_row(now.registry, state.experiment_id) if state and state.experiment_id else None
         )
     matches = _same_forward(state.forward, rule) if state else None
+    code = status_code(now)
+    exit_code = code if args.exit_code else 0
     if args.json:
         print_json(
             {
@@ -73,9 +80,10 @@ def run_status(args: argparse.Namespace) -> int:
                 "rule_forward": rule,
                 "forward_matches": matches,
                 "experiment": experiment,
+                "exit_code": code,
             }
         )
-        return 0
+        return exit_code
     print_table(f"canarywise status: {stack.service}", _state_rows(state, rule, matches))
     if experiment is not None:
         print_table("in progress", [(name.replace("_", " "), value) for name, value in experiment.items()])
@@ -85,7 +93,7 @@ def run_status(args: argparse.Namespace) -> int:
             f"{forward_text(state.forward, state)}: "
             "a transition is in flight, or the rule was changed by hand"
         )
-    return 0
+    return exit_code
 
 
 def _state_rows(

@@ -101,6 +101,21 @@ class ExperimentsMixin(_Table):
         query["ProjectionExpression"] = "experiment_id"
         return tuple(item["experiment_id"] for item in self._query(**query))
 
+    def experiments_of(self, service: str) -> tuple[Experiment, ...]:
+        """The service's experiments, newest first: the running ones and every concluded one (any age).
+
+        An experiment between two states (APPROVED, ROLLING_BACK) is in neither index for that moment."""
+        ids = set(self.list_running_ids(service))
+        concluded = self._query(
+            IndexName="concluded",
+            KeyConditionExpression="concluded_pk = :concluded",
+            FilterExpression="service = :service",
+            ExpressionAttributeValues=_item({":concluded": "CONCLUDED", ":service": service}),
+            ProjectionExpression="experiment_id",
+        )
+        ids |= {item["experiment_id"] for item in concluded}
+        return tuple(sorted((self.get_experiment(i) for i in ids), key=lambda e: e.created_at, reverse=True))
+
     def list_running_by_last_check(self, service: str | None = None) -> tuple[str, ...]:
         """Ids of the running experiments, the one checked longest ago first (never checked before any), then
         by id: the significance check's order, so that a tick cut short by its time budget rotates rather
