@@ -10,9 +10,11 @@ from typing import Any
 
 import boto3
 import numpy as np
+import pytest
 from aws_kit import TABLE
 from numpy.testing import assert_allclose
 
+from canarywise.cli.main import main
 from canarywise.data.metric_source.paired import PairedSource
 from canarywise.data.registry import Registry
 from canarywise.decision.shadow import PairedNumeric
@@ -152,3 +154,27 @@ def test_the_scheduled_look_checks_running_phases_until_they_end(registry_table:
     first = check_running_shadows(service="mangaassist", now=NOW, registry=registry, source=source)
     assert first == {"s2": "REJECTED"}
     assert registry.list_running_shadows("mangaassist") == ()  # ended: out of the running index
+
+
+def test_cli_starts_a_phase_and_reports_its_gate(
+    registry_table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`canarywise shadow start` / `status` against the registry: exit 6 while deciding, 5 once rejected."""
+    spec_file = Path(__file__).resolve().parents[2] / "lambdas/canarywise/demo/specs/mangaassist-shadow.yaml"
+    table = ["--service", "mangaassist", "--table", TABLE]
+    assert main(["shadow", "start", "--candidate", "retriever-v2", "--spec", str(spec_file), *table]) == 0
+    shadow_id = capsys.readouterr().out.strip()
+    assert shadow_id.startswith("mangaassist-shadow-retriever-v2-")
+    assert main(["shadow", "status", shadow_id, *table, "--json"]) == 6
+    assert json.loads(capsys.readouterr().out)["status"] == "RUNNING"
+    cloudwatch = boto3.client("cloudwatch")
+    _put(cloudwatch, _emit(_requests(token_shift=75.0)), datetime.now(UTC) + timedelta(seconds=20))
+    registry = Registry(TABLE, boto3_client=boto3.client("dynamodb"))
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    check_running_shadows(
+        service="mangaassist", now=later, registry=registry, source=PairedSource(cloudwatch)
+    )
+    assert main(["shadow", "status", shadow_id, *table]) == 5
+    assert "prompt_tokens: harm proven" in capsys.readouterr().out
+    assert main(["shadow", "status", "nope", *table]) == 1
+    assert "no shadow phase 'nope' of service 'mangaassist'" in capsys.readouterr().err

@@ -12,7 +12,9 @@ Exit codes
 2  a bad or missing argument (``--service`` included)
 3  nothing to do: ``rollback`` found no rollout in progress (traffic untouched; ``--force`` acts anyway)
 4  not confirmed: the y/N prompt was not answered yes, or there was no terminal to ask on and no ``--yes``
-5  a regression is proven: ``test paired`` found the candidate worse on the golden set (docs/offline.md)
+5  a regression is proven: ``test paired`` found the candidate worse on the golden set (docs/offline.md);
+   ``shadow status``: the shadow gate REJECTED the candidate (docs/shadow.md)
+6  ``shadow status``: the shadow gate is still deciding (CONTINUE or HOLD); ask again later
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ COMMAND_MODULES = (
     "canarywise.cli.demo",
     "canarywise.cli.spec_commands",
     "canarywise.cli.watch",
+    "canarywise.cli.shadow",
 )
 
 
@@ -64,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="canarywise",
         description="Statistically sound canary rollouts and A/B tests for ML models behind an ALB.",
         epilog="exit codes: 0 done, 1 refused or failed (one line says why), 2 bad argument, "
-        "3 nothing to roll back, 4 not confirmed, 5 regression proven (test paired)",
+        "3 nothing to roll back, 4 not confirmed, 5 regression proven or shadow rejected, "
+        "6 shadow still deciding",
     )
     parser.add_argument("--version", action="version", version=f"canarywise {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
