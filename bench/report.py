@@ -756,6 +756,10 @@ def many_experiments_tables(
 def shadow_tables(r: Any) -> list[str]:
     """Shadow mode (bench/shadow.py): A/A false rejects, time to reject, the gain from pairing."""
     aa_se = math.sqrt(r.aa.rate * (1 - r.aa.rate) / len(r.aa.looks))
+
+    def hours(value: float) -> str:
+        return f"never in {r.horizon_hours:g} h" if math.isinf(value) else f"{value:.2f} h"
+
     out = [
         "## Decision quality: shadow mode (the shadow gate's harm tests)",
         "",
@@ -767,12 +771,12 @@ def shadow_tables(r: Any) -> list[str]:
         "| stream | shadows | rejected | median time to REJECTED | 90th percentile |",
         "|---|---:|---:|---:|---:|",
         f"| A/A (both models alike on every veto metric) | {len(r.aa.looks):,} | {_pct(r.aa.rate, aa_se)} | "
-        f"{_hours(r.aa.quantile_hours(0.5))} | {_hours(r.aa.quantile_hours(0.9))} |",
+        f"{hours(r.aa.quantile_hours(0.5))} | {hours(r.aa.quantile_hours(0.9))} |",
     ]
     for o in (r.seed, r.guardrail_only):
         out.append(
-            f"| {o.label} | {len(o.looks):,} | {_pct(o.rate)} | {_hours(o.quantile_hours(0.5))} | "
-            f"{_hours(o.quantile_hours(0.9))} |"
+            f"| {o.label} | {len(o.looks):,} | {_pct(o.rate)} | {hours(o.quantile_hours(0.5))} | "
+            f"{hours(o.quantile_hours(0.9))} |"
         )
     out += [
         "",
@@ -785,7 +789,7 @@ def shadow_tables(r: Any) -> list[str]:
         "",
         "The same streams tested as pairs (the shadow gate) and as if the two models had answered "
         "different requests (the canary's unpaired mSPRT). Gain = median requests to reject, unpaired / "
-        "paired.",
+        "paired; a look comes every 1,000 pairs, so the medians are multiples of 1,000.",
         "",
         "| metric (change) | runs | paired: median requests | unpaired: median requests | gain |",
         "|---|---:|---:|---:|---:|",
