@@ -22,9 +22,9 @@ Three questions, each answered for the rule before and the rule now on the same 
   binomial likelihood ratios, anytime-valid), p <= srm_pvalue.
 
 Everything is vectorised over rollouts with the engine's own pieces (``tau2_for``, ``harm_alpha``, the
-mixture p-value of ``msprt_normal`` as ``bench.shipped.mixture_pvalue``); ``check_against_library`` compares
-the vectorised p-values with the library functions on a sample of looks, and ``replay`` runs the first
-rollouts of the gate cells through ``decide`` itself.
+mixture p-value of ``msprt_normal`` as ``canarywise.simulation.arrays.mixture_pvalue``);
+``check_against_library`` compares the vectorised p-values with the library functions on a sample of looks,
+and ``replay`` runs the first rollouts of the gate cells through ``decide`` itself.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def rule_variance(
 ) -> FloatArray:
     """One stage's variance of p̂_t − p̂_c for a test at ``null`` (0 where an arm has no unit): 'before' at the
     Agresti-Caffo adjusted observed rates; 'null' at the restricted rates alone; 'now' the larger of the two
-    (``bench.engine.stage_variance``, the engine's ``decision.estimates.stage_difference``)."""
+    (``simulation.arrays.stage_variance``, the engine's ``decision.estimates.stage_difference``)."""
     if rule == "null":
         rc, rt = restricted_rates(xc, nc, xt, nt, null)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -185,7 +185,7 @@ def _stage_weights(
     nc: FloatArray, xc: FloatArray, nt: FloatArray, xt: FloatArray, null: FloatArray | float
 ) -> tuple[FloatArray, FloatArray]:
     """One stage's inverse-variance weight and weight x difference per series (0 without data in an arm):
-    ``stage_difference`` with the variance of a test at ``null`` (``bench.engine.stage_variance``)."""
+    ``stage_difference`` with the variance of a test at ``null`` (`arrays.stage_variance`)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ok = (nc > 0) & (nt > 0)
         weight = np.where(ok, 1.0 / stage_variance(xc, nc, xt, nt, null), 0.0)
