@@ -26,8 +26,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from canarywise.spec import AlbSource, Metric, RolloutSpec
-from stacks.functions import METRICS_NAMESPACE, POWERTOOLS_SERVICE_NAME
-from stacks.traffic import TrafficSplit
+
+from .functions import METRICS_NAMESPACE, POWERTOOLS_SERVICE_NAME
+from .traffic import TrafficSplit
 
 ALB_NAMESPACE = "AWS/ApplicationELB"
 # Below this many requests a minute a 5xx *rate* is noise (1 error in 20 requests is 5%); the significance

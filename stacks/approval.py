@@ -28,7 +28,8 @@ from constructs import Construct
 
 from canarywise.data.executions import APPROVAL_ACTION, APPROVAL_STAGE
 from canarywise.spec import RolloutSpec
-from stacks.nag import acknowledge, logical_id, split_arn_finding
+
+from .nag import acknowledge, logical_id, split_arn_finding
 
 CANARY_STAGE, PROMOTE_STAGE = "Canary", "Promote"
 RELEASE_OBJECT_KEY = "release.zip"

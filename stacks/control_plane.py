@@ -32,15 +32,16 @@ from canarywise.data.executions import APPROVAL_ACTION, APPROVAL_STAGE
 from canarywise.spec import RolloutSpec, SpecError, parse_spec
 from canarywise.spec.deployable import synth_problems
 from canarywise.spec.loading import read_spec_data
-from stacks.alarms import Alarms, AlertTopic
-from stacks.approval import ApprovalPipeline, ReleaseStages, approval_message
-from stacks.dashboard import Dashboard
-from stacks.functions import FunctionFactory, bundle_code
-from stacks.progression import Progression, state_machine_names
-from stacks.registry import Registry
-from stacks.rollback import Rollback
-from stacks.significance import SignificanceCheck
-from stacks.traffic import TrafficSplit
+
+from .alarms import Alarms, AlertTopic
+from .approval import ApprovalPipeline, ReleaseStages, approval_message
+from .dashboard import Dashboard
+from .functions import FunctionFactory, bundle_code
+from .progression import Progression, state_machine_names
+from .registry import Registry
+from .rollback import Rollback
+from .significance import SignificanceCheck
+from .traffic import TrafficSplit
 
 SpecSource = RolloutSpec | str | os.PathLike[str] | Mapping[str, Any]
 # The spec's traffic fields the CDK objects replace.

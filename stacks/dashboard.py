@@ -14,8 +14,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from canarywise.spec import RolloutSpec, ServiceSource
-from stacks.alarms import Alarms, error_rate, harm_metric, p99_latency, slot_dimensions
-from stacks.traffic import TrafficSplit
+
+from .alarms import Alarms, error_rate, harm_metric, p99_latency, slot_dimensions
+from .traffic import TrafficSplit
 
 
 class Dashboard(Construct):

@@ -1,19 +1,16 @@
 """The one place canarywise Lambdas are built: shared bundle, runtime, tracing, logs, role and environment.
 
-Every function runs the same bundle (``scripts/build_bundle.py``) with a different handler string; only the
+Every function runs the same bundle (``stacks/bundle.py``) with a different handler string; only the
 handler, the extra environment, the timeout/memory and the permissions differ, so a construct asks
 :class:`FunctionFactory` for a function instead of repeating a 40-line ``Function(...)`` block.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 import jsii
 from aws_cdk import (
@@ -29,32 +26,18 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.nag import acknowledge
+from . import bundle
+from .nag import acknowledge
 
-ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_MARKER = "canarywise/__init__.py"  # a staged asset holding this is one of our bundles
 # Powertools reads these; the names are fixed in notes/contracts.md.
 POWERTOOLS_SERVICE_NAME = "canarywise"
 METRICS_NAMESPACE = "Canarywise"
 
 
-@cache
-def _build_bundle_module() -> ModuleType:
-    """``scripts/build_bundle.py`` loaded by path: scripts/ is a folder of tools, not a package."""
-    path = ROOT / "scripts" / "build_bundle.py"
-    spec = importlib.util.spec_from_file_location("canarywise_build_bundle", path)
-    if spec is None or spec.loader is None:  # pragma: no cover - the file is in the repository
-        raise FileNotFoundError(path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def bundle_input_hash() -> str:
     """The hash of the bundle's inputs (requirements, constraints, runtime source): the asset hash."""
-    value = _build_bundle_module().input_hash()
-    assert isinstance(value, str)
-    return value
+    return bundle.input_hash()
 
 
 @jsii.implements(ILocalBundling)
@@ -67,8 +50,8 @@ class PrebuiltBundle:
     """
 
     def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
-        bundle = Path(_build_bundle_module().build())
-        shutil.copytree(bundle, output_dir, dirs_exist_ok=True, copy_function=_link_or_copy)
+        built = bundle.build()
+        shutil.copytree(built, output_dir, dirs_exist_ok=True, copy_function=_link_or_copy)
         _prune_stale_bundles(Path(output_dir))
         return True
 
@@ -91,12 +74,12 @@ def _link_or_copy(source: str, dest: str) -> None:
 def bundle_code() -> lambda_.Code:
     """The Lambda code asset: our bundle, hashed by its inputs so a changed bundle is re-uploaded.
 
-    The asset's source folder (``lambdas/``) only has to exist: with a custom hash CDK never reads it, and
-    infrastructure tests that skip bundling (context ``aws:cdk:bundling-stacks: []``) point the asset at it
-    instead of the bundle, so they need no bundle at all.
+    The asset's source folder (the ``canarywise`` package) only has to exist: with a custom hash CDK never
+    reads it, and infrastructure tests that skip bundling (context ``aws:cdk:bundling-stacks: []``) point the
+    asset at it instead of the bundle, so they need no bundle at all.
     """
     return lambda_.Code.from_asset(
-        str(ROOT / "lambdas"),
+        str(bundle.PACKAGE_DIR),
         asset_hash_type=AssetHashType.CUSTOM,
         asset_hash=bundle_input_hash(),
         bundling=BundlingOptions(

@@ -30,10 +30,11 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from canarywise.spec import RolloutSpec
-from stacks.functions import FunctionFactory
-from stacks.nag import acknowledge, arn_finding, logical_id
-from stacks.registry import CONCLUDED_INDEX, grant_registry
-from stacks.traffic import TrafficSplit
+
+from .functions import FunctionFactory
+from .nag import acknowledge, arn_finding, logical_id
+from .registry import CONCLUDED_INDEX, grant_registry
+from .traffic import TrafficSplit
 
 STAGE_GATE_HANDLER = "canarywise.handlers.stage_gate.handler"
 PROMOTE_HANDLER = "canarywise.handlers.promote.handler"

@@ -22,11 +22,11 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.functions import FunctionFactory
-from stacks.nag import acknowledge, arn_finding
-from stacks.progression import states_arn
-from stacks.registry import grant_registry
-from stacks.traffic import TrafficSplit
+from .functions import FunctionFactory
+from .nag import acknowledge, arn_finding
+from .progression import states_arn
+from .registry import grant_registry
+from .traffic import TrafficSplit
 
 HANDLER = "canarywise.handlers.rollback.handler"
 # Enough for the alarm, the state machine and a person acting within the same minute; the handler is

@@ -13,10 +13,10 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from constructs import Construct
 
-from stacks.functions import METRICS_NAMESPACE, FunctionFactory
-from stacks.nag import acknowledge, logical_id
-from stacks.registry import RUNNING_INDEX, grant_registry
-from stacks.traffic import TrafficSplit
+from .functions import METRICS_NAMESPACE, FunctionFactory
+from .nag import acknowledge, logical_id
+from .registry import RUNNING_INDEX, grant_registry
+from .traffic import TrafficSplit
 
 HANDLER = "canarywise.handlers.significance_check.handler"
 

@@ -13,7 +13,8 @@ from aws_cdk import Environment, Stack
 from constructs import Construct
 
 from canarywise.spec import RolloutSpec
-from stacks.control_plane import CanaryControlPlane
+
+from .control_plane import CanaryControlPlane
 
 
 def stack_props(spec: RolloutSpec) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from typing import Any
 
 from aws_cdk import App
 
-from stacks.nag import add_nag_checks
-from stacks.spec_loading import load_rollout_spec
-from stacks.stack import CanarywiseStack
+from .nag import add_nag_checks
+from .spec_loading import load_rollout_spec
+from .stack import CanarywiseStack
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,8 @@ from constructs import Construct
 
 from canarywise.spec import DEMO_SLOTS, RolloutSpec, SpecError
 from canarywise.spec import Traffic as TrafficSpec
-from stacks.nag import acknowledge
+
+from .nag import acknowledge
 
 # A literal, not the VPC's CidrBlock attribute: cdk-nag's EC23 can only check a literal CIDR.
 DEMO_VPC_CIDR = "10.42.0.0/16"
