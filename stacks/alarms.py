@@ -8,7 +8,8 @@
 - composite *critical* = any of those → the rollback function (Lambda alarm action) and the alert topic;
 - composite *warning* = the significance check failing (the function, or an experiment's check 3 times
   running), the stage gate failing after its retries or holding on a stale or missing decision 3 intervals
-  running, a rollback that could not run, or a hard-limit metric at half its limit → the alert topic.
+  running, a rollback that could not run, or a hard-limit metric at half its limit → the stage gate function,
+  which pauses the rollout (the lifecycle's ``pause``; ``canarywise resume`` goes on), and the alert topic.
 """
 
 from __future__ import annotations
@@ -269,7 +270,10 @@ class Alarms(Construct):
             warning,
             "Look: checks failing, a rollback failed, or a limit is near",
         )
-        self.warning.add_alarm_action(notify)
+        # A warning pauses the rollout (the stage gate takes the lifecycle's ``pause``: the ladder holds at
+        # its stage, traffic unchanged) until a person resumes or rolls back; a critical alarm still rolls
+        # back while paused.
+        self.warning.add_alarm_action(cloudwatch_actions.LambdaAction(stage_gate_function), notify)
 
     def _hard_limit_alarms(
         self,

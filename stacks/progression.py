@@ -188,17 +188,19 @@ class Progression(Construct):
         )
         ready.add_catch(superseded, errors=_SUPERSEDED, result_path="$.error")
         ready.add_catch(on_error, errors=_CATCH_ALL, result_path="$.error")
+        output = sfn.Pass(
+            self,
+            "Output",
+            parameters={
+                "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID),
+                "release": sfn.JsonPath.object_at("$.release"),
+                "decision": "READY_FOR_APPROVAL",
+            },
+        )
+        output.next(sfn.Succeed(self, "Awaiting approval"))
         after: sfn.IChainable = ready.next(
-            sfn.Pass(
-                self,
-                "Output",
-                parameters={
-                    "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID),
-                    "release": sfn.JsonPath.object_at("$.release"),
-                    "decision": "READY_FOR_APPROVAL",
-                },
-            )
-        ).next(sfn.Succeed(self, "Awaiting approval"))
+            self._unless_paused("Ready for approval", ready, "$.ready", output)
+        )
 
         # Built from the last stage back, so each stage's ADVANCE can point at the next stage's first state.
         for index in reversed(range(len(spec.stages))):
@@ -226,7 +228,7 @@ class Progression(Construct):
                 "stage_index": index,
                 "weights": {"control": 100 - percent, "canary": percent},
             },
-            result_path=sfn.JsonPath.DISCARD,
+            result_path="$.started",
         )
         wait = sfn.Wait(
             self, f"{label}: wait", time=sfn.WaitTime.seconds_path("$.timing.check_interval_seconds")
@@ -267,7 +269,23 @@ class Progression(Construct):
         inconclusive = roll_back if self._spec.inconclusive_policy == "rollback" else wait
         decision.when(is_("$.gate.decision", "INCONCLUSIVE"), inconclusive)
         decision.otherwise(wait)  # HOLD, CONTINUE, anything unexpected: never advance on doubt
-        return started.next(wait).next(gate).next(decision)
+        started.next(self._unless_paused(label, started, "$.started", wait))
+        wait.next(gate).next(decision)
+        return started
+
+    def _unless_paused(
+        self, label: str, task: tasks.LambdaInvoke, result_path: str, then: sfn.IChainable
+    ) -> sfn.Choice:
+        """Go on to `then`, unless `task` found the rollout paused (a pause that landed after the gate
+        said go on): then wait a check interval and run `task` again, until a person resumes."""
+        paused = sfn.Wait(
+            self, f"{label}: paused", time=sfn.WaitTime.seconds_path("$.timing.check_interval_seconds")
+        ).next(task)
+        return (
+            sfn.Choice(self, f"{label}: paused?")
+            .when(sfn.Condition.is_present(f"{result_path}.paused"), paused)
+            .otherwise(then)
+        )
 
     # -- promote ---------------------------------------------------------------------------------------------
 

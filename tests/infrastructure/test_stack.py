@@ -128,7 +128,9 @@ def _advance_path(definition: dict[str, Any]) -> list[tuple[str, dict[str, Any]]
         path.append((name, state))
         if state["Type"] in {"Succeed", "Fail"}:
             return path
-        if state["Type"] == "Choice":
+        if state["Type"] == "Choice" and name.endswith(": paused?"):
+            name = state["Default"]  # not paused
+        elif state["Type"] == "Choice":
             (name,) = [
                 c["Next"]
                 for c in state["Choices"]
@@ -148,10 +150,9 @@ def test_each_stage_is_started_by_the_stage_gate_then_waits_gates_and_decides(sy
     """The stage gate takes each stage's lifecycle transition and sets the rule itself (no SDK task moves
     traffic): start, then per stage started -> wait -> gate -> decision, then ready, output, succeed."""
     path = _advance_path(synth.state_machine_definition("Canary"))
-    stage = [("Task", "stage_started"), ("Wait", None), ("Task", "gate"), ("Choice", None)]
-    assert [_step(state) for _, state in path] == (
-        [("Task", "start")] + stage * len(PERCENTS) + [("Task", "ready"), ("Pass", None), ("Succeed", None)]
-    )
+    stage = [("Task", "stage_started"), ("Choice", None), ("Wait", None), ("Task", "gate"), ("Choice", None)]
+    ready = [("Task", "ready"), ("Choice", None), ("Pass", None), ("Succeed", None)]
+    assert [_step(state) for _, state in path] == [("Task", "start")] + stage * len(PERCENTS) + ready
     stage_gate = _function_arn(synth, "StageGate")
     assert {state["Resource"] for _, state in path if state["Type"] == "Task"} == {stage_gate}
     started = [state["Parameters"] for _, state in path if _step(state) == ("Task", "stage_started")]
@@ -267,7 +268,7 @@ def test_asl_validator_accepts_both_state_machines(synth: Any) -> None:
 
 def test_every_wait_takes_its_seconds_from_the_execution_input(synth: Any) -> None:
     waits = [s for s in synth.state_machine_definition("Canary")["States"].values() if s["Type"] == "Wait"]
-    assert len(waits) == len(PERCENTS)
+    assert len(waits) == 2 * len(PERCENTS) + 1  # each stage's gate loop; each stage's and ready's pause
     assert all(
         w == {"Type": "Wait", "SecondsPath": "$.timing.check_interval_seconds", "Next": w["Next"]}
         for w in waits
@@ -278,7 +279,7 @@ def test_each_stage_decision_routes_rollback_hold_and_inconclusive(synth: Any) -
     definition = synth.state_machine_definition("Canary")
     states = definition["States"]
     rollback_fn = synth.logical_id("AWS::Lambda::Function", "Rollback")
-    choices = {n: s for n, s in states.items() if s["Type"] == "Choice"}
+    choices = {n: s for n, s in states.items() if s["Type"] == "Choice" and not n.endswith("paused?")}
     assert len(choices) == len(PERCENTS)
     for name, choice in choices.items():
         routes = {c["StringEquals"]: c["Next"] for c in choice["Choices"] if "StringEquals" in c}
@@ -383,9 +384,13 @@ def test_critical_composite_alarm_invokes_the_rollback_function(synth: Any, temp
     )
 
 
-def test_warning_composite_alarm_only_notifies(synth: Any) -> None:
+def test_warning_composite_alarm_pauses_through_the_stage_gate_and_notifies(synth: Any) -> None:
     warning = synth.template["Resources"][synth.logical_id("AWS::CloudWatch::CompositeAlarm", "Warning")]
-    assert warning["Properties"]["AlarmActions"] == [{"Ref": synth.logical_id("AWS::SNS::Topic", "Alerts")}]
+    stage_gate = synth.logical_id("AWS::Lambda::Function", "StageGate")
+    assert warning["Properties"]["AlarmActions"] == [
+        {"Fn::GetAtt": [stage_gate, "Arn"]},
+        {"Ref": synth.logical_id("AWS::SNS::Topic", "Alerts")},
+    ]
     assert _composite_members(synth, "Warning") == {
         f"{PREFIX}-{metric}-approaching-{slot}" for metric in HARD_LIMITS for slot in SLOTS
     } | {
@@ -794,7 +799,16 @@ def test_history_events_per_gate_poll_match_the_synth_bound(synth: Any) -> None:
     from canarywise.spec import HISTORY_EVENTS_PER_POLL
 
     states = synth.state_machine_definition("Canary")["States"]
+    # A paused rollout's loop (a stage start or ready that found it paused: wait, the task again, the
+    # "paused?" Choice) adds as many; each stage's gate loop is the one the synth bound counts.
     waits = [name for name, state in states.items() if state["Type"] == "Wait"]
+    assert len(waits) == 2 * len(PERCENTS) + 1
+    for wait in [name for name in waits if name.endswith(": paused")]:
+        task = states[wait]["Next"]
+        choice = states[states[task]["Next"]]
+        assert choice["Choices"][0]["Next"] == wait
+        assert sum(EVENTS_PER_STATE[states[n]["Type"]] for n in (wait, task)) + 2 == HISTORY_EVENTS_PER_POLL
+    waits = [name for name in waits if not name.endswith(": paused")]
     assert len(waits) == len(PERCENTS)
     for wait in waits:
         events, name = 0, wait

@@ -489,3 +489,24 @@ def test_history_lists_the_services_experiments_with_their_outcome(
     table = cli("history").out
     assert rolling_out in table
     assert "…" not in table
+
+
+# --- pause / resume ----------------------------------------------------------------------------------------
+def test_pause_and_resume_record_the_caller_and_why_and_move_no_traffic(
+    rolling_out: str, cli: Callable[..., Run], context: Any, stack: Env
+) -> None:
+    run = cli("pause", "--reason", "CSAT complaints")
+    assert (run.code, run.out) == (0, f"{SERVICE}: paused by {CALLER}: CSAT complaints ({rolling_out})\n")
+    gate = {"action": "gate", "experiment_id": rolling_out, "stage_index": 0}
+    assert stage_gate.handler(gate, context)["reason"] == f"paused by {CALLER}: CSAT complaints"
+    assert rule_weights(stack) == {"control": 95, "canary": 5}
+    assert cli("status", "--json").out.count('"PAUSED"') == 1
+    run = cli("resume", "--reason", "survey bug", "--json")
+    assert run.code == 0
+    assert json.loads(run.out)["outcome"] == "RESUMED"
+    assert stage_gate.handler(gate, context)["reason"].startswith("no decision yet")
+    # Nothing paused: one line, exit 3; a reason is required and bounded.
+    run = cli("resume", "--reason", "again")
+    assert run.code == 3
+    assert run.out == f"{SERVICE}: nothing to resume: {SERVICE} is ROLLING_OUT, not PAUSED ({rolling_out})\n"
+    assert cli("pause", "--reason", " ").code == 2

@@ -269,6 +269,11 @@ def test_the_whole_table_walks(registry_table: str, spec_data: dict[str, Any]) -
     assert (two.baseline_slot, two.candidate_slot) == ("canary", "control")
     step("stage_started", two.experiment_id, percent=25)
     assert registry.service_state("mangaassist").forward == {"canary": 75, "control": 25}
+    step("pause", two.experiment_id)
+    step("resume", two.experiment_id)
+    step("pause", two.experiment_id)
+    # Paused: traffic stays at the stage's share, and a rollback still takes it from there.
+    assert registry.service_state("mangaassist").forward == {"canary": 75, "control": 25}
     step("roll_back", two.experiment_id)
     assert registry.service_state("mangaassist").forward == {"canary": 100}
     record = RollbackRecord(service="mangaassist", rolled_back_at=at(30), source="cli", reason="x",

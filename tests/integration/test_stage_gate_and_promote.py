@@ -27,6 +27,7 @@ from canarywise.runtime.rollout import (
     CooldownActiveError,
     PromoteRefusedError,
     RolloutAlreadyRunningError,
+    RootCauseRequiredError,
     StageMismatchError,
     WrongSlotError,
 )
@@ -148,9 +149,9 @@ def test_start_refuses_a_release_deployed_into_the_live_slot(
 
 
 def test_start_refuses_during_the_cooldown(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
-    _past_rollbacks(timedelta(minutes=20))  # the spec's cooldown is 1 h
+    _past_rollbacks(timedelta(hours=20))  # the spec's cooldown is 24 h
     with pytest.raises(
-        CooldownActiveError, match=r"^mangaassist was rolled back at .*; the cooldown of 3600 s ends"
+        CooldownActiveError, match=r"^mangaassist was rolled back at .*; the cooldown of 86400 s ends"
     ):
         stage_gate.handler(_start_event(aws, spec_data, candidate="v43"), context)
     assert [i for i in registry_items() if i["pk"]["S"].startswith("EXP#")] == []  # nothing registered
@@ -159,7 +160,7 @@ def test_start_refuses_during_the_cooldown(aws: Env, spec_data: dict[str, Any], 
 def test_a_candidate_rolled_back_three_times_in_7_days_is_rejected(
     aws: Env, spec_data: dict[str, Any], context: Any
 ) -> None:
-    _past_rollbacks(timedelta(days=6), timedelta(days=2), timedelta(hours=3))
+    _past_rollbacks(timedelta(days=6), timedelta(days=2), timedelta(hours=25))
     with pytest.raises(
         CandidateRejectedError,
         match=r"^candidate 'v42' was rolled back 3 times in the last 7 days \(limit 3\); ship a new",
@@ -172,10 +173,32 @@ def test_a_candidate_rolled_back_three_times_in_7_days_is_rejected(
 def test_after_a_rollback_the_first_stage_lasts_longer(
     aws: Env, spec_data: dict[str, Any], context: Any
 ) -> None:
-    _past_rollbacks(timedelta(days=8), timedelta(hours=2))  # one inside the 7-day window
+    _past_rollbacks(timedelta(days=8), timedelta(hours=25))  # one inside the 7-day window
     started = stage_gate.handler(_start_event(aws, spec_data), context)
     # config/mangaassist.yaml: anti_flapping.first_stage_multiplier 1.25
     assert Registry(TABLE).get_experiment(started["experiment_id"]).first_stage_multiplier == 1.25
+
+
+def test_a_rolled_back_candidate_needs_a_root_cause_when_the_spec_says_so(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    spec = json.loads(json.dumps(spec_data))
+    spec["anti_flapping"]["require_root_cause"] = True
+    _past_rollbacks(timedelta(hours=25))
+    with pytest.raises(
+        RootCauseRequiredError,
+        match=r"^candidate 'v42' was rolled back 1 time\(s\) in the last 7 days and "
+        r"anti_flapping.require_root_cause is set: add release.root_cause",
+    ):
+        stage_gate.handler(_start_event(aws, spec), context)
+    assert [i for i in registry_items() if i["pk"]["S"].startswith("EXP#")] == []  # nothing registered
+    # With a link to the analysis it starts, and the link is recorded with the experiment.
+    event = _start_event(aws, spec, "release-43")
+    event["release"]["root_cause"] = "https://wiki.example.com/postmortems/v42"
+    started = stage_gate.handler(event, context)
+    (meta,) = [i for i in registry_items() if i["pk"]["S"] == f"EXP#{started['experiment_id']}"
+               and i["sk"]["S"] == "META"]  # fmt: skip
+    assert meta["root_cause"]["S"] == "https://wiki.example.com/postmortems/v42"
 
 
 def test_start_with_an_invalid_spec_names_the_field(

@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "canarywise.cli.operator",
     "canarywise.cli.approve",
     "canarywise.cli.rollback",
+    "canarywise.cli.pause",
     "canarywise.cli.demo",
     "canarywise.cli.spec_commands",
     "canarywise.cli.watch",

@@ -107,6 +107,14 @@ class CheckRecord(_Frozen):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class PauseNote(_Frozen):
+    """Who paused a rollout, why and when (the lifecycle's ``pause``; ``resume`` clears it)."""
+
+    by: str
+    reason: str
+    at: UtcDatetime
+
+
 class Experiment(_Frozen):
     """A pre-registered hypothesis: the spec as it was when the rollout started, and where it stands."""
 
@@ -132,6 +140,7 @@ class Experiment(_Frozen):
     adjusted_pvalue: float | None = None
     fdr_rejected: bool | None = None
     rollback_failed_at: UtcDatetime | None = None
+    paused: PauseNote | None = None  # set while the service is PAUSED: the stage gate holds
 
 
 class RollbackOutcome(StrEnum):

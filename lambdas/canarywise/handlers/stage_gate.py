@@ -1,4 +1,5 @@
-"""Stage gate Lambda, called by the canary state machine: start, stage_started (sets traffic), gate, ready."""
+"""Stage gate Lambda, called by the canary state machine: start, stage_started (sets traffic), gate, ready;
+and by the warning composite alarm (its Lambda action), which pauses the rollout."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from canarywise.data.registry import Registry
 from canarywise.decision.models import DecisionKind
 from canarywise.handlers import lifecycle_for
-from canarywise.runtime.events import GateAction, ReadyAction, StageStartedAction, parse_stage_gate_event
+from canarywise.runtime.events import (
+    GateAction,
+    ReadyAction,
+    StageStartedAction,
+    parse_rollback_event,
+    parse_stage_gate_event,
+)
+from canarywise.runtime.pause import PAUSED, pause_for_alarm
 from canarywise.runtime.rollout import (
     NO_DECISION,
     STALE_DECISION,
@@ -37,8 +45,19 @@ _STALE_REASONS = (NO_DECISION, f"{STALE_DECISION} (")  # not "the latest decisio
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(StageGateSettings)
-    action = parse_stage_gate_event(event)
     registry, now = Registry(settings.registry_table), datetime.now(UTC)
+    if isinstance(event, dict) and (event.get("source") == "aws.cloudwatch" or "Records" in event):
+        # Only this stack's warning composite, in this function's account, pauses (stacks/alarms.py).
+        alarm = parse_rollback_event(
+            event,
+            own_alarm_prefix=f"canarywise-{settings.service}-warning",
+            account=(context.invoked_function_arn.split(":") + [""] * 5)[4] or None,
+        )
+        result = pause_for_alarm(alarm, settings.service, registry, now=now)
+        if result.outcome == PAUSED:
+            metrics.add_metric(name="RolloutPaused", unit=MetricUnit.Count, value=1)
+        return result.to_dict()
+    action = parse_stage_gate_event(event)
     metrics.add_metric(name=f"StageGate_{action.action}", unit=MetricUnit.Count, value=1)
     if isinstance(action, GateAction):  # every poll: reads the registry only (no load-balancer client)
         answer = gate(action, registry=registry, now=now)

@@ -8,9 +8,10 @@ increments the version (`canarywise.data.registry.Registry.transition`). A write
 changes nothing.
 
 The rows, in order: ``start`` (STEADY → ROLLING_OUT, creates the experiment RUNNING), ``stage_started``
-(live/idle at the stage's share), ``ready`` (→ AWAITING_APPROVAL), ``approve`` (→ PROMOTING, all on idle),
-``promote`` (→ STEADY, the slots swap roles), ``roll_back`` (→ ROLLING_BACK, only live), ``rolled_back``
-(→ STEADY), ``force_live`` (STEADY, only live). `table_rows` prints them with every column;
+(live/idle at the stage's share), ``pause`` and ``resume`` (ROLLING_OUT ⇄ PAUSED, traffic unchanged),
+``ready`` (→ AWAITING_APPROVAL), ``approve`` (→ PROMOTING, all on idle), ``promote`` (→ STEADY, the slots
+swap roles), ``roll_back`` (→ ROLLING_BACK, only live; from PAUSED too), ``rolled_back`` (→ STEADY),
+``force_live`` (STEADY, only live). `table_rows` prints them with every column;
 docs/lifecycle.md shows the same table (a test keeps the two equal).
 
 Two moves come in pairs so that traffic is verified in between: ``approve`` takes the experiment (nobody
@@ -42,6 +43,7 @@ class Phase(StrEnum):
 
     STEADY = "STEADY"  # all traffic on the live slot; no experiment
     ROLLING_OUT = "ROLLING_OUT"  # the canary ladder runs: live / idle at the stage's share
+    PAUSED = "PAUSED"  # the ladder holds at its stage's share until a person resumes (or anyone rolls back)
     AWAITING_APPROVAL = "AWAITING_APPROVAL"  # the last stage's gate passed; a person decides
     PROMOTING = "PROMOTING"  # approved: traffic is moving to the idle slot
     ROLLING_BACK = "ROLLING_BACK"  # a rollback was taken: traffic is moving back to the live slot only
@@ -50,6 +52,8 @@ class Phase(StrEnum):
 class Event(StrEnum):
     START = "start"
     STAGE_STARTED = "stage_started"
+    PAUSE = "pause"
+    RESUME = "resume"
     READY = "ready"
     APPROVE = "approve"
     PROMOTE = "promote"
@@ -126,6 +130,26 @@ TRANSITIONS: dict[Event, Transition] = dict(
             Traffic.STAGE_SHARE,
             "canary state machine",
         ),
+        # A pause holds the ladder where it is (traffic unchanged; the checks and the critical alarm keep
+        # running, so a rollback still works): the stage gate answers HOLD, "paused by <who>: <why>".
+        _row(
+            Event.PAUSE,
+            {Phase.ROLLING_OUT},
+            Phase.PAUSED,
+            {Status.RUNNING},
+            Status.RUNNING,
+            Traffic.UNCHANGED,
+            "the warning alarm, a person (canarywise pause)",
+        ),
+        _row(
+            Event.RESUME,
+            {Phase.PAUSED},
+            Phase.ROLLING_OUT,
+            {Status.RUNNING},
+            Status.RUNNING,
+            Traffic.UNCHANGED,
+            "a person (canarywise resume)",
+        ),
         _row(
             Event.READY,
             {Phase.ROLLING_OUT},
@@ -156,7 +180,7 @@ TRANSITIONS: dict[Event, Transition] = dict(
         ),
         _row(
             Event.ROLL_BACK,
-            {Phase.ROLLING_OUT, Phase.AWAITING_APPROVAL, Phase.PROMOTING},
+            {Phase.ROLLING_OUT, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.PROMOTING},
             Phase.ROLLING_BACK,
             _LIVE_EXPERIMENT,
             Status.ROLLING_BACK,

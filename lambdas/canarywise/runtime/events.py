@@ -80,6 +80,8 @@ class Release(_Event):
     candidate: _Text
     release_id: _Text
     slot: Annotated[str, Field(min_length=1)] | None = None
+    # A link to the analysis of the candidate's last rollback (``anti_flapping.require_root_cause``).
+    root_cause: Annotated[str, Field(min_length=1, max_length=MAX_REASON_CHARS)] | None = None
 
 
 class Timing(_Event):

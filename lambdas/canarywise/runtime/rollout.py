@@ -27,9 +27,10 @@ from canarywise.decision.context import stage_label
 from canarywise.decision.models import DecisionKind
 from canarywise.errors import CanarywiseError
 from canarywise.lifecycle.state import TransitionRefusedError
-from canarywise.lifecycle.table import Event
+from canarywise.lifecycle.table import Event, Phase
 from canarywise.runtime.events import GateAction, PromoteEvent, ReadyAction, StageStartedAction, StartAction
 from canarywise.runtime.lifecycle import Lifecycle
+from canarywise.runtime.pause import paused_reason
 from canarywise.runtime.rollback import primary_pvalue
 from canarywise.spec import parse_spec
 
@@ -62,6 +63,11 @@ class CandidateRejectedError(RolloutRefusedError):
 
 class RolloutAlreadyRunningError(RolloutRefusedError):
     """Another experiment of this service still has traffic on its canary."""
+
+
+class RootCauseRequiredError(RolloutRefusedError):
+    """The candidate was rolled back and the spec requires a root cause (``anti_flapping.require_root_cause``)
+    that the release manifest does not give."""
 
 
 class WrongSlotError(RolloutRefusedError):
@@ -121,6 +127,12 @@ def start_rollout(
             f"candidate {candidate!r} was rolled back {facts.candidate_rollbacks_7d} times in the last "
             f"7 days (limit {policy.max_rollbacks_7d}); ship a new candidate"
         )
+    if policy.require_root_cause and facts.candidate_rollbacks_7d and not action.release.root_cause:
+        raise RootCauseRequiredError(
+            f"candidate {candidate!r} was rolled back {facts.candidate_rollbacks_7d} time(s) in the last 7 "
+            "days and anti_flapping.require_root_cause is set: add release.root_cause (a link to the "
+            "analysis) to the release manifest"
+        )
     multiplier = policy.first_stage_multiplier if facts.candidate_rollbacks_7d else 1.0
     item = registry.new_experiment_item(
         spec,
@@ -133,6 +145,8 @@ def start_rollout(
         baseline_slot=state.live,
         candidate_slot=state.idle,
     )
+    if action.release.root_cause:
+        item["root_cause"] = action.release.root_cause  # recorded with the pre-registered hypothesis
     try:
         lifecycle.take(
             Event.START, state=state, experiment_id=experiment_id, new_experiment=item, now=now,
@@ -169,6 +183,9 @@ def record_stage_started(
         )
     recorded = {s.stage_index: s for s in registry.stage_history(action.experiment_id)}
     state = lifecycle.state(now)
+    if state.phase is Phase.PAUSED:  # paused after the gate said ADVANCE: the state machine gates again
+        return {"experiment_id": action.experiment_id, "stage_index": action.stage_index,
+                "paused": _paused(registry, action.experiment_id)}  # fmt: skip
     if action.stage_index in recorded and state.forward.get(state.idle) == int(percent):
         lifecycle.settle(state)  # a retry: make sure the rule still says so
         return {"experiment_id": action.experiment_id, "stage_index": action.stage_index}
@@ -196,6 +213,8 @@ def gate(action: GateAction, *, registry: Registry, now: datetime) -> dict[str, 
         return _answer(DecisionKind.ROLLBACK, f"experiment is already {experiment.status}")
     if experiment.status is not ExperimentStatus.RUNNING:
         return _answer(DecisionKind.HOLD, f"experiment is {experiment.status}; nothing to gate")
+    if experiment.paused is not None:  # set and cleared with the lifecycle's pause and resume
+        return _answer(DecisionKind.HOLD, paused_reason(experiment.paused))
     check = experiment.latest_check
     if check is None:
         return _answer(DecisionKind.HOLD, f"{NO_DECISION}: the significance check has not run")
@@ -222,12 +241,20 @@ def _answer(kind: DecisionKind, reason: str) -> dict[str, str]:
 def mark_ready(action: ReadyAction, *, lifecycle: Lifecycle, now: datetime) -> dict[str, str]:
     """The last stage's gate is met: the experiment waits for a person's approval (traffic unchanged)."""
     state = lifecycle.state(now)
+    if state.phase is Phase.PAUSED:  # paused after the last gate passed: the state machine gates again
+        reason = _paused(lifecycle.registry, action.experiment_id)
+        return {"experiment_id": action.experiment_id, "paused": reason}
     if state.last_event == Event.READY and state.experiment_id == action.experiment_id:
         return {"experiment_id": action.experiment_id, "status": ExperimentStatus.READY_FOR_APPROVAL.value}
     lifecycle.take(
         Event.READY, state=state, experiment_id=action.experiment_id, now=now, by="canary state machine"
     )
     return {"experiment_id": action.experiment_id, "status": ExperimentStatus.READY_FOR_APPROVAL.value}
+
+
+def _paused(registry: Registry, experiment_id: str) -> str:
+    note = registry.get_experiment(experiment_id).paused
+    return paused_reason(note) if note else "paused"
 
 
 def promote(

@@ -252,12 +252,19 @@ class Statistics(_Model):
 
 
 class AntiFlapping(_Model):
-    cooldown: Seconds = 3600
+    # 24 h, what teams write into their runbooks: a rolled-back release gets a working day for its root
+    # cause before the service takes another one, and the next try starts at another hour of the same daily
+    # cycle only on purpose (the stage minimums decide that), not because a retry came back an hour later.
+    # The rollback alert says when it ends. A shorter cooldown is a choice a spec states.
+    cooldown: Seconds = 86_400
     max_rollbacks_7d: Annotated[int, Field(ge=1)] = 3
     # After a rollback the next try's first stage lasts this many times longer.
     first_stage_multiplier: Annotated[
         float, Field(ge=1, le=MAX_FIRST_STAGE_MULTIPLIER, allow_inf_nan=False)
     ] = 2.0
+    # When true, a candidate rolled back in the last 7 days starts again only with a root cause: the release
+    # manifest's ``release.root_cause`` (a link to the analysis), recorded with the experiment.
+    require_root_cause: bool = False
 
     @field_validator("cooldown", mode="before", json_schema_input_type=DurationInput)
     @classmethod

@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from canarywise.data.models import CheckRecord, Experiment, ExperimentStatus, FdrEntry, from_iso, to_iso
+from canarywise.data.models import (
+    CheckRecord,
+    Experiment,
+    ExperimentStatus,
+    FdrEntry,
+    PauseNote,
+    from_iso,
+    to_iso,
+)
 from canarywise.data.registry._table import ExperimentNotFoundError, _item, _plain, _Table
 from canarywise.spec import FDR_TIER_Q, RolloutSpec, parse_stored_spec
 from canarywise.stats.multiple import adjust_pvalues
@@ -159,6 +167,7 @@ class ExperimentsMixin(_Table):
             adjusted_pvalue=item.get("adjusted_pvalue"),
             fdr_rejected=item.get("fdr_rejected"),
             rollback_failed_at=from_iso(item["rollback_failed_at"]) if "rollback_failed_at" in item else None,
+            paused=PauseNote.model_validate_json(item["paused"]) if item.get("paused") else None,
             # Experiments written before blue/green roles compared the fixed control/canary groups.
             baseline_slot=item.get("baseline_slot", "control"),
             candidate_slot=item.get("candidate_slot", "canary"),

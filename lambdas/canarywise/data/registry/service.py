@@ -62,10 +62,15 @@ class ServiceMixin(ExperimentsMixin, RollbacksMixin):
         percent: float | None = None,
         new_experiment: Mapping[str, Any] | None = None,
         experiment_sets: Mapping[str, Any] | None = None,
+        experiment_removes: Sequence[str] = (),
         final_status: ExperimentStatus | None = None,
         rollback: RollbackRecord | None = None,
+        note: Mapping[str, Any] | None = None,
     ) -> ServiceState:
         """Take `event` from `state` (its version is the fencing token); returns the new state.
+
+        `note` is written with it (on condition that it does not exist yet): the record of who took a
+        person's transition and why (``pause``, ``resume``), under the experiment.
 
         Raises
         ------
@@ -94,8 +99,12 @@ class ServiceMixin(ExperimentsMixin, RollbacksMixin):
             to = final_status or row.experiment_to
             assert to is not None
             requests.append(
-                self._status_update(experiment_id, row.experiment_from, to, experiment_sets or {})
+                self._status_update(
+                    experiment_id, row.experiment_from, to, experiment_sets or {}, experiment_removes
+                )
             )
+        if note is not None:
+            requests.append(self._put(note, condition="attribute_not_exists(pk)"))
         if rollback is not None:
             requests.extend(
                 self._put(item, condition="attribute_not_exists(pk)")
@@ -112,6 +121,7 @@ class ServiceMixin(ExperimentsMixin, RollbacksMixin):
         allowed: frozenset[ExperimentStatus],
         to: ExperimentStatus,
         sets: Mapping[str, Any],
+        removes: Sequence[str] = (),
     ) -> dict[str, Any]:
         concludes = to.is_over
         statuses = {f":s{i}": status.value for i, status in enumerate(sorted(allowed))}
@@ -119,7 +129,7 @@ class ServiceMixin(ExperimentsMixin, RollbacksMixin):
         return self._update(
             {"pk": f"EXP#{experiment_id}", "sk": "META"},
             {"status": to.value, **sets, **extra},
-            removes=("running_pk",) if concludes else (),
+            removes=(*removes, "running_pk") if concludes else tuple(removes),
             condition=f"#status IN ({', '.join(statuses)})",
             values=statuses,
             names={"#status": "status"},
