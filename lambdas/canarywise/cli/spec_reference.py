@@ -184,6 +184,11 @@ NOTES: dict[str, tuple[str, str]] = {
         "factor",
         "After a rollback the next try's first stage lasts this many times longer.",
     ),
+    "anti_flapping.require_root_cause": (
+        "",
+        "A candidate rolled back in the last 7 days starts again only with `release.root_cause` (a link "
+        "to the analysis) in the release manifest; it is recorded with the experiment.",
+    ),
     "shadow": ("", "Optional: a shadow phase before the ladder (docs/shadow.md)."),
     "shadow.veto": (
         "metric names",
