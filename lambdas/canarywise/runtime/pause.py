@@ -72,22 +72,10 @@ def pause(service: str, registry: Registry, *, by: str, reason: str, now: dateti
     if state is not None and state.phase is Phase.PAUSED:
         return PauseResult(ALREADY, f"{service} is already paused", state.experiment_id, state.phase.value)
     if state is None or state.phase is not Phase.ROLLING_OUT or state.experiment_id is None:
-        phase = state.phase.value if state else "not yet rolled out"
-        return PauseResult(
-            NOTHING,
-            f"nothing to pause: {service} is {phase} (a pause holds a rollout on its ladder, ROLLING_OUT)",
-            state.experiment_id if state else None,
-            state.phase.value if state else None,
-        )
+        return _nothing("pause", service, state, "(a pause holds a rollout on its ladder, ROLLING_OUT)")
     note = PauseNote(by=by, reason=reason, at=now)
-    after = _take(
-        Event.PAUSE,
-        registry,
-        state,
-        note,
-        now=now,
-        experiment_sets={"paused": note.model_dump_json()},
-    )
+    sets = {"paused": note.model_dump_json()}
+    after = _take(Event.PAUSE, registry, state, note, now=now, experiment_sets=sets)
     logger.info("rollout paused", extra={"experiment_id": after.experiment_id, "by": by, "reason": reason})
     return PauseResult(PAUSED, paused_reason(note), after.experiment_id, after.phase.value)
 
@@ -96,13 +84,7 @@ def resume(service: str, registry: Registry, *, by: str, reason: str, now: datet
     """Take ``resume``: the paused rollout's stage gate reads the significance check's decisions again."""
     state = registry.service_state(service)
     if state is None or state.phase is not Phase.PAUSED or state.experiment_id is None:
-        phase = state.phase.value if state else "not yet rolled out"
-        return PauseResult(
-            NOTHING,
-            f"nothing to resume: {service} is {phase}, not PAUSED",
-            state.experiment_id if state else None,
-            state.phase.value if state else None,
-        )
+        return _nothing("resume", service, state, "not PAUSED")
     note = PauseNote(by=by, reason=reason, at=now)
     after = _take(Event.RESUME, registry, state, note, now=now, experiment_removes=("paused",))
     logger.info("rollout resumed", extra={"experiment_id": after.experiment_id, "by": by, "reason": reason})
@@ -122,6 +104,18 @@ def pause_for_alarm(
     alarm = (request.trigger_id or "the warning alarm").split("@", 1)[0].rsplit(":", 1)[-1]
     reason = request.reason.removeprefix(f"alarm {alarm} is ALARM: ") or request.reason
     return pause(service, registry, by=f"alarm {alarm}", reason=reason, now=now)
+
+
+def _nothing(what: str, service: str, state: ServiceState | None, why: str) -> PauseResult:
+    """Nothing to pause or resume: traffic and state untouched."""
+    if state is None:
+        return PauseResult(NOTHING, f"nothing to {what}: {service} is not yet rolled out")
+    return PauseResult(
+        NOTHING,
+        f"nothing to {what}: {service} is {state.phase.value}{',' if why[0] != '(' else ''} {why}",
+        state.experiment_id,
+        state.phase.value,
+    )
 
 
 def _take(
