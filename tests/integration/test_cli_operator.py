@@ -501,6 +501,7 @@ def test_pause_and_resume_record_the_caller_and_why_and_move_no_traffic(
     assert stage_gate.handler(gate, context)["reason"] == f"paused by {CALLER}: CSAT complaints"
     assert rule_weights(stack) == {"control": 95, "canary": 5}
     assert cli("status", "--json").out.count('"PAUSED"') == 1
+    assert cli("status", "--exit-code").code == 10  # still a rollout in progress
     run = cli("resume", "--reason", "survey bug", "--json")
     assert run.code == 0
     assert json.loads(run.out)["outcome"] == "RESUMED"

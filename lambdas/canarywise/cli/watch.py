@@ -47,7 +47,7 @@ def status_code(snapshot: Snapshot) -> int:
     asked = {s: w for s, w in state.forward.items() if w > 0}
     if asked != {s: w for s, w in snapshot.rule.items() if w > 0}:
         return EXIT_RULE_MISMATCH
-    if state.phase in (Phase.ROLLING_OUT, Phase.PROMOTING):
+    if state.phase in (Phase.ROLLING_OUT, Phase.PAUSED, Phase.PROMOTING):  # a paused rollout is in progress
         return EXIT_ROLLING_OUT
     if state.phase is Phase.AWAITING_APPROVAL:
         return EXIT_AWAITING_APPROVAL
