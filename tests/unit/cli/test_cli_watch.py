@@ -36,6 +36,7 @@ def _snapshot(phase: Phase, forward: dict[str, int], rule: dict[str, int], last_
     [
         (Phase.STEADY, {"blue": 100}, {"blue": 100}, "promote", 0),
         (Phase.ROLLING_OUT, {"blue": 95, "green": 5}, {"blue": 95, "green": 5}, "stage_started", 10),
+        (Phase.PAUSED, {"blue": 75, "green": 25}, {"blue": 75, "green": 25}, "pause", 10),
         (Phase.PROMOTING, {"green": 100}, {"green": 100}, "approve", 10),
         (Phase.AWAITING_APPROVAL, {"blue": 50, "green": 50}, {"blue": 50, "green": 50}, "ready", 11),
         (Phase.ROLLING_BACK, {"blue": 100}, {"blue": 100}, "roll_back", 12),
