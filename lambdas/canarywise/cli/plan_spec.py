@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if args.daily_traffic is None:
         raise UsageError("--daily-traffic is required with --spec (units a day, both arms, e.g. 300000)")
     spec = load_spec(args.spec)
+    if spec.mode != "canary":
+        raise UsageError(f"--spec: plan simulates canary ladders, and {args.spec} is mode {spec.mode!r}")
     problems = synth_problems(spec, str(args.spec))
     if problems:
         raise PlanRefusedError("the spec cannot be deployed, so it is not planned:\n" + "\n".join(problems))
@@ -124,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     except ValueError as exc:  # a metric without a baseline, a kind the simulation does not model
-        raise SpecError(f"{args.spec}: {exc}; give it with --rate METRIC=RATE") from None
+        hint = "; give it with --rate METRIC=RATE" if "baseline" in str(exc) else ""
+        raise SpecError(f"{args.spec}: {exc}{hint}") from None
     if args.json:
         print_json({"spec": str(args.spec), "service": spec.service, **asdict(plan)})
         return 0

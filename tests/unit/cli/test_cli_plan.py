@@ -143,3 +143,19 @@ def test_the_fixed_horizon_plan_warns_about_a_ladder_no_pipeline_waits_for(run_c
     code, out, _ = run_cli(argv)
     assert code == 0
     assert f"warning: the ladder needs {total:,.0f} h" in out
+
+
+def test_what_the_simulation_does_not_model_is_one_line(tmp_path: Path, run_cli: RunCli) -> None:
+    for change, message in (
+        (lambda d: d.update(mode="ab"), "plan simulates canary ladders, and"),
+        (lambda d: d["metrics"][3].update(direction="higher_is_better"),
+         "metric 'slow_response_rate': the simulation models lower-is-better rates"),
+    ):  # fmt: skip
+        data = yaml.safe_load(SPEC.read_text())
+        change(data)
+        path = tmp_path / "spec.yaml"
+        path.write_text(yaml.safe_dump(data))
+        code, out, err = run_cli(["plan", "--spec", str(path), "--daily-traffic", "300000"])
+        assert (code, out) == (2, "")
+        assert message in err
+        assert len(err.splitlines()) == 1
