@@ -511,3 +511,36 @@ def test_pause_and_resume_record_the_caller_and_why_and_move_no_traffic(
     assert run.code == 3
     assert run.out == f"{SERVICE}: nothing to resume: {SERVICE} is ROLLING_OUT, not PAUSED ({rolling_out})\n"
     assert cli("pause", "--reason", " ").code == 2
+
+
+# --- resume (slice acknowledgements) -----------------------------------------------------------------------
+def test_resume_acknowledges_the_slice_findings_holding_the_rollout_as_the_caller(
+    stack: Env, rolling_out: str, cli: Callable[..., Run]
+) -> None:
+    from datetime import UTC, datetime
+
+    from canarywise.data.models import CheckRecord
+
+    experiment_id = rolling_out
+    registry = Registry(TABLE)
+    assert cli("resume", "--reason", "x").code == 3  # not paused, no check yet: nothing holds
+    finding = {"metric": "escalation_rate", "slice": "other", "verdict": "harm", "estimate": 0.02,
+               "ci_low": 0.011, "ci_high": 0.029}  # fmt: skip
+    held = CheckRecord(
+        checked_at=datetime.now(UTC), stage_index=0, decision="HOLD", reason="slice regression holds …",
+        details={"findings": [finding, {**finding, "slice": None, "verdict": "no_harm_proven"}]},
+    )  # fmt: skip
+    registry.record_check(experiment_id, held)
+
+    wrong = cli("resume", "--reason", "x", "--slice", "escalation_rate:returns")
+    assert wrong.code == 1
+    assert "escalation_rate:returns does not hold experiment" in wrong.err
+    assert "(holding: escalation_rate:other)" in wrong.err
+    run = cli("resume", "--reason", "gift cards moved to 'other'", "--json")
+
+    assert run.code == 0
+    (ack,) = registry.get_experiment(experiment_id).slice_acknowledgements
+    assert (ack["metric"], ack["slice"], ack["by"]) == ("escalation_rate", "other", CALLER)
+    assert (ack["reason"], ack["estimate"], ack["stage_index"]) == ("gift cards moved to 'other'", 0.02, 0)
+    assert json.loads(run.out)["acknowledged"] == [ack]
+    assert rule_weights(stack) == {"control": 95, "canary": 5}  # traffic untouched

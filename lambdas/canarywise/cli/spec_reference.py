@@ -131,6 +131,15 @@ NOTES: dict[str, tuple[str, str]] = {
         "",
         "Slice values whose proven harm blocks (rolls back). Needs slice_dimension; at most max_slices.",
     ),
+    "metrics[].max_relative_regression": (
+        "fraction of control's value",
+        "A critical slice rolls back only when its regression is estimated beyond this (one number for "
+        "every critical slice, or one per slice); a smaller proven one holds like any slice.",
+    ),
+    "metrics[].slice_severity": (
+        "weight per slice",
+        "Weights of the slices in the severity-weighted composite (reported, decides nothing); default 1.",
+    ),
     "metrics[].max_slices": (
         "slices",
         f"Slices read: the critical ones, then the busiest; the rest pooled "
@@ -189,6 +198,22 @@ NOTES: dict[str, tuple[str, str]] = {
         "A candidate rolled back in the last 7 days starts again only with `release.root_cause` (a link "
         "to the analysis) in the release manifest; it is recorded with the experiment.",
     ),
+    "slice_policy.non_critical_regression": (
+        "",
+        "A regression proven in a slice that is not critical: `hold` the stage until a person acknowledges "
+        "it (`canarywise resume`) or rolls back; `report`: a note only.",
+    ),
+    "temporal.hold_promote": (
+        "",
+        "A/B: a temporal flag (the effect's sign differs across days, or it decays) holds PROMOTE; false: "
+        "reported only.",
+    ),
+    "temporal.alpha": ("probability", "Shared by the two temporal flags (alpha/2 each)."),
+    "temporal.decay_fraction": (
+        "fraction",
+        "Decayed = the late half's effect proven below this fraction of the early half's.",
+    ),
+    "temporal.min_days": ("days", "Complete days of the stage in progress before the temporal checks run."),
     "shadow": ("", "Optional: a shadow phase before the ladder (docs/shadow.md)."),
     "shadow.veto": (
         "metric names",

@@ -128,6 +128,8 @@ class Experiment(_Frozen):
     created_at: UtcDatetime
     # >1 when the candidate was rolled back in the last 7 days: its first stage lasts longer this time.
     first_stage_multiplier: float = 1.0
+    # Slice findings a person acknowledged (``canarywise resume``): who, why, when, which metric and slice.
+    slice_acknowledgements: tuple[dict[str, Any], ...] = ()
     latest_check: CheckRecord | None = None
     # How many decisions were written as the latest (the registry's own order of checks, never their time).
     check_sequence: int = 0

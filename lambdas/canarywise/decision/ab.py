@@ -3,12 +3,15 @@
 Precedence:
 
 1. ROLLBACK on a breached hard limit or proven harm on a safety/guardrail metric: guardrails veto, at once.
-2. HOLD on a sample-ratio mismatch or missing/late data (INCONCLUSIVE at the stage's maximum duration).
+2. HOLD on a sample-ratio mismatch or missing/late data (INCONCLUSIVE at the stage's maximum duration), then
+   on a regression proven in a slice that does not roll back, until a person acknowledges it.
 3. KEEP_CONTROL when the primary metric is proven worse (the two-sided confidence sequence lies entirely on
    the worse side of 0).
 4. PROMOTE when the primary metric is proven better (the sequence lies entirely on the better side of 0), its
    estimate is at least the minimum worthwhile effect (``metric.mde``), the stage has run its minimum
-   duration (weekly cycles, novelty) and each arm has `min_samples_per_arm` units.
+   duration (weekly cycles, novelty) and each arm has `min_samples_per_arm` units — unless the temporal check
+   (`canarywise.decision.temporal`) flags the effect's sign differing across days or its decay, which holds
+   it (``temporal.hold_promote``).
 5. NO_DIFFERENCE after the spec's horizon when the sequence lies inside ±mde: whatever the effect is, it is
    smaller than anything worth shipping.
 6. INCONCLUSIVE at the stage's maximum duration; otherwise CONTINUE.
@@ -26,6 +29,8 @@ from canarywise.decision.evidence import duration, format_value, metric_mde, seq
 from canarywise.decision.models import Decision, DecisionKind, MetricFinding, Verdict
 from canarywise.decision.safety import review_safety, review_trust, stop_or_hold
 from canarywise.decision.secondary import report
+from canarywise.decision.slices import review_slice_policy
+from canarywise.decision.temporal import review_temporal
 from canarywise.spec import Direction, Metric, MetricRole
 
 __all__ = ["decide_ab"]
@@ -68,6 +73,7 @@ def decide_ab(ctx: EvaluationContext) -> Decision:
     estimate = stratified_difference(ctx.pairs(primary.name))
     finding = sequential_finding(ctx, primary, "two_sided", alpha=alpha, estimate=estimate)
     verdict = _primary_verdict(primary, finding, mde)
+    temporal = review_temporal(ctx, primary, ctx.temporal_marks)
     finding = MetricFinding(
         finding.metric, None, f"primary, {finding.method}", finding.estimate, finding.ci_low, finding.ci_high,
         finding.pvalue, finding.n_control, finding.n_canary, mde, verdict, alpha,
@@ -95,11 +101,19 @@ def decide_ab(ctx: EvaluationContext) -> Decision:
     ]
     worthwhile = f"minimum worthwhile effect {format_value(primary, mde, signed=True)}"
 
-    stopped = stop_or_hold(ctx, safety, trust, max_reason)
+    slices = review_slice_policy(ctx, safety.slice_regressions, findings)
+    stopped = stop_or_hold(ctx, safety, trust, max_reason) or slices.stopped
     if stopped is not None:
         kind, reasons = stopped
     elif verdict is Verdict.HARM:
         kind, reasons = DecisionKind.KEEP_CONTROL, [f"{primary.name} is worse on the candidate: {effect}"]
+    elif verdict is Verdict.IMPROVEMENT and not ready and temporal.flags and ctx.spec.temporal.hold_promote:
+        kind = DecisionKind.INCONCLUSIVE if at_max else DecisionKind.HOLD
+        reasons = [
+            *([max_reason] if at_max else []),
+            *(f"the temporal check holds PROMOTE: {flag}" for flag in temporal.flags),
+            f"{primary.name} improved over the whole test: {effect}; {worthwhile}",
+        ]
     elif verdict is Verdict.IMPROVEMENT and not ready:
         kind, reasons = DecisionKind.PROMOTE, [f"{primary.name} improved: {effect}; {worthwhile}"]
     elif verdict is Verdict.EQUIVALENT and ctx.experiment_elapsed >= ctx.spec.statistics.horizon:
@@ -115,4 +129,9 @@ def decide_ab(ctx: EvaluationContext) -> Decision:
             Verdict.EQUIVALENT: "within ±mde, horizon not reached",
         }.get(verdict, "not yet conclusive")
         reasons = [f"collecting evidence: {primary.name} {status}: {effect}; {worthwhile}", *ready]
-    return Decision(kind, (*reasons, *safety.notes), findings, ctx.current.index, ctx.now)
+    notes = (*safety.notes, *slices.notes)
+    held = any(r.startswith("the temporal check holds PROMOTE") for r in reasons)
+    if not held:
+        notes += tuple(f"temporal check (reported): {flag}" for flag in temporal.flags)
+    summaries = slices.summaries | {"temporal": temporal.summary}
+    return Decision(kind, (*reasons, *notes), findings, ctx.current.index, ctx.now, summaries)

@@ -7,7 +7,8 @@ Precedence, and why:
    rollback is always safe, and the harm tests are anytime-valid with alpha shared over them.
 2. HOLD on a sample-ratio mismatch or missing/late data: evidence of *safety* increases exposure, so it must
    come from trustworthy, timely data. At the stage's maximum duration this becomes INCONCLUSIVE, so the
-   state machine applies the spec's policy instead of waiting forever.
+   state machine applies the spec's policy instead of waiting forever. Then HOLD on a regression proven in a
+   slice that does not roll back, until a person acknowledges it (`canarywise.decision.slices`).
 3. ADVANCE (READY_FOR_APPROVAL on the last stage) when every safety/guardrail metric with a margin is proven
    non-inferior (anytime-valid, each at the full alpha: advancing needs *all* of them, an intersection-union
    test; for a rate, with the variance a canary exactly at the margin would have, so that a canary with no
@@ -23,6 +24,7 @@ from canarywise.decision.evidence import duration, format_value, sequential_find
 from canarywise.decision.models import Decision, DecisionKind, MetricFinding, Verdict
 from canarywise.decision.safety import review_safety, review_trust, stop_or_hold
 from canarywise.decision.secondary import report
+from canarywise.decision.slices import review_slice_policy
 from canarywise.spec import Direction, MetricRole
 
 __all__ = ["decide_canary"]
@@ -76,7 +78,8 @@ def decide_canary(ctx: EvaluationContext) -> Decision:
         "without meeting its gate; the spec's inconclusive policy applies"
     )
 
-    stopped = stop_or_hold(ctx, safety, trust, max_reason)
+    slices = review_slice_policy(ctx, safety.slice_regressions, reported)
+    stopped = stop_or_hold(ctx, safety, trust, max_reason) or slices.stopped
     if stopped is not None:
         kind, reasons = stopped
     elif not lacking:
@@ -89,4 +92,5 @@ def decide_canary(ctx: EvaluationContext) -> Decision:
         kind, reasons = DecisionKind.INCONCLUSIVE, [max_reason, *lacking]
     else:
         kind, reasons = DecisionKind.CONTINUE, ["collecting evidence: " + "; ".join(lacking)]
-    return Decision(kind, (*reasons, *safety.notes), findings, ctx.current.index, ctx.now)
+    notes = (*safety.notes, *slices.notes)
+    return Decision(kind, (*reasons, *notes), findings, ctx.current.index, ctx.now, slices.summaries)

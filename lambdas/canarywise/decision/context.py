@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from canarywise.decision.acknowledgement import SliceAcknowledgement
 from canarywise.decision.models import (
     Aggregate,
     DecisionInputError,
@@ -96,6 +98,8 @@ class EvaluationContext:
     observations: Observations
     cells: dict[str, dict[_Cell, Aggregate]]
     metrics: tuple[Metric, ...]
+    acknowledged: tuple[SliceAcknowledgement, ...] = ()  # slice findings a person let go
+    temporal_marks: tuple[Mapping[str, Any], ...] = ()  # the previous look's day marks (A/B temporal checks)
 
     @classmethod
     def build(
@@ -106,6 +110,8 @@ class EvaluationContext:
         now: datetime,
         *,
         first_stage_multiplier: float = 1.0,
+        acknowledged: Sequence[SliceAcknowledgement] = (),
+        temporal_marks: Sequence[Mapping[str, Any]] = (),
     ) -> EvaluationContext:
         if now.tzinfo is None:
             raise DecisionInputError(f"`now` must be timezone-aware (UTC), found {now.isoformat()!r}")
@@ -136,7 +142,17 @@ class EvaluationContext:
                     f"found {type(aggregate).__name__} for {key}"
                 )
             cells[key.metric][(key.stage, key.variant, key.slice)] = aggregate
-        return cls(spec, ordered, stage, now, observations, cells, metrics)
+        return cls(
+            spec,
+            ordered,
+            stage,
+            now,
+            observations,
+            cells,
+            metrics,
+            tuple(acknowledged),
+            tuple(temporal_marks),
+        )
 
     @property
     def current(self) -> StageRecord:

@@ -10,7 +10,8 @@ The rule, in order (see ``docs/decision-rule.md`` and the module docs of `canary
 - ROLLBACK: a hard limit breached, or harm proven by an anytime-valid one-sided test on a safety/guardrail
   metric (overall or in a critical slice). Acted on even with imperfect data, because a rollback only ever
   reduces exposure.
-- HOLD: sample-ratio mismatch against the weights in force during each stage, or missing or late data.
+- HOLD: sample-ratio mismatch against the weights in force during each stage, or missing or late data; or
+  a regression proven in a slice that is not critical, until a person acknowledges it (`decision.slices`).
 - canary: ADVANCE / READY_FOR_APPROVAL once non-inferiority is proven for every margin, the stage's minimum
   duration has passed and each arm has the minimum sample; A/B: PROMOTE / KEEP_CONTROL / NO_DIFFERENCE on the
   pre-registered primary metric.
@@ -19,10 +20,12 @@ The rule, in order (see ``docs/decision-rule.md`` and the module docs of `canary
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from canarywise.decision.ab import decide_ab
+from canarywise.decision.acknowledgement import SliceAcknowledgement
 from canarywise.decision.canary import decide_canary
 from canarywise.decision.context import EvaluationContext, evaluated_metrics
 from canarywise.decision.models import Decision, DecisionKind, Observations, StageRecord
@@ -38,6 +41,8 @@ def decide(
     now: datetime,
     *,
     first_stage_multiplier: float = 1.0,
+    acknowledged: Sequence[SliceAcknowledgement] = (),
+    temporal_marks: Sequence[Mapping[str, Any]] = (),
 ) -> Decision:
     """The decision for one experiment at one look.
 
@@ -55,6 +60,12 @@ def decide(
     first_stage_multiplier : float, default 1.0
         Anti-flapping: after a rollback pass ``spec.anti_flapping.first_stage_multiplier`` to stretch the
         first stage's minimum and maximum durations.
+    acknowledged : sequence of SliceAcknowledgement, default ()
+        Slice findings a person acknowledged (``canarywise resume``): a regression proven in such a slice
+        no longer holds the stage (it is still reported; a critical slice's rollback cannot be acknowledged).
+    temporal_marks : sequence of mapping, default ()
+        A/B mode: the day marks of the previous look (``decision.temporal.marks_from(check.details)``), for
+        the effect per day and its decay (`canarywise.decision.temporal`).
 
     Returns
     -------
@@ -89,6 +100,12 @@ def decide(
     if not stages:
         return Decision(DecisionKind.HOLD, ("no stage has started yet",), (), -1, now)
     ctx = EvaluationContext.build(
-        spec, stages, observations, now, first_stage_multiplier=first_stage_multiplier
+        spec,
+        stages,
+        observations,
+        now,
+        first_stage_multiplier=first_stage_multiplier,
+        acknowledged=acknowledged,
+        temporal_marks=temporal_marks,
     )
     return decide_ab(ctx) if spec.mode == "ab" else decide_canary(ctx)

@@ -343,6 +343,9 @@ class Decision:
     findings: tuple[MetricFinding, ...]
     stage_index: int
     evaluated_at: datetime
+    # Reported numbers that are not one test's finding, JSON-ready (e.g. "composites": the severity-weighted
+    # composite per sliced metric; "acknowledged": the slice findings a person let go); stored only if any.
+    summaries: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def reason(self) -> str:
@@ -366,7 +369,7 @@ class Decision:
             "findings": [f.to_dict() for f in self.findings],
             "stage_index": self.stage_index,
             "evaluated_at": self.evaluated_at.isoformat(),
-        }
+        } | ({"summaries": dict(self.summaries)} if self.summaries else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
@@ -377,6 +380,7 @@ class Decision:
                 findings=tuple(MetricFinding.from_dict(f) for f in data["findings"]),
                 stage_index=int(data["stage_index"]),
                 evaluated_at=datetime.fromisoformat(data["evaluated_at"]),
+                summaries=dict(data.get("summaries") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DecisionInputError(f"malformed decision: {exc!r}") from None

@@ -9,6 +9,7 @@ probability at most its level; the slices are disjoint, hence independent).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from canarywise.decision.context import EvaluationContext, decisive_metrics, evaluated_metrics
@@ -21,6 +22,7 @@ from canarywise.decision.evidence import (
     srm_finding,
 )
 from canarywise.decision.models import DecisionKind, MetricFinding, Verdict
+from canarywise.decision.slices import SliceRegression, control_value, relative_text
 from canarywise.spec import Direction, Metric, MetricRole, RolloutSpec
 
 __all__ = ["SafetyReview", "TrustReview", "harm_alpha", "review_safety", "review_trust", "stop_or_hold"]
@@ -30,7 +32,10 @@ __all__ = ["SafetyReview", "TrustReview", "harm_alpha", "review_safety", "review
 class SafetyReview:
     findings: list[MetricFinding] = field(default_factory=list)
     rollback_reasons: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # proven regressions in slices that are not critical
+    # proven regressions in slices that do not roll back (slice_policy "report": a note each)
+    notes: list[str] = field(default_factory=list)
+    # the same regressions under slice_policy "hold": the stage holds on them (`slices.slice_hold`)
+    slice_regressions: list[SliceRegression] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -43,14 +48,15 @@ def _worse_word(metric: Metric) -> str:
     return "higher" if metric.direction is Direction.LOWER_IS_BETTER else "lower"
 
 
-def harm_reason(metric: Metric, finding: MetricFinding, budget: str) -> str:
+def harm_reason(metric: Metric, finding: MetricFinding, budget: str, *, relative: str = "") -> str:
     where = f" in slice {finding.slice!r}" if finding.slice else ""
     bound = finding.ci_low if metric.direction is Direction.LOWER_IS_BETTER else finding.ci_high
     p = finding.adjusted_pvalue if finding.adjusted_pvalue is not None else finding.pvalue
     p_name = "BH-adjusted always-valid p" if finding.adjusted_pvalue is not None else "always-valid p"
+    relative = f", {relative}" if relative else ""
     return (
         f"{metric.name}{where} is worse on the canary: canary − control "
-        f"{format_value(metric, finding.estimate, signed=True)} (confidence-sequence bound "
+        f"{format_value(metric, finding.estimate, signed=True)}{relative} (confidence-sequence bound "
         f"{format_value(metric, bound, signed=True)}), {p_name} {p:.2g} <= {finding.alpha:.3g} ({budget})"
     )
 
@@ -103,11 +109,24 @@ def _review_slices(
         review.findings.append(finding)
         if not reject:
             continue
+        assert finding.slice is not None
+        base = control_value(ctx, metric, finding.slice)
         reason = harm_reason(
-            metric, finding, f"BH across {len(findings)} slices of {metric.slice_dimension}, {budget}"
+            metric,
+            finding,
+            f"BH across {len(findings)} slices of {metric.slice_dimension}, {budget}",
+            relative=relative_text(metric, finding.estimate, base),
         )
         if finding.slice in metric.critical_slices:
-            review.rollback_reasons.append(f"critical slice regression: {reason}")
+            limit = metric.relative_limit(finding.slice)
+            regression = abs(finding.estimate or 0.0) / base if base else math.inf
+            if limit is None or regression > limit:
+                beyond = "" if limit is None else f" (beyond its max_relative_regression {limit:.0%})"
+                review.rollback_reasons.append(f"critical slice regression{beyond}: {reason}")
+                continue
+            reason += f" (within the critical slice's max_relative_regression {limit:.0%})"
+        if ctx.spec.slice_policy.non_critical_regression == "hold":
+            review.slice_regressions.append(SliceRegression(metric.name, finding.slice, finding, reason))
         else:
             review.notes.append(f"slice regression (not a critical slice, does not block): {reason}")
 

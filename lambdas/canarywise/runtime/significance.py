@@ -36,10 +36,12 @@ from canarywise.data.executions import HarmSignal
 from canarywise.data.metric_source import FrozenStage, MetricSource, MetricSourceError, Reading
 from canarywise.data.models import CheckRecord, Experiment, StageStart
 from canarywise.data.registry import Registry, RegistryError
+from canarywise.decision.acknowledgement import SliceAcknowledgement
 from canarywise.decision.context import stage_in_force, stage_label
 from canarywise.decision.engine import decide
 from canarywise.decision.evidence import duration
 from canarywise.decision.models import Decision, DecisionKind, StageRecord, Variant, Verdict
+from canarywise.decision.temporal import marks_from
 from canarywise.spec import MetricRole
 
 logger = Logger(child=True)
@@ -231,6 +233,10 @@ def evaluate(
                 reading.observations,
                 now,
                 first_stage_multiplier=experiment.first_stage_multiplier,
+                acknowledged=[SliceAcknowledgement.from_dict(a) for a in experiment.slice_acknowledgements],
+                temporal_marks=marks_from(
+                    experiment.latest_check.details if experiment.latest_check else None
+                ),
             )
     # The sequence read with the experiment, before any data: a check that another one overtook meanwhile
     # is kept as history only (fault table, row 4).

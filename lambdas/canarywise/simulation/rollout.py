@@ -5,7 +5,8 @@ The engine's rule is re-written in numpy from its own pieces: the alpha share of
 (``decision.safety.harm_alpha``), the mixing variances (``decision.evidence.tau2_for``), the stage-stratified
 estimate with the variance of each test (`arrays.stage_variance`: at 0 for harm, at the margin for
 non-inferiority), the always-valid p-value of ``stats.sequential.msprt_normal`` (`arrays.mixture_pvalue`),
-Benjamini-Hochberg across the slices, the hard-limit backstop (its exact binomial test at
+Benjamini-Hochberg across the slices (a critical slice proven worse rolls back, another one holds), the
+hard-limit backstop (its exact binomial test at
 ``decision.evidence.hard_limit_level``), the anytime-valid sample-ratio check (`arrays.srm_holds`), and the
 canary gate's precedence (ROLLBACK, then HOLD, then ADVANCE, then INCONCLUSIVE at the maximum duration).
 ``make bench`` (``bench/shipped.py``) replays simulated rollouts through ``decide`` itself and reports whether
@@ -310,6 +311,9 @@ def simulate(
         if sliced:
             crit = slice_cols[world.critical]
             hold |= (nc[:, crit] == 0).any(axis=1) | (nt[:, crit] == 0).any(axis=1)
+            if spec.slice_policy.non_critical_regression == "hold":
+                # a regression proven in a slice that is not critical holds (nobody acknowledges it here)
+                hold |= (slice_reject & ~world.critical).any(axis=1)
 
         # The gate: minimum duration, enough units, every margin proven (non-inferiority at the full alpha).
         elapsed = k + 1 - stage_starts[a, st]

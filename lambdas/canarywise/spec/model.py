@@ -111,6 +111,9 @@ class ServiceSource(_Model):
     metric_name: Annotated[str, Field(min_length=1)]
 
 
+RelativeLimit = Annotated[float, Field(gt=0, lt=1)]
+
+
 class Metric(_Model):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
     kind: MetricKind
@@ -131,6 +134,21 @@ class Metric(_Model):
     critical_slices: tuple[str, ...] = ()
     # The slices read: the critical ones, then the busiest, up to this many; the rest pooled as "other".
     max_slices: Annotated[int, Field(ge=1, le=MAX_SLICES)] = 20
+    # A critical slice proven worse rolls back; with a limit here (relative to control's value in the slice,
+    # one number for every critical slice or one per slice) only a regression estimated beyond it does, a
+    # smaller proven one holds like any slice's (docs/decision-rule.md, "Slices").
+    max_relative_regression: Annotated[float, Field(gt=0, lt=1)] | dict[str, RelativeLimit] | None = None
+    # Weights of the slices in the severity-weighted composite (reported, decides nothing); default 1 each.
+    slice_severity: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict
+    )
+
+    def relative_limit(self, slice_: str) -> float | None:
+        """The critical slice's `max_relative_regression` (None: any proven regression rolls back)."""
+        limit = self.max_relative_regression
+        if isinstance(limit, dict):
+            return limit.get(slice_)
+        return limit
 
     @model_validator(mode="after")
     def _check(self) -> Metric:
@@ -142,6 +160,18 @@ class Metric(_Model):
             raise ValueError(f"metric {self.name!r}: baseline is a rate, for proportion and tail_exceedance")
         if self.critical_slices and not self.slice_dimension:
             raise ValueError(f"metric {self.name!r} lists critical_slices without a slice_dimension")
+        if isinstance(self.max_relative_regression, dict):
+            unknown = sorted(set(self.max_relative_regression) - set(self.critical_slices))
+            if unknown:
+                raise ValueError(
+                    f"metric {self.name!r}: max_relative_regression names {unknown}, which are not in its "
+                    f"critical_slices {list(self.critical_slices)}"
+                )
+        if (self.max_relative_regression is not None or self.slice_severity) and not self.slice_dimension:
+            raise ValueError(
+                f"metric {self.name!r} sets max_relative_regression or slice_severity without a "
+                "slice_dimension"
+            )
         if len(self.critical_slices) > self.max_slices:
             raise ValueError(
                 f"metric {self.name!r} lists {len(self.critical_slices)} critical_slices, more than its "
@@ -272,6 +302,32 @@ class AntiFlapping(_Model):
         return parse_duration(value)
 
 
+class SlicePolicy(_Model):
+    """What a proven regression in a slice that is not critical does (critical slices always roll back).
+
+    ``hold`` (default): the stage holds, with the slice, the effect and its interval in the reason, until a
+    person acknowledges the finding (``canarywise resume --reason …``, recorded with who and why) or rolls
+    back; at the stage's maximum duration the spec's inconclusive policy applies. ``report``: a note only,
+    the rollout moves on (the behaviour before issue 16).
+    """
+
+    non_critical_regression: Literal["hold", "report"] = "hold"
+
+
+class TemporalPolicy(_Model):
+    """A/B mode: the primary effect per day of the test, flagged when its sign differs across days or it
+    decays (novelty); see `canarywise.decision.temporal`. A flag holds PROMOTE unless ``hold_promote`` is
+    false (then it is reported only)."""
+
+    hold_promote: bool = True
+    # Shared by the two flags (sign across days, decay): each is tested at alpha / 2.
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    # "Decays" = the late effect is proven below this fraction of the early one.
+    decay_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    # Complete days of the stage in progress before the checks run.
+    min_days: Annotated[int, Field(ge=2)] = 2
+
+
 class Environment(_Model):
     account: Annotated[str, Field(pattern=r"^\d{12}$")] | None = None
     region: str | None = None
@@ -325,6 +381,8 @@ class RolloutSpec(_Model):
     monitor: Monitor | None = None
     # Optional: a shadow phase before the ladder (canarywise.decision.shadow).
     shadow: ShadowPhase | None = None
+    slice_policy: SlicePolicy = SlicePolicy()
+    temporal: TemporalPolicy = TemporalPolicy()
 
     @model_validator(mode="before")
     @classmethod

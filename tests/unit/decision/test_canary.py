@@ -281,8 +281,8 @@ class TestSlices:
         assert_allclose([f.adjusted_pvalue for f in found], expected, rtol=1e-12)
         assert all(f.alpha == pytest.approx(0.025) for f in found)  # half of alpha for the slice family
 
-    def test_regression_in_a_non_critical_slice_is_reported_not_blocking(self) -> None:
-        spec = make_spec([self.SLICED])
+    def test_regression_in_a_non_critical_slice_is_reported_under_the_report_policy(self) -> None:
+        spec = make_spec([self.SLICED], slice_policy={"non_critical_regression": "report"})
         now = hours(1)
         decision = decide(spec, [stage(0, 0, spec)], make_obs(self.cells(480, 750), now), now)
         assert decision.kind is not DecisionKind.ROLLBACK

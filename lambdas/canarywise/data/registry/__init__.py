@@ -11,7 +11,8 @@ pk                         sk                                          what
 ``EXP#<id>``               ``META``                                    the experiment: spec (JSON), status,
                                                                        slots, latest check; ``running_pk``
                                                                        while it runs, ``concluded_pk`` and
-                                                                       ``concluded_at`` once it ended
+                                                                       ``concluded_at`` once it ended; the
+                                                                       slice acknowledgements (JSON list)
 ``EXP#<id>``               ``STAGE#<index:03d>``                       a stage's start and the weights
 ``EXP#<id>``               ``FROZEN#<index:03d>``                      a closed stage's aggregates (written
                                                                        once; later checks read them)
@@ -38,6 +39,7 @@ Example
 from __future__ import annotations
 
 from canarywise.data.registry._table import ExperimentNotFoundError, RegistryError
+from canarywise.data.registry.acknowledgements import AcknowledgementRefusedError, AcknowledgementsMixin
 from canarywise.data.registry.checks import CHECK_TTL, ChecksMixin
 from canarywise.data.registry.drift import DriftMixin, DriftRecord, MonitorLook, WatchResult
 from canarywise.data.registry.experiments import FDR_WINDOW, experiment_id_for
@@ -47,8 +49,9 @@ from canarywise.data.registry.shadow import ShadowMixin
 from canarywise.lifecycle.state import TransitionRefusedError
 
 
-class Registry(ServiceMixin, ChecksMixin, DriftMixin, ShadowMixin):
-    """Experiments, the service's traffic state, stages, checks, rollbacks, drift, and the registry-wide BH.
+class Registry(ServiceMixin, ChecksMixin, DriftMixin, ShadowMixin, AcknowledgementsMixin):
+    """Experiments, the service's traffic state, stages, checks, rollbacks, drift, shadow phases, slice
+    acknowledgements, and the registry-wide BH.
 
     Constructed as `canarywise.data.registry._table._Table` (``table_name``, ``boto3_client``, ``sleep``).
     """
@@ -58,6 +61,7 @@ __all__ = [
     "ANTI_FLAPPING_WINDOW",
     "CHECK_TTL",
     "FDR_WINDOW",
+    "AcknowledgementRefusedError",
     "DriftRecord",
     "ExperimentNotFoundError",
     "MonitorLook",

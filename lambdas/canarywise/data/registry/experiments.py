@@ -160,6 +160,7 @@ class ExperimentsMixin(_Table):
             spec=spec,
             created_at=from_iso(item["created_at"]),
             first_stage_multiplier=float(item.get("first_stage_multiplier", 1.0)),
+            slice_acknowledgements=tuple(json.loads(item.get("slice_acknowledgements") or "[]")),
             latest_check=CheckRecord.model_validate_json(latest) if latest else None,
             check_sequence=int(item.get("check_sequence", 0)),
             concluded_at=from_iso(item["concluded_at"]) if "concluded_at" in item else None,
