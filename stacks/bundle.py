@@ -86,7 +86,7 @@ def _package_files() -> Iterator[Path]:
         rel = path.relative_to(PACKAGE_DIR)
         if path.is_dir() or "__pycache__" in rel.parts or rel.parts[0] in PACKAGE_EXCLUDES:
             continue
-        if path.suffix in {".py", ".typed", ".json", ".yaml"}:
+        if path.suffix in {".py", ".typed", ".json", ".yaml", ".j2"}:  # .j2: the report's templates
             yield path
 
 

@@ -144,7 +144,7 @@ def _stage_text(stage: StageStart, count: int) -> str:
 
 # -- report ----------------------------------------------------------------------------------------------
 def run_report(args: argparse.Namespace) -> int:
-    from canarywise.demo.report import write_report
+    from canarywise.report import write_report
 
     stack = Stack.of(args)
     with aws_errors(f"could not read experiment {args.experiment}"):

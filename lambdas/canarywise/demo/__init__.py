@@ -6,7 +6,6 @@
 - :mod:`canarywise.demo.local_run`: one local AWS with the stack; starts a release, plays a tick.
 - :mod:`canarywise.demo.runner`: a scenario end to end: provisions, starts the real state machine, plays.
 - :mod:`canarywise.demo.release_train`: three releases in a row on one local AWS.
-- :mod:`canarywise.demo.report`: the Markdown/HTML report and its plot, from the registry.
 """
 
 from __future__ import annotations

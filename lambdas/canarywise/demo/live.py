@@ -19,9 +19,9 @@ from rich.text import Text
 
 from canarywise.decision.models import MetricFinding
 from canarywise.demo.local_run import RunResult, TickView, describe_forward
-from canarywise.demo.report import format_value
 from canarywise.demo.scenarios import Scenario
 from canarywise.local.deployment import Deployment
+from canarywise.report.data import format_value
 from canarywise.spec import RolloutSpec
 
 _SRM = "(sample ratio)"
@@ -119,7 +119,15 @@ class LiveProgress:
     def started(self, scenario: Scenario, deployment: Deployment, experiment_id: str) -> None:
         self.title = f"canarywise demo · {scenario.name}: {scenario.title}"
         self.events.clear()
-        self.live = Live(Panel(Text("starting…"), title=self.title), console=self.console, auto_refresh=False)
+        # redirect_stdout=False: the handlers run on moto's threads and print their EMF metric lines to
+        # sys.stdout, which local mode routes into each invocation's log (local/lambda_runtime.py); rich's
+        # default would put its own proxy in front of that router and print the lines above the panel.
+        self.live = Live(
+            Panel(Text("starting…"), title=self.title),
+            console=self.console,
+            auto_refresh=False,
+            redirect_stdout=False,
+        )
         self.live.start()
 
     def event(self, hours: float, text: str) -> None:

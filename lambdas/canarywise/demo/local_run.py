@@ -83,6 +83,7 @@ class RunResult:
     stand_ins: dict[str, str] = field(default_factory=dict)
     # Per metric alarm: (simulated hours, the value CloudWatch compared with the threshold) each minute.
     alarm_values: dict[str, list[tuple[float, float | None]]] = field(default_factory=dict)
+    alarm_thresholds: dict[str, float] = field(default_factory=dict)  # per metric alarm: its threshold
 
     @property
     def as_expected(self) -> bool:

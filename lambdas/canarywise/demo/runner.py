@@ -26,14 +26,14 @@ from canarywise.demo.local_run import (
     default_start,
     describe_forward,
 )
-from canarywise.demo.report import ReportData, decision_point, hold_started
-from canarywise.demo.report import write_report as default_write_report
 from canarywise.demo.scenarios import Scenario
 from canarywise.demo.shadow import rejected_result, run_shadow_phase
 from canarywise.local.clock import use_simulated_clock
 from canarywise.local.deployment import Deployment
 from canarywise.local.provision import provision, synthesize
 from canarywise.local.server import LocalAws
+from canarywise.report import ReportData, decision_point, hold_started
+from canarywise.report import write_report as default_write_report
 
 
 def _held_for(checks: list[CheckRecord], now: datetime) -> tuple[float, str]:
@@ -61,6 +61,7 @@ def run_scenario(
     start: datetime | None = None,
     log_dir: Path | None = None,
     write_report: Callable[..., Path] | None = None,
+    before: Callable[[LocalAws, Deployment], None] | None = None,
     after: Callable[[LocalAws, Deployment, RunResult], None] | None = None,
 ) -> RunResult:
     """Run `scenario` end to end on a fresh local AWS; see the module docs.
@@ -85,7 +86,9 @@ def run_scenario(
     log_dir
         Where the handlers' log lines go (``lambda.log``); default: the report's folder.
     write_report
-        The report writer (default :func:`canarywise.demo.report.write_report`).
+        The report writer (default :func:`canarywise.report.write_report`).
+    before
+        Called with the local AWS and the deployment before the rollout starts (tests subscribe to topics).
     after
         Called with the local AWS, the deployment and the result before the local AWS stops (``--serve``
         keeps it up there; tests run the operator commands against it).
@@ -99,6 +102,8 @@ def run_scenario(
         log_path.unlink()
     with LocalAws(log_path=log_path) as aws:
         deployment = provision(aws, template, stack_name=f"canarywise-{spec.service}")
+        if before is not None:
+            before(aws, deployment)
         run = LocalRun(
             aws, deployment, scenario, spec, seed=seed, start=start or default_start(), progress=progress
         )
@@ -200,4 +205,5 @@ def play(run: LocalRun, *, approve: bool) -> RunResult:
             name: [((at - run.clock.start).total_seconds() / 3600, value) for at, value in series]
             for name, series in run.alarms.series.items()
         },
+        alarm_thresholds=dict(run.alarms.thresholds),
     )

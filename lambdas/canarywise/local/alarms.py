@@ -337,6 +337,7 @@ class AlarmEvaluator:
         self.action_results: list[dict[str, Any]] = []
         # Per metric alarm: (evaluation time, the newest period's value) at each evaluation.
         self.series: dict[str, list[tuple[datetime, float | None]]] = {}
+        self.thresholds: dict[str, float] = {}  # per metric alarm, what `series` is compared with
 
     def evaluate(self, now: datetime) -> list[AlarmChange]:
         """Evaluate every alarm at `now`; returns the state changes (actions already fired)."""
@@ -407,6 +408,7 @@ class AlarmEvaluator:
             for k in range(periods, 0, -1)
         ]
         self.series.setdefault(alarm["AlarmName"], []).append((now, values[-1]))
+        self.thresholds[alarm["AlarmName"]] = threshold
         present = [v for v in values if v is not None and not math.isnan(v)]
         breaching = sum(compare(v, threshold) for v in present)
         missing = periods - len(present)
