@@ -9,24 +9,31 @@ The release manifest is the canary execution's input (notes/contracts.md)::
 
 uploaded as ``release.json`` inside ``release.zip`` to the release bucket (``aws s3 cp release.zip
 s3://<ReleaseBucket>/release.zip`` starts a release). The canary action runs until the ladder is done
-(or fails on rollback); the approval names the canary execution and links the dashboard; rejecting it rolls
-the canary back (stacks/rollback.py); approving runs the promote state machine, which reads the experiment id
-from the canary execution's output.
+(or fails on rollback); rejecting the approval rolls the canary back (stacks/rollback.py); approving runs the
+promote state machine, which reads the experiment id from the canary execution's output.
+
+The approval action's text and link are fixed at deploy time (CodePipeline resolves only pipeline variables in
+them), so they carry no numbers: the link is the service's stable "latest approval report" in the release
+bucket, which the canary's ``ready`` step (over)writes with this release's report, and the same step publishes
+the numbers to the alert topic, the approval's notification topic (docs/report.md).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from canarywise.data.executions import APPROVAL_ACTION, APPROVAL_STAGE
+from canarywise.data.reports import HTML_NAME, REPORTS_PREFIX, console_link, latest_report_prefix
 from canarywise.spec import RolloutSpec
 
 from .nag import acknowledge, logical_id, split_arn_finding
@@ -37,16 +44,20 @@ RELEASE_MANIFEST = "release.json"
 
 
 def approval_message(spec: RolloutSpec) -> str:
-    """What the approver reads: the ladder that was passed, the rule that was applied, where to look."""
-    ladder = " → ".join(f"{s.percent:g}% (≥ {s.min_duration / 3600:g} h)" for s in spec.stages)
-    guarded = ", ".join(m.name for m in spec.metrics if m.role.value in {"guardrail", "safety"})
+    """What the approver reads (fixed at deploy time: no numbers, no claim about any one metric)."""
+    ladder = " → ".join(f"{s.percent:g}%" for s in spec.stages)
     return (
-        f"canarywise {spec.service}: the canary passed every stage ({ladder}) with no rollback: no harm "
-        f"proven at alpha {spec.statistics.alpha:g} on {guarded}, no hard limit breached, sample ratio "
-        "consistent. Approve to send 100% of traffic to the candidate; reject to roll it back. "
-        "Decisions, p-values and intervals: the dashboard (link) and `canarywise status`. "
-        "Canary execution: #{" + CANARY_STAGE + ".ExecutionArn}"
+        f"canarywise {spec.service}: the canary met every stage's gate ({ladder}). This release's numbers "
+        "(each gate's bound vs its margin, sample ratio, stages, slices that moved) are in the approval "
+        "report (link) and the ready-for-approval message on this topic. Approve: 100% to the candidate; "
+        "reject: roll it back. Canary execution: #{" + CANARY_STAGE + ".ExecutionArn}"
     )
+
+
+def latest_report_link(bucket: s3.IBucket, service: str) -> str:
+    """The S3 console page of the service's latest approval report (the ``ready`` step writes it)."""
+    key = latest_report_prefix(service) + HTML_NAME
+    return console_link(bucket.bucket_name, key, Stack.of(bucket).region)
 
 
 class ReleaseStages:
@@ -74,8 +85,17 @@ class ReleaseStages:
         self.dashboard_url = dashboard_url
         self.message = message
 
-    def add_to(self, pipeline: codepipeline.Pipeline, release: codepipeline.Artifact) -> None:
-        """Append the three stages; `release` holds ``release.json``, the canary execution's input."""
+    def add_to(
+        self,
+        pipeline: codepipeline.Pipeline,
+        release: codepipeline.Artifact,
+        *,
+        report_link: str | None = None,
+    ) -> None:
+        """Append the three stages; `release` holds ``release.json``, the canary execution's input.
+
+        `report_link` is the approval's link (default: the dashboard).
+        """
         pipeline.add_stage(
             stage_name=CANARY_STAGE,
             actions=[
@@ -96,7 +116,7 @@ class ReleaseStages:
                     action_name=APPROVAL_ACTION,
                     notification_topic=self.alert_topic,
                     additional_information=self.message,
-                    external_entity_link=self.dashboard_url,
+                    external_entity_link=report_link or self.dashboard_url,
                     timeout=Duration.days(3),
                 )
             ],
@@ -200,7 +220,9 @@ class ApprovalPipeline(Construct):
                 )
             ],
         )
-        stages.add_to(self.pipeline, release)
+        stages.add_to(
+            self.pipeline, release, report_link=latest_report_link(self.release_bucket, spec.service)
+        )
         acknowledge_artifact_access(self.pipeline)
         events.Rule(
             self,
@@ -215,6 +237,37 @@ class ApprovalPipeline(Construct):
                 },
             ),
             targets=[events_targets.CodePipeline(self.pipeline)],
+        )
+
+    def grant_report_writer(self, function: lambda_.Function, topic: sns.ITopic) -> None:
+        """Let `function` (the stage gate's ``ready`` step) put reports under ``reports/`` and publish to
+        `topic`; it finds both in ``REPORT_BUCKET`` and ``ALERT_TOPIC_ARN``."""
+        function.add_environment("REPORT_BUCKET", self.release_bucket.bucket_name)
+        function.add_environment("ALERT_TOPIC_ARN", topic.topic_arn)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.release_bucket.arn_for_objects(f"{REPORTS_PREFIX}*")],
+            )
+        )
+        topic.grant_publish(function)
+        assert function.role is not None
+        bucket_arn = (
+            f"<{logical_id(self.release_bucket)}.Arn>"
+            if isinstance(self.release_bucket, s3.Bucket)
+            else self.release_bucket.bucket_arn  # a team's own bucket, imported: its ARN is a literal
+        )
+        acknowledge(
+            function.role,
+            f"AwsSolutions-IAM5[Resource::{bucket_arn}/{REPORTS_PREFIX}*]",
+            "The ready step writes each experiment's approval report under reports/<experiment id>/ and the "
+            "service's latest one under reports/<service>/latest-approval/: PutObject under reports/ only.",
+        )
+        acknowledge(
+            function.role,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "Publishing the approval summary to the SSE-encrypted alert topic needs kms:GenerateDataKey* on "
+            "that topic's own key only.",
         )
 
     def _bucket(self, construct_id: str, access_logs: s3.IBucket, prefix: str) -> s3.Bucket:

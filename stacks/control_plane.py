@@ -214,6 +214,7 @@ class CanaryControlPlane(Construct):
             )
             self.release_bucket = approval.release_bucket
             self._wire_rejection(approval.pipeline)
+            approval.grant_report_writer(self.progression.stage_gate, self.alert_topic)
 
         Tags.of(self).add("canarywise:service", spec.service)
         Tags.of(self).add("canarywise:component", "control-plane")

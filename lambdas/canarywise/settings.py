@@ -58,7 +58,9 @@ class TrafficSettings(CommonSettings):
 
 
 class StageGateSettings(TrafficSettings):
-    pass
+    # Where the ``ready`` step writes the approval report, and the topic its summary goes to (absent: none).
+    report_bucket: str | None = Field(default=None, alias="REPORT_BUCKET")
+    alert_topic_arn: str | None = Field(default=None, alias="ALERT_TOPIC_ARN")
 
 
 class PromoteSettings(TrafficSettings):

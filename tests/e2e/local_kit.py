@@ -101,17 +101,21 @@ class AlertInbox:
         aws.client("sns").subscribe(
             TopicArn=deployment.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn["QueueArn"]
         )
-        self.received: list[str] = []
+        self.received: list[dict[str, Any]] = []
 
-    def subjects(self) -> list[str]:
-        """Every alert subject so far."""
+    def messages(self) -> list[dict[str, Any]]:
+        """Every alert so far, as SNS delivered it to SQS (``Subject``, ``Message``, ...)."""
         while True:
             messages = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
                 return list(self.received)
             for message in messages:
-                self.received.append(json.loads(message["Body"]).get("Subject", ""))
+                self.received.append(json.loads(message["Body"]))
                 self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+    def subjects(self) -> list[str]:
+        """Every alert subject so far."""
+        return [message.get("Subject", "") for message in self.messages()]
 
 
 class Stack:

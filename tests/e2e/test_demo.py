@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from local_kit import RuleForward, rollback_items, rule_forward, service_item
+from browser import dump_dom
+from local_kit import AlertInbox, RuleForward, rollback_items, rule_forward, service_item
 
 from canarywise.cli.main import main
 from canarywise.data.models import ExperimentStatus
@@ -83,8 +85,11 @@ def test_regression_is_rolled_back_by_the_state_machine(tmp_path: Path) -> None:
     assert (report / "effect.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_healthy_candidate_advances_every_stage_and_is_promoted(tmp_path: Path) -> None:
+def test_healthy_candidate_advances_every_stage_and_is_promoted(tmp_path: Path, chromium: str) -> None:
     seen: dict[str, Any] = {}
+
+    def subscribe(aws: LocalAws, deployment: Deployment) -> None:
+        seen["inbox"] = AlertInbox(aws, deployment)
 
     def inspect(aws: LocalAws, deployment: Deployment, result: RunResult) -> None:
         seen["rule"] = rule_forward(aws, deployment)
@@ -94,8 +99,18 @@ def test_healthy_candidate_advances_every_stage_and_is_promoted(tmp_path: Path) 
         seen["experiment"] = registry.get_experiment(result.experiment_id)
         seen["stages"] = registry.stage_history(result.experiment_id)
         seen["checks"] = registry.list_checks(result.experiment_id)
+        seen["alerts"] = seen["inbox"].messages()
+        bucket, s3 = deployment.outputs["ReleaseBucketName"], aws.client("s3")
+        seen["link"] = f"{aws.endpoint}/{bucket}/reports/{result.experiment_id}/report.html"
+        for name, key in (
+            ("report", f"reports/{result.experiment_id}/report.html"),
+            ("latest", "reports/mangaassist/latest-approval/report.html"),
+        ):
+            seen[name] = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
-    result = run_scenario(SCENARIOS["healthy"], seed=7, approve=True, reports_dir=tmp_path, after=inspect)
+    result = run_scenario(
+        SCENARIOS["healthy"], seed=7, approve=True, reports_dir=tmp_path, before=subscribe, after=inspect
+    )
 
     assert result.outcome == "PROMOTED"
     assert seen["experiment"].status is ExperimentStatus.PROMOTED
@@ -133,6 +148,64 @@ def test_healthy_candidate_advances_every_stage_and_is_promoted(tmp_path: Path) 
         srm["n_canary"] / (srm["n_canary"] + srm["n_control"])
     )
     assert (tmp_path / str(result.experiment_id) / "effect.png").exists()
+    _approval_request_carries_the_report_and_the_numbers(seen, tmp_path, chromium)
+
+
+def _approval_request_carries_the_report_and_the_numbers(
+    seen: dict[str, Any], tmp_path: Path, chromium: str
+) -> None:
+    """The ready step wrote the report to the stack's bucket and published its link and numbers (the local
+    approval request: CodePipeline's approval notifies the same topic); Chromium renders the report."""
+    ready = [a for a in seen["alerts"] if a["Subject"].endswith("ready for approval")]
+    assert len(ready) == 1
+    message = json.loads(ready[0]["Message"])
+    assert message["report"] == seen["link"]
+    assert f"Report: {seen['link']}" in message["summary"]
+    assert seen["latest"] == seen["report"]
+    # The numbers are the registry's: the last check's non-inferiority bound vs the spec's 1-point margin.
+    last = seen["checks"][-1]
+    assert last.decision == "READY_FOR_APPROVAL"
+    bound = next(
+        f["ci_high"]
+        for f in last.details["findings"]
+        if f["metric"] == "escalation_rate"
+        and f["slice"] is None
+        and f["method"].startswith("non-inferiority")
+    )
+    gate = next(
+        g for g in message["gates"] if (g["metric"], g["test"]) == ("escalation_rate", "non-inferiority")
+    )
+    assert (gate["bound"], gate["threshold"], gate["passed"]) == (
+        f"upper {bound * 100:+.2f} pt",
+        "margin +1.00 pt",
+        True,
+    )
+    assert [s["weights"] for s in message["stages"]] == ["95/5", "75/25", "50/50"]
+    assert float(message["sample_ratio"]["pvalue"]) > 0.001
+    assert message["slices_moved"] == []
+
+    page = tmp_path / "approval-report.html"
+    page.write_text(seen["report"])
+    dom = dump_dom(chromium, page, tmp_path / "chromium-profile")
+
+    def section(name: str) -> str:
+        found = re.search(rf'<section id="{name}"[^>]*>(.*?)</section>', dom, re.S)
+        assert found is not None, f"no {name} section in the rendered report"
+        return found.group(1)
+
+    assert "READY FOR APPROVAL" in section("verdict")
+    checklist = section("checklist")
+    assert gate["bound"] in checklist
+    assert "margin +1.00 pt" in checklist
+    assert "✗" not in checklist
+    slices = section("slices")
+    assert "escalation_rate [order_status] <small>(critical)</small>" in slices
+    timeline = section("timeline")
+    assert all(weights in timeline for weights in ("95 / 5", "75 / 25", "50 / 50"))
+    assert dom.count("<svg") >= 2  # every decisive metric's confidence sequence, and the sample ratio
+    assert "simulated" not in dom.lower()  # written by the Lambda from the registry: a real rollout's report
+    # The demo's own report of the same rollout is the one that says so.
+    assert "simulated hours" in (tmp_path / message["experiment_id"] / "report.html").read_text()
 
 
 def test_operator_commands_against_the_local_endpoint(

@@ -519,7 +519,10 @@ CONTRACT = {
         "canarywise.handlers.significance_check.handler",
         {"LOAD_BALANCER_FULL_NAME", "TARGET_GROUP_FULL_NAMES"},
     ),
-    "StageGate": ("canarywise.handlers.stage_gate.handler", TRAFFIC_ENV),
+    "StageGate": (
+        "canarywise.handlers.stage_gate.handler",
+        TRAFFIC_ENV | {"REPORT_BUCKET", "ALERT_TOPIC_ARN"},
+    ),
     "Rollback": (
         "canarywise.handlers.rollback.handler",
         TRAFFIC_ENV | {"STATE_MACHINE_ARN", "ALERT_TOPIC_ARN", "PIPELINE_NAME"},
@@ -685,11 +688,26 @@ def test_pipeline_runs_canary_then_approval_then_promotion(synth: Any) -> None:
     assert promote["Configuration"]["StateMachineArn"] == {"Ref": promote_sm}
     assert json.loads(promote["Configuration"]["Input"]) == {"canary_execution_arn": "#{Canary.ExecutionArn}"}
     message = approval["Configuration"]["CustomData"]
-    assert "5% (≥ 4 h) → 25% (≥ 24 h) → 50% (≥ 48 h)" in message
+    assert "(5% → 25% → 50%)" in message
     assert "#{Canary.ExecutionArn}" in message
-    assert "dashboards:name=canarywise-mangaassist" in json.dumps(
-        approval["Configuration"]["ExternalEntityLink"]
+    # Fixed at deploy time: no numbers and no claim about any one metric (p99 latency is never harm-tested).
+    assert not any(m["name"] in message for m in SPEC["metrics"])
+    # The link: the service's latest approval report in the release bucket, which the ready step writes.
+    bucket = synth.logical_id("AWS::S3::Bucket", "Releases")
+    assert synth.text(approval["Configuration"]["ExternalEntityLink"]) == (
+        f"https://s3.console.aws.amazon.com/s3/object/<Ref {bucket}>?region=us-east-1"
+        "&prefix=reports/mangaassist/latest-approval/report.html"
     )
+    # The ready step (the stage gate function) may write there, under reports/ only, and publish the summary.
+    variables = _environment(synth, "StageGate")
+    assert variables["REPORT_BUCKET"] == {"Ref": bucket}
+    assert "ALERT_TOPIC_ARN" in variables
+    puts = [
+        s
+        for s in _statements_by_role(synth)[_role_of(synth, "AWS::Lambda::Function", "StageGate")]
+        if "s3:PutObject" in _as_list(s["Action"])
+    ]
+    assert [synth.text(s["Resource"]) for s in puts] == [f"<GetAtt {bucket}.Arn>/reports/*"]
 
 
 # -- dashboard ------------------------------------------------------------------------------------------
@@ -731,13 +749,47 @@ def test_dashboard_graphs_each_slot_side_by_side(synth: Any) -> None:
     assert graphs["StatisticalHarm (1 = harm proven)"] == [
         ["Canarywise", "StatisticalHarm", "Service", "mangaassist", {"stat": "Maximum"}]
     ]
-    # The service's own metrics, by the Variant dimension its tasks emit: the slot name.
+    # The service's own metrics, by the Variant dimension its tasks emit (the slot name), as rates: metric
+    # math of the 0/1 values' Sum over their SampleCount; the raw statistics are inputs, never drawn.
     for metric in SPEC["metrics"]:
-        if metric["source"]["type"] == "service":
-            rows = graphs[f"{metric['name']} ({metric['role']})"]
-            assert [(row[1], row[2], row[3]) for row in rows] == [
-                (metric["source"]["metric_name"], "Variant", slot) for slot in SLOTS
-            ], metric["name"]
+        if metric["source"]["type"] != "service":
+            continue
+        percent = metric["kind"] != "mean"
+        rows = graphs[f"{metric['name']} ({metric['role']}) rate per slot{' (%)' if percent else ''}"]
+        shown = [row[0] for row in rows if len(row) == 1]
+        scale = "100 * " if percent else ""
+        assert [(e["expression"], e["label"]) for e in shown] == [
+            (f"{scale}s_{slot} / n_{slot}", slot) for slot in SLOTS
+        ], metric["name"]
+        inputs = {
+            row[-1]["id"]: (row[1], row[2:4], row[-1]["stat"], row[-1]["visible"])
+            for row in rows
+            if len(row) > 1
+        }
+        for slot in SLOTS:
+            assert inputs[f"s_{slot}"] == (metric["source"]["metric_name"], ["Variant", slot], "Sum", False)
+            assert inputs[f"n_{slot}"] == (
+                metric["source"]["metric_name"],
+                ["Variant", slot],
+                "SampleCount",
+                False,
+            )
+    # Each margin as lines around the slots' difference; hard limits on the rate graphs.
+    escalation = next(
+        w["properties"]
+        for w in _dashboard_widgets(synth)
+        if "escalation_rate: " in w["properties"].get("title", "")
+    )
+    assert escalation["metrics"][0][0]["expression"] == "100 * (s_green / n_green - s_blue / n_blue)"
+    assert [a["value"] for a in escalation["annotations"]["horizontal"]] == [1.0, -1.0]  # ±0.01 in points
+    five_xx = next(
+        w["properties"] for w in _dashboard_widgets(synth) if w["properties"].get("title") == "5xx rate"
+    )
+    assert [(a["value"], a["label"]) for a in five_xx["annotations"]["horizontal"]] == [(0.02, "hard limit")]
+    split = graphs["New assignments per slot (%): the weights in force"]
+    assert [row[0]["expression"] for row in split if len(row) == 1] == [
+        f"100 * a_{slot} / (a_blue + a_green)" for slot in SLOTS
+    ]
 
 
 def test_dashboard_lists_every_stage_start_rollback_and_supersession(synth: Any) -> None:
@@ -762,8 +814,10 @@ def test_dashboard_lists_every_stage_start_rollback_and_supersession(synth: Any)
     # Each state is logged as entered by its type: a Task as "TaskStateEntered", a Fail as "FailStateEntered".
     for name in expected:
         assert f"{states[name]['Type']}StateEntered" in filter_line, name
-    decisions = queries["Decisions and p-values (significance check)"]
-    assert "pvalue" in decisions
+    decisions = queries["Decisions (significance check)"]
+    assert (
+        "fields @timestamp, experiment_id, decision, why" in decisions
+    )  # the fields runtime/significance logs
     assert "filter ispresent(decision)" in decisions
 
 

@@ -10,9 +10,12 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from canarywise.data.executions import AlertTopic
 from canarywise.data.registry import Registry
+from canarywise.data.reports import ReportStore
 from canarywise.decision.models import DecisionKind
 from canarywise.handlers import lifecycle_for
+from canarywise.runtime.approval_report import publish_approval_report
 from canarywise.runtime.events import (
     GateAction,
     ReadyAction,
@@ -68,5 +71,25 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(action, StageStartedAction):
         return record_stage_started(action, registry=registry, lifecycle=lifecycle, now=now)
     if isinstance(action, ReadyAction):
-        return mark_ready(action, lifecycle=lifecycle, now=now)
+        ready: dict[str, Any] = dict(mark_ready(action, lifecycle=lifecycle, now=now))
+        if settings.report_bucket:
+            ready["report"] = _approval_report(action.experiment_id, settings, registry)
+        return ready
     return start_rollout(action, service=settings.service, registry=registry, lifecycle=lifecycle, now=now)
+
+
+def _approval_report(experiment_id: str, settings: StageGateSettings, registry: Registry) -> str | None:
+    """Write the approval report and publish its summary; a failure is logged and counted, never blocking:
+    the rollout is ready either way, and the approver can run ``canarywise report`` (the registry has it all).
+    """
+    assert settings.report_bucket is not None
+    topic = AlertTopic(settings.alert_topic_arn) if settings.alert_topic_arn else None
+    try:
+        message = publish_approval_report(
+            experiment_id, registry=registry, store=ReportStore(settings.report_bucket), topic=topic
+        )
+    except Exception:
+        logger.exception("approval report failed", extra={"experiment_id": experiment_id})
+        metrics.add_metric(name="ApprovalReportFailed", unit=MetricUnit.Count, value=1)
+        return None
+    return str(message["report"])
