@@ -2,7 +2,8 @@
 ratio, the stage timeline and the events, as self-contained HTML and as Markdown, from the registry alone.
 
 - :mod:`canarywise.report.data`: what a report is made of, read once from the registry.
-- :mod:`canarywise.report.view`: the content as plain values (no HTML), and the approval request's summary.
+- :mod:`canarywise.report.view`: the content as plain values (no HTML).
+- :mod:`canarywise.report.summary`: the approval request's text.
 - :mod:`canarywise.report.svg`: chart geometry for the inline SVG.
 - :mod:`canarywise.report.render`: the Jinja2 templates (``templates/``) rendered to HTML and Markdown.
 - :mod:`canarywise.report.plot`: the headline metric's PNG (matplotlib; CLI and demo only).
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 from canarywise.report.data import ReportData, decision_point, format_value, headline_metric, hold_started
 from canarywise.report.render import RenderedReport, render_report, write_report
-from canarywise.report.view import ReportView, build_view, summary_lines
+from canarywise.report.summary import summary_lines
+from canarywise.report.view import ReportView, build_view
 
 __all__ = [
     "RenderedReport",

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from canarywise.data.models import CheckRecord, Experiment, RollbackRecord, StageStart
 from canarywise.data.registry import Registry
-from canarywise.decision.models import SRM_FINDING, MetricFinding
+from canarywise.decision.models import SRM_FINDING, MetricFinding, Verdict
 from canarywise.spec import MetricKind, MetricRole, RolloutSpec, SpecError
 
 
@@ -180,3 +180,34 @@ def format_value(spec: RolloutSpec, metric: str, value: float | None, *, signed:
     if kind is MetricKind.MEAN:
         return f"{value:+.3f}" if signed else f"{value:.3f}"
     return f"{value * 100:+.2f} pt" if signed else f"{value * 100:.2f}%"
+
+
+def registry_events(data: ReportData) -> list[tuple[float, str]]:
+    """Stage starts, holds (the first check of each run), hard-limit breaches, the rollback, the verdict."""
+    events = [
+        (data.hours(s.started_at), f"stage {s.stage_index + 1}: {s.weights.control} / {s.weights.canary}")
+        for s in data.stages
+    ]
+    previous: CheckRecord | None = None
+    for check in data.checks:
+        kind = check.reason.split(":", 1)[0]
+        if check.decision == "HOLD" and (
+            previous is None or previous.decision != "HOLD" or previous.reason.split(":", 1)[0] != kind
+        ):
+            events.append((data.hours(check.checked_at), f"HOLD: {check.reason}"))
+        if check.decision in {"READY_FOR_APPROVAL", "PROMOTE"} and (
+            previous is None or previous.decision != check.decision
+        ):
+            events.append((data.hours(check.checked_at), f"{check.decision}: {check.reason}"))
+        breached = [f.metric for f in findings(check) if f.verdict is Verdict.HARD_LIMIT_BREACHED]
+        if breached:
+            events.append((data.hours(check.checked_at), f"hard limit breached: {', '.join(breached)}"))
+        previous = check
+    if data.rollback is not None:
+        r = data.rollback
+        events.append((data.hours(r.rolled_back_at), f"rolled back by {r.source}: {r.reason}"))
+    if data.experiment.concluded_at is not None:
+        events.append(
+            (data.hours(data.experiment.concluded_at), f"concluded: {data.experiment.status.value}")
+        )
+    return sorted(events, key=lambda e: e[0])

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from canarywise.data.models import CheckRecord, ExperimentStatus
+from canarywise.data.models import ExperimentStatus
 from canarywise.decision.models import SRM_FINDING, MetricFinding, Verdict
 from canarywise.report.data import (
     ReportData,
@@ -27,6 +27,7 @@ from canarywise.report.data import (
     format_value,
     hold_started,
     percent_scale,
+    registry_events,
 )
 from canarywise.report.svg import Chart, step_chart
 from canarywise.spec import MetricRole
@@ -346,37 +347,6 @@ def _stage_rows(data: ReportData) -> list[StageRow]:
     return rows
 
 
-def registry_events(data: ReportData) -> list[tuple[float, str]]:
-    """Stage starts, holds (the first check of each run), hard-limit breaches, the rollback, the verdict."""
-    events = [
-        (data.hours(s.started_at), f"stage {s.stage_index + 1}: {s.weights.control} / {s.weights.canary}")
-        for s in data.stages
-    ]
-    previous: CheckRecord | None = None
-    for check in data.checks:
-        kind = check.reason.split(":", 1)[0]
-        if check.decision == "HOLD" and (
-            previous is None or previous.decision != "HOLD" or previous.reason.split(":", 1)[0] != kind
-        ):
-            events.append((data.hours(check.checked_at), f"HOLD: {check.reason}"))
-        if check.decision in {"READY_FOR_APPROVAL", "PROMOTE"} and (
-            previous is None or previous.decision != check.decision
-        ):
-            events.append((data.hours(check.checked_at), f"{check.decision}: {check.reason}"))
-        breached = [f.metric for f in findings(check) if f.verdict is Verdict.HARD_LIMIT_BREACHED]
-        if breached:
-            events.append((data.hours(check.checked_at), f"hard limit breached: {', '.join(breached)}"))
-        previous = check
-    if data.rollback is not None:
-        r = data.rollback
-        events.append((data.hours(r.rolled_back_at), f"rolled back by {r.source}: {r.reason}"))
-    if data.experiment.concluded_at is not None:
-        events.append(
-            (data.hours(data.experiment.concluded_at), f"concluded: {data.experiment.status.value}")
-        )
-    return sorted(events, key=lambda e: e[0])
-
-
 def build_view(data: ReportData, *, story: str = "", result: RunResult | None = None) -> ReportView:
     """The report of `data`; `result` (a demo run) marks hours as simulated and adds the run's own events."""
     experiment = data.experiment
@@ -431,34 +401,6 @@ def build_view(data: ReportData, *, story: str = "", result: RunResult | None = 
         story=story,
         stand_ins=sorted(result.stand_ins.items()) if result is not None else [],
     )
-
-
-def summary_lines(view: ReportView, link: str | None) -> list[str]:
-    """The approval request's text: verdict, each gate's bound vs its threshold, SRM, stages, slices, link."""
-    lines = [
-        f"canarywise {view.service} {view.candidate}: {view.banner.verdict}. {view.banner.why}",
-        "",
-        "Gates:",
-    ]
-    lines += [f"  {row.sentence()}" for row in view.checklist if row.metric != SRM_FINDING]
-    if view.srm is not None:
-        lines.append(
-            f"Sample ratio: p {view.srm.pvalue} (mismatch below {view.srm.threshold}); canary share "
-            f"{view.srm.offset} off the weights; n {view.srm.n_control:,} / {view.srm.n_canary:,}"
-        )
-    lines.append("Stages: " + " → ".join(_stage_text(s) for s in view.stages))
-    moved = view.moved_slices
-    lines.append(
-        "Slices that moved: " + (", ".join(f"{r.name} {r.estimate} ({r.verdict})" for r in moved) or "none")
-    )
-    if link:
-        lines += ["", f"Report: {link}"]
-    return lines
-
-
-def _stage_text(stage: StageRow) -> str:
-    lasted = f"{stage.lasted_hours:.1f} h" if stage.lasted_hours is not None else "—"
-    return f"{stage.canary}% {lasted} ({stage.checks} checks, {stage.last_decision})"
 
 
 def stage_share(stages: Sequence[StageRow]) -> list[float]:
