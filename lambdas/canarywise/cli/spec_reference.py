@@ -10,7 +10,7 @@ no note, so a field added to the model is documented in the same change.
 Example
 -------
 >>> schema = spec_schema()
->>> schema["properties"]["check_interval"]["description"].startswith("[duration]")
+>>> schema["properties"]["check_interval"]["description"].startswith("[time]")
 True
 """
 
