@@ -8,7 +8,7 @@
 Status exit codes (with ``--exit-code``; a pipeline branches on them):
 
     0   steady: all traffic on the live slot, the last rollout (if any) promoted
-    10  a rollout is in progress (the ladder runs, or a promotion is moving traffic)
+    10  a rollout is in progress (the ladder runs or is paused, or a promotion is moving traffic)
     11  awaiting approval
     12  rolled back: a rollback is moving traffic back, or the last rollout was rolled back
     13  the listener rule does not forward what the registry asks (a transition in flight, or a hand edit)
