@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from canarywise.decision.models import DecisionInputError
+from canarywise.decision.models import DecisionInputError, optional_float
 
 __all__ = ["SliceAcknowledgement"]
 
@@ -45,10 +45,6 @@ class SliceAcknowledgement:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SliceAcknowledgement:
-        def number(name: str) -> float | None:
-            value = data.get(name)
-            return None if value is None else float(value)
-
         try:
             return cls(
                 metric=str(data["metric"]),
@@ -57,9 +53,9 @@ class SliceAcknowledgement:
                 reason=str(data["reason"]),
                 at=datetime.fromisoformat(data["at"]),
                 stage_index=int(data.get("stage_index", -1)),
-                estimate=number("estimate"),
-                ci_low=number("ci_low"),
-                ci_high=number("ci_high"),
+                estimate=optional_float(data, "estimate"),
+                ci_low=optional_float(data, "ci_low"),
+                ci_high=optional_float(data, "ci_high"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DecisionInputError(f"malformed slice acknowledgement: {exc!r}") from None

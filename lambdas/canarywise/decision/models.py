@@ -262,6 +262,12 @@ class Verdict(StrEnum):
     INSUFFICIENT = "insufficient"  # too little data in a stratum to estimate a variance
 
 
+def optional_float(data: Mapping[str, Any], name: str) -> float | None:
+    """``data[name]`` as a float, None when absent or null (stored findings and records)."""
+    value = data.get(name)
+    return None if value is None else float(value)
+
+
 # The metric name used for the sample-ratio finding; never a valid spec metric name (those match ^[a-z]...).
 SRM_FINDING = "(sample ratio)"
 
@@ -311,8 +317,7 @@ class MetricFinding:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetricFinding:
         def number(name: str) -> float | None:
-            value = data.get(name)
-            return None if value is None else float(value)
+            return optional_float(data, name)
 
         try:
             return cls(

@@ -53,13 +53,15 @@ class Rate:
 
 @dataclass(frozen=True)
 class Mean:
-    """A continuous value per responding session: normal, clipped to [`low`, `high`]."""
+    """A continuous value per responding session: normal, clipped to [`low`, `high`]; `by_slice` gives the
+    mean per slice value (a sliced metric)."""
 
     value: float
     sd: float
     response_share: float = 1.0
     low: float | None = None
     high: float | None = None
+    by_slice: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,9 @@ class Scenario:
         (None: the file's own ladder).
     shadow
         The two models on the same requests during the spec's shadow phase (None: no shadow phase played).
+    fade_hours, faded
+        From `fade_hours` simulated hours on, the candidate's models in `faded` replace its changes (a
+        novelty lift that wears off); None: no fade.
     """
 
     name: str
@@ -116,6 +121,8 @@ class Scenario:
     ladder: tuple[Mapping[str, Any], ...] | None = None
     # A shadow phase before the ladder (the spec's `shadow` block): the two models on the same requests.
     shadow: ShadowBehaviour | None = None
+    fade_hours: float | None = None
+    faded: Mapping[str, Model] = field(default_factory=dict)
 
     def spec(self, spec_path: Path | None = None) -> RolloutSpec:
         """The rollout spec: `spec_path` as it is, or the scenario's spec file with its demo ladder."""
@@ -133,6 +140,8 @@ class Scenario:
         models = dict(self.control)
         if variant == "canary" and hours_in >= self.onset_hours:
             models.update(self.candidate)
+            if self.fade_hours is not None and hours_in >= self.fade_hours:
+                models.update(self.faded)
         return models
 
 
@@ -319,3 +328,78 @@ SCENARIOS.update(
 
 # What `make demo` runs: a regression rolled back, then a healthy candidate promoted.
 DEFAULT_SCENARIOS = ("regression", "healthy")
+
+# Issue 16: the rollout policies teams run.
+# MangaAssist by intent (demo/specs/mangaassist-intents.yaml): task completion and CSAT are read per intent.
+INTENTS_SPEC = PACKAGE / "specs" / "mangaassist-intents.yaml"
+_INTENT_MIX = {"order_status": 0.30, "return_request": 0.10, "recommendation": 0.40, "other": 0.20}
+_TASK_COMPLETION = Rate(
+    0.62, by_slice={"order_status": 0.64, "return_request": 0.60, "recommendation": 0.62, "other": 0.60}
+)
+_CSAT = Mean(4.0, 1.0, response_share=0.25, low=1.0, high=5.0, by_slice=dict.fromkeys(_INTENT_MIX, 4.0))
+_STOREFRONT: dict[str, Model] = {
+    "conversion": Rate(0.084),
+    "error_rate": Rate(0.002),
+    "order_value": Mean(42.0, 18.0, response_share=0.084, low=5.0),
+}
+SCENARIOS |= {
+    s.name: s
+    for s in (
+        Scenario(
+            name="conflicting-intents",
+            title="Conflicting intents: CSAT +3% in recommendations, task completion -7% in return requests",
+            story="The new prompt pleases shoppers asking for recommendations (CSAT 4.0 -> 4.12) but "
+            "completes fewer return requests (60% -> 55.8%), a slice that is not critical. Overall both "
+            "metrics look fine. Once the return-request regression is proven the stage holds, naming both "
+            "effects, until a person acknowledges it (canarywise resume) or rolls back.",
+            spec_path=INTENTS_SPEC,
+            control={
+                "escalation_rate": replace(
+                    _ESCALATION,
+                    by_slice={
+                        "order_status": 0.15,
+                        "return_request": 0.18,
+                        "recommendation": 0.065,
+                        "other": 0.125,
+                    },
+                ),
+                "error_rate": Rate(0.001),
+                "task_completion": _TASK_COMPLETION,
+                "csat": _CSAT,
+            },
+            candidate={
+                "task_completion": replace(
+                    _TASK_COMPLETION, by_slice={**(_TASK_COMPLETION.by_slice or {}), "return_request": 0.558}
+                ),
+                "csat": replace(_CSAT, by_slice={**(_CSAT.by_slice or {}), "recommendation": 4.12}),
+            },
+            expected="HELD",
+            headline_metric="task_completion",
+            hold_hours=1.0,
+            traffic=replace(DEMO_TRAFFIC, intents=_INTENT_MIX),
+            # The demo ladder with three hours at 25%: the return-request drop (a tenth of the chats) is
+            # proven there, not at 5%.
+            ladder=(DEMO_LADDER[0], {**DEMO_LADDER[1], "min_duration": "3h"}, DEMO_LADDER[2]),
+            max_hours=24.0,
+        ),
+        Scenario(
+            name="novelty",
+            title="A novelty lift: conversion +1.5 pt for two days, then almost nothing",
+            story="Shoppers try the chatbot because it is new: conversion 8.4% -> 9.9% on the first two "
+            "days, then 8.5%. Over four days the lift is still proven and above the half-point minimum, but "
+            "the temporal check sees it decay (days 1-2 against days 3-4) and holds PROMOTE.",
+            spec_path=CHATBOT_AB_SPEC,
+            control=_STOREFRONT,
+            candidate={"conversion": Rate(0.099)},
+            fade_hours=48.0,
+            faded={"conversion": Rate(0.085)},
+            expected="HELD",
+            headline_metric="conversion",
+            hold_hours=1.0,
+            traffic=TrafficProfile(sessions_per_day=400_000, returning_share=0.0, intents={"all": 1.0}),
+            # Four days at least: the temporal check compares the first two days with the last two.
+            ladder=({"percent": 50, "min_duration": "4d", "max_duration": "14d"},),
+            max_hours=5 * 24.0,
+        ),
+    )
+}

@@ -236,30 +236,20 @@ class TrafficSimulator:
         variant_dims = [{"Name": VARIANT_DIMENSION, "Value": slot}]
         out = data.setdefault(namespace, [])
         if isinstance(model, Mean):
-            responders = int(self.rng.binomial(n, model.response_share))
-            values = self.rng.normal(model.value, model.sd, responders)
-            values = np.clip(values, model.low if model.low is not None else -np.inf, model.high or np.inf)
-            arm.n[metric.name] = responders
+            if metric.slice_dimension and model.by_slice:
+                parts = []
+                for intent, count in intents.items():
+                    part = self._mean_values(model, model.by_slice[intent], count)
+                    dims = [*variant_dims, {"Name": metric.slice_dimension, "Value": intent}]
+                    self._mean_datums(name, dims, stamp, part, out)
+                    parts.append(part)
+                values = np.concatenate(parts) if parts else np.empty(0)
+            else:
+                values = self._mean_values(model, model.value, n)
+            arm.n[metric.name] = values.size
             arm.events[metric.name] = float(values.sum())
             arm.sum_squares[metric.name] = float((values**2).sum())
-            if responders:
-                out.append(
-                    self._datum(
-                        name, variant_dims, stamp, responders, values.sum(), values.min(), values.max()
-                    )
-                )
-                squares = values**2
-                out.append(
-                    self._datum(
-                        name + SQUARED_SUFFIX,
-                        variant_dims,
-                        stamp,
-                        responders,
-                        squares.sum(),
-                        squares.min(),
-                        squares.max(),
-                    )
-                )
+            self._mean_datums(name, variant_dims, stamp, values, out)
             return
         assert isinstance(model, Rate)
         swing = model.daily_swing * phase
@@ -287,6 +277,26 @@ class TrafficSimulator:
                     name, variant_dims, stamp, n, events, 0.0 if events < n else 1.0, 1.0 if events else 0.0
                 )
             )
+
+    def _mean_values(self, model: Mean, mean: float, sessions: int) -> np.ndarray:
+        """The values of the sessions that respond, normal around `mean`, clipped to the model's range."""
+        responders = int(self.rng.binomial(sessions, model.response_share))
+        values = self.rng.normal(mean, model.sd, responders)
+        return np.clip(values, model.low if model.low is not None else -np.inf, model.high or np.inf)
+
+    def _mean_datums(
+        self, name: str, dims: list[dict[str, str]], stamp: datetime, values: np.ndarray, out: list[Any]
+    ) -> None:
+        """A mean's two datums (values, squares), when any session responded."""
+        if not values.size:
+            return
+        squares = values**2
+        out.append(self._datum(name, dims, stamp, values.size, values.sum(), values.min(), values.max()))
+        out.append(
+            self._datum(
+                name + SQUARED_SUFFIX, dims, stamp, values.size, squares.sum(), squares.min(), squares.max()
+            )
+        )
 
     @staticmethod
     def _datum(
