@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -212,14 +213,21 @@ class _StubDynamoDB:
         return {"Item": item} if item is not None else {}
 
     def update_item(self, **kwargs: Any) -> dict[str, Any]:
-        # Only the SET form the registry uses: "SET a = :x, #b = :y" (conditions taken as met).
+        # Only the SET forms the registry uses: "SET a = :x, #b = :y" and the check's sequence
+        # "#s = if_not_exists(#s, :zero) + :one" (conditions taken as met).
         item = self.items[self._key(kwargs["Key"])]
         names = kwargs.get("ExpressionAttributeNames", {})
         values = kwargs["ExpressionAttributeValues"]
         assignments = kwargs["UpdateExpression"].removeprefix("SET ").split(" REMOVE ")[0]
-        for assignment in assignments.split(", "):
-            name, value = (part.strip() for part in assignment.split("="))
-            item[names.get(name, name)] = values[value]
+        for assignment in re.split(r", (?=[#\w]+ = )", assignments):
+            name, value = (part.strip() for part in assignment.split("=", 1))
+            counter = re.fullmatch(r"if_not_exists\(([#\w]+), (:\w+)\) \+ (:\w+)", value)
+            if counter:
+                attribute, start, step = counter.groups()
+                current = item.get(names.get(attribute, attribute), values[start])
+                item[names.get(name, name)] = {"N": str(int(current["N"]) + int(values[step]["N"]))}
+            else:
+                item[names.get(name, name)] = values[value]
         self._write(item)
         return {}
 
@@ -379,35 +387,53 @@ class _SimulatedClock:
 
 
 def measure_many(
-    experiments: int = 100, ticks: int = 3, timeout: float = FUNCTION_TIMEOUT, at: timedelta = TICK_AT
+    experiments: int = 100,
+    ticks: int = 3,
+    timeout: float = FUNCTION_TIMEOUT,
+    at: timedelta = TICK_AT,
+    batch_size: int | None = None,
 ) -> list[dict[str, Any]]:
     """Consecutive significance-check ticks (5 minutes apart) with ``experiments`` running, each within the
     function's ``timeout``, on a simulated clock: the tick's own wall time (our code on this machine) plus
     `LATENCY` for every AWS call the stubs answer, so nothing really sleeps. ``check_all`` gets the time
     left on that clock as the Lambda context's ``get_remaining_time_in_millis``. The first tick reads the
     closed stages and freezes them (the heaviest tick of a rollout); the later ones read the stage in
-    progress. One row a tick: experiments checked and skipped, the seconds used, seconds an experiment."""
+    progress. Past `batch_size` (the function's `MAX_EXPERIMENTS_PER_INVOCATION` by default) the tick hands
+    the rest to further invocations, run here one after the other, each on its own clock and timeout (in
+    Lambda they run side by side). One row a tick: invocations, experiments checked and skipped, the longest
+    invocation's seconds, seconds an experiment (all invocations' seconds / experiments checked)."""
+    from canarywise.runtime.events import MAX_EXPERIMENTS_PER_INVOCATION
     from canarywise.runtime.significance import BUDGET_MARGIN_SECONDS, check_all
 
     now, registry, source, signal, dynamodb, cloudwatch = _tick_world(experiments, at)
     rows = []
     for tick in range(ticks):
-        clock = _SimulatedClock(dynamodb, cloudwatch)
+        queue: list[list[str] | None] = [None]  # the tick itself, then each batch it handed off
+        invocations: list[tuple[float, float, Any]] = []  # (seconds, AWS seconds, summary)
+        while queue:
+            batch = queue.pop(0)
+            clock = _SimulatedClock(dynamodb, cloudwatch)
 
-        def remaining_ms(clock: _SimulatedClock = clock) -> int:
-            return int(1000 * (timeout - clock.used()))
+            def remaining_ms(clock: _SimulatedClock = clock) -> int:
+                return int(1000 * (timeout - clock.used()))
 
-        summary = check_all(now=now + timedelta(minutes=5 * tick), service="mangaassist", registry=registry,
-                            metric_source=source, harm_signal=signal, remaining_ms=remaining_ms)  # fmt: skip
-        if summary.failed:
-            raise RuntimeError(f"the tick failed experiments: {summary.failed}")
-        seconds, aws = clock.used(), clock.aws()
-        checked = len(summary.decisions)
+            summary = check_all(
+                now=now + timedelta(minutes=5 * tick), service="mangaassist", registry=registry,
+                metric_source=source, harm_signal=signal, remaining_ms=remaining_ms,
+                experiment_ids=batch, hand_off=queue.append,
+                batch_size=batch_size or MAX_EXPERIMENTS_PER_INVOCATION,
+            )  # fmt: skip
+            if summary.failed:
+                raise RuntimeError(f"the tick failed experiments: {summary.failed}")
+            invocations.append((clock.used(), clock.aws(), summary))
+        seconds, aws, _ = max(invocations, key=lambda i: i[0])
+        checked = sum(len(s.decisions) for _, _, s in invocations)
+        skipped = [e for _, _, s in invocations for e in s.skipped]
         rows.append({
-            "tick": tick + 1, "experiments": experiments, "checked": checked, "skipped": len(summary.skipped),
-            "seconds": seconds, "aws_seconds": aws, "code_seconds": seconds - aws,
-            "seconds_per_experiment": seconds / checked if checked else math.nan,
-            "timeout": timeout, "margin": BUDGET_MARGIN_SECONDS, "first_skipped": summary.skipped[:1],
+            "tick": tick + 1, "experiments": experiments, "invocations": len(invocations), "checked": checked,
+            "skipped": len(skipped), "seconds": seconds, "aws_seconds": aws, "code_seconds": seconds - aws,
+            "seconds_per_experiment": sum(i[0] for i in invocations) / checked if checked else math.nan,
+            "timeout": timeout, "margin": BUDGET_MARGIN_SECONDS, "first_skipped": skipped[:1],
         })  # fmt: skip
     return rows
 

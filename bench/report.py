@@ -21,6 +21,7 @@ from bench.decision_quality import (
 )
 from bench.methods import NEVER
 from canarywise.decision.evidence import HARD_LIMIT_MIN_UNITS
+from canarywise.runtime.events import MAX_EXPERIMENTS_PER_INVOCATION
 from canarywise.spec import RolloutSpec
 
 
@@ -704,18 +705,23 @@ def many_experiments_tables(
         f"context's `get_remaining_time_in_millis` against the function's timeout ({any_row['timeout']:g} s, "
         "`min(120 s, check interval)`); it starts no experiment once the time left is under the slowest "
         f"experiment so far + {any_row['margin']:g} s, reports the rest as skipped (log line and "
-        "`ExperimentsSkipped`) and checks them first at the next tick. Tick 1 reads the two closed stages "
-        "and freezes them (the heaviest tick of a rollout); ticks 2 and 3 read the stage in progress.",
+        "`ExperimentsSkipped`) and checks them first at the next tick. Past "
+        f"{MAX_EXPERIMENTS_PER_INVOCATION} running experiments a tick checks the "
+        f"{MAX_EXPERIMENTS_PER_INVOCATION} checked longest ago and hands the rest, in batches of as many, to "
+        "further asynchronous invocations of the function (run here one after the other, each on its own "
+        "clock against its own timeout). Tick 1 reads the two closed stages and freezes them (the heaviest "
+        "tick of a rollout); ticks 2 and 3 read the stage in progress.",
         "",
-        "| running experiments | tick | checked within the timeout | skipped | tick time (AWS latency + "
-        "our code) | per experiment |",
-        "|---|---|---|---|---|---|",
+        "| running experiments | tick | invocations | checked within the timeout | skipped | longest "
+        "invocation (AWS latency + our code) | per experiment |",
+        "|---|---|---|---|---|---|---|",
     ]
     for experiments, rows in runs.items():
         for r in rows:
             per = "—" if math.isnan(r["seconds_per_experiment"]) else f"{r['seconds_per_experiment']:.2f} s"
             out.append(
-                f"| {experiments} | {r['tick']} | {r['checked']} of {r['experiments']} | {r['skipped']} | "
+                f"| {experiments} | {r['tick']} | {r.get('invocations', 1)} | {r['checked']} of "
+                f"{r['experiments']} | {r['skipped']} | "
                 f"{r['seconds']:.1f} s ({r['aws_seconds']:.1f} + {r['code_seconds']:.1f}) | {per} |"
             )
     calls = rollback["calls"]

@@ -5,10 +5,14 @@ rule live → idle at *p*% and reads it back (a refused or superseded transition
 "Superseded", moving nothing) → loop { wait
 ``$.timing.check_interval_seconds`` (from the execution input, so a local run waits 0-1 s) → ask the gate for
 the latest decision → ROLLBACK: rollback function, fail · ADVANCE / READY_FOR_APPROVAL: next stage ·
-INCONCLUSIVE: the spec's inconclusive policy · anything else (HOLD, CONTINUE, unknown): wait again }. After
-the last stage: ``ready`` → succeed with ``experiment_id`` in the output. An error in a stage (a task that
-keeps failing) rolls back rather than leaving the canary at p% with nobody watching. The payloads are fixed in
-notes/contracts.md; the stage gate only reads the decision the significance check wrote.
+INCONCLUSIVE: the spec's inconclusive policy (rollback; or hold: poll once a day) · anything else (HOLD,
+CONTINUE, unknown): wait again }. After the last stage: ``ready`` → succeed with ``experiment_id`` in the
+output. A gate that still fails after its retries holds (a control-plane fault, not harm) and tries again
+after 3 intervals, until the stage's deadline (``stage_started`` answers it, counted from the state
+machine's own clock), when the inconclusive policy applies with its own reason. Any other task that keeps
+failing in a stage rolls back rather than leaving the canary at p% with nobody watching; an execution that
+fails, times out or is aborted anyway goes to the rollback function (an EventBridge rule). The payloads are
+fixed in notes/contracts.md; the stage gate only reads the decision the significance check wrote.
 
 Promote: the promote function takes ``approve`` (refused, with traffic untouched, unless the experiment is
 READY_FOR_APPROVAL), moves all traffic to the candidate's slot, reads it back, takes ``promote`` (the slots
@@ -23,6 +27,8 @@ from typing import Any
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
@@ -116,6 +122,7 @@ class Progression(Construct):
         self.promote = self._state_machine(
             "PromoteStateMachine", promote_name, self._promote_definition(canary_name), "100% and conclusion"
         )
+        self._on_execution_ended(rollback_function)
         invoked: tuple[lambda_.IFunction, ...] = (self.stage_gate, rollback_function)
         for invoked_function in invoked:
             _acknowledge_invoke(self.canary, invoked_function)
@@ -125,6 +132,28 @@ class Progression(Construct):
             arn_finding(self, "states", f"execution:{canary_name}:*"),
             "Reads the output (experiment id) of the canary execution the pipeline names; execution names "
             "are not known in advance, and the wildcard is limited to the canary state machine's executions.",
+        )
+
+    def _on_execution_ended(self, rollback_function: lambda_.IFunction) -> None:
+        """Every canary or promote execution that ends FAILED, TIMED_OUT or ABORTED goes to the rollback
+        function (fault table, row 6): with its rollout still in progress it is rolled back (traffic on the
+        live slot, read back, one record, one alert); when it failed at its start, or a promote was refused,
+        a person is told once; an ending the rollback itself caused changes nothing
+        (`canarywise.runtime.execution_ended`). Step Functions sends these status changes to EventBridge's
+        default bus; their detail is DescribeExecution's (input, status, error and cause)."""
+        events.Rule(
+            self,
+            "ExecutionEnded",
+            description="A canarywise execution that failed, timed out or was aborted ends verified",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "stateMachineArn": [self.canary.state_machine_arn, self.promote.state_machine_arn],
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                },
+            ),
+            targets=[events_targets.LambdaFunction(rollback_function, retry_attempts=4)],
         )
 
     # -- canary ----------------------------------------------------------------------------------------------
@@ -143,7 +172,13 @@ class Progression(Construct):
                 "spec": spec.model_dump(mode="json"),
             },
             result_path="$.experiment",
-            result_selector={"experiment_id": sfn.JsonPath.string_at("$.experiment_id")},
+            # The slower waits (canarywise.spec.poll_waits): after a failed gate, and past a stage's
+            # maximum under `inconclusive_policy: hold`; both scale with the execution's own interval.
+            result_selector={
+                "experiment_id": sfn.JsonPath.string_at("$.experiment_id"),
+                "unavailable_wait_seconds": sfn.JsonPath.number_at("$.unavailable_wait_seconds"),
+                "held_wait_seconds": sfn.JsonPath.number_at("$.held_wait_seconds"),
+            },
         )
         roll_back = tasks.LambdaInvoke(
             self,
@@ -227,6 +262,9 @@ class Progression(Construct):
                 "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID),
                 "stage_index": index,
                 "weights": {"control": 100 - percent, "canary": percent},
+                # The state machine's own clock: the stage's deadline is counted from it, so that the
+                # failure path below compares two times of the same clock.
+                "entered_at": sfn.JsonPath.string_at("$$.State.EnteredTime"),
             },
             result_path="$.started",
         )
@@ -240,20 +278,55 @@ class Progression(Construct):
         )
         started.add_catch(superseded, errors=_SUPERSEDED, result_path="$.error")
         started.add_catch(on_error, errors=_CATCH_ALL, result_path="$.error")
+        # Past the maximum under `hold` the stage polls once a day (fault table, row 7: a bounded history).
+        inconclusive = (
+            roll_back
+            if self._spec.inconclusive_policy == "rollback"
+            else sfn.Wait(
+                self,
+                f"{label}: held past its maximum",
+                time=sfn.WaitTime.seconds_path("$.experiment.held_wait_seconds"),
+            ).next(gate)
+        )
         # A gate that keeps failing (after its retries) is a control-plane fault, not evidence of harm: hold
-        # and poll again. The warning alarm on the stage gate's errors pages a person meanwhile.
-        unavailable = sfn.Pass(
-            self,
+        # and poll again (the warning alarm on the stage gate's errors pages a person meanwhile) — until the
+        # stage's maximum, when the spec's inconclusive policy applies with its own reason (fault table,
+        # row 1). The stage's deadline came back from "started"; the failure's time is this state
+        # machine's clock, the same one the deadline was counted from.
+        unavailable = self._gate_answer(
             f"{label}: gate unavailable",
-            parameters={
-                "decision": "HOLD",
-                "reason": sfn.JsonPath.format(
-                    "the stage gate failed (a control-plane fault, not harm): {}",
-                    sfn.JsonPath.string_at("$.error.Error"),
-                ),
-            },
-            result_path="$.gate",
-        ).next(wait)
+            "HOLD",
+            "the stage gate failed (a control-plane fault, not harm): {}",
+            "$.error.Error",
+            failed_at=sfn.JsonPath.string_at("$$.State.EnteredTime"),
+        )
+        past_maximum = self._gate_answer(
+            f"{label}: unavailable past its maximum",
+            "INCONCLUSIVE",
+            "control plane unavailable past the stage maximum ({}): the gate of "
+            f"stage {index + 1} of {len(self._spec.stages)} kept failing, the spec inconclusive policy "
+            "applies (a control-plane fault, not harm): {}",
+            "$.started.deadline",
+            "$.error.Error",
+        ).next(inconclusive)
+        unavailable.next(
+            sfn.Choice(self, f"{label}: past its maximum?")
+            .when(
+                # Compared as strings: both are RFC 3339 in UTC, so their order is time order to the second,
+                # whether or not the clock writes fractional seconds (a Timestamp comparison refuses those
+                # in some implementations, and would then never see the deadline pass).
+                sfn.Condition.string_greater_than_equals_json_path("$.gate.failed_at", "$.started.deadline"),
+                past_maximum,
+            )
+            .otherwise(
+                # Waits longer than a poll: a failed poll writes about 20 history events, a poll 9.
+                sfn.Wait(
+                    self,
+                    f"{label}: wait after the failure",
+                    time=sfn.WaitTime.seconds_path("$.experiment.unavailable_wait_seconds"),
+                ).next(gate)
+            )
+        )
         gate.add_catch(superseded, errors=_SUPERSEDED, result_path="$.error")
         gate.add_catch(unavailable, errors=_CATCH_ALL, result_path="$.error")
 
@@ -266,7 +339,6 @@ class Progression(Construct):
             ),
             advance_to,
         )
-        inconclusive = roll_back if self._spec.inconclusive_policy == "rollback" else wait
         decision.when(is_("$.gate.decision", "INCONCLUSIVE"), inconclusive)
         decision.otherwise(wait)  # HOLD, CONTINUE, anything unexpected: never advance on doubt
         started.next(self._unless_paused(label, started, "$.started", wait))
@@ -285,6 +357,17 @@ class Progression(Construct):
             sfn.Choice(self, f"{label}: paused?")
             .when(sfn.Condition.is_present(f"{result_path}.paused"), paused)
             .otherwise(then)
+        )
+
+    def _gate_answer(self, name: str, decision: str, reason: str, *paths: str, **extra: str) -> sfn.Pass:
+        """A Pass that answers in the gate's place (``$.gate``): `decision`, and `reason` formatted with the
+        values at `paths` (``States.Format``: no apostrophes in `reason`)."""
+        values = [sfn.JsonPath.string_at(path) for path in paths]
+        return sfn.Pass(
+            self,
+            name,
+            parameters={"decision": decision, "reason": sfn.JsonPath.format(reason, *values), **extra},
+            result_path="$.gate",
         )
 
     # -- promote ---------------------------------------------------------------------------------------------

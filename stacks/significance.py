@@ -69,6 +69,17 @@ class SignificanceCheck(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
             )
         )
+        # Fan-out (fault table, row 13): a tick with more running experiments than one invocation checks
+        # hands the rest to further invocations of this function. A policy of its own, not the role's
+        # default one, which the function depends on (a reference to its own ARN there is a cycle).
+        iam.Policy(
+            self,
+            "FanOut",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+            ],
+        )
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",

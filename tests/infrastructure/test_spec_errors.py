@@ -327,3 +327,23 @@ def test_shipped_spec_worst_case_history_stays_under_the_bound() -> None:
     hour, 9 events each: 18,144 events, under the 20,000 synth allows."""
     spec = load_spec(ROOT / "config" / "mangaassist.yaml")
     assert history_events(spec) == 168 * 12 * 9 == 18_144
+
+
+def test_held_and_failed_polls_cannot_reach_the_history_quota() -> None:
+    """Fault table rows 1 and 7. Past a stage's maximum under `inconclusive_policy: hold` the stage polls once
+    a day: a standard execution lives at most 365 days (Step Functions quota), so 365 polls × 9 events =
+    3,285, which fit beside the 20,000 synth allows the ladder under the 25,000 quota. After a failed gate
+    (about 20 events) it waits 3 check intervals (27 events' worth of polls). Both waits scale with the
+    execution's own interval: 300 s → 900 s and 288 × 300 s; 0 in local mode."""
+    from canarywise.spec import (
+        HELD_HISTORY_EVENTS,
+        MAX_HISTORY_EVENTS,
+        STEP_FUNCTIONS_HISTORY_QUOTA,
+        poll_waits,
+    )
+
+    assert HELD_HISTORY_EVENTS == 365 * 9 == 3_285
+    assert MAX_HISTORY_EVENTS + HELD_HISTORY_EVENTS < STEP_FUNCTIONS_HISTORY_QUOTA
+    spec = load_spec(ROOT / "config" / "mangaassist.yaml")
+    assert poll_waits(spec, 300) == {"unavailable_wait_seconds": 900, "held_wait_seconds": 86_400}
+    assert poll_waits(spec, 0) == {"unavailable_wait_seconds": 0, "held_wait_seconds": 0}

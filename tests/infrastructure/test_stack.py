@@ -38,6 +38,14 @@ def synth(tmp_path_factory: pytest.TempPathFactory, synthesize_spec: Any) -> Any
 
 
 @pytest.fixture(scope="module")
+def synth_hold(tmp_path_factory: pytest.TempPathFactory, synthesize_spec: Any) -> Any:
+    """config/mangaassist.yaml with `inconclusive_policy: hold` (the shipped spec rolls back)."""
+    spec = tmp_path_factory.mktemp("hold") / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC | {"inconclusive_policy": "hold"}))
+    return synthesize_spec(spec, tmp_path_factory.mktemp("cdk-hold"))
+
+
+@pytest.fixture(scope="module")
 def template(synth: Any) -> Template:
     return Template.from_json(synth.template)
 
@@ -163,6 +171,7 @@ def test_each_stage_is_started_by_the_stage_gate_then_waits_gates_and_decides(sy
             "experiment_id.$": "$.experiment.experiment_id",
             "stage_index": i,
             "weights": {"control": 100 - p, "canary": p},
+            "entered_at.$": "$$.State.EnteredTime",
         }
         for i, p in enumerate(PERCENTS)
     ]
@@ -240,9 +249,33 @@ def test_a_failing_gate_is_retried_then_holds_never_rolls_back(synth: Any) -> No
         unavailable = states[rest["Next"]]
         assert unavailable["Type"] == "Pass"
         assert unavailable["Parameters"]["decision"] == "HOLD"
-        assert unavailable["Next"] == f"{label}: wait"
-        # Nothing reachable from the hold path but the wait: no rollback on a control-plane fault.
-        assert states[unavailable["Next"]]["Type"] == "Wait"
+        assert unavailable["Parameters"]["failed_at.$"] == "$$.State.EnteredTime"
+        # Before the stage's deadline (what "started" answered, from the state machine's own clock) the
+        # hold path leads only to the wait; at or past it, to the spec's inconclusive policy with its own
+        # reason (config/mangaassist.yaml: rollback), never the harm path's reason.
+        started = states[f"{label}: started"]
+        assert started["Parameters"]["entered_at.$"] == "$$.State.EnteredTime"
+        assert started["ResultPath"] == "$.started"  # its answer: the deadline (and whether paused)
+        past = states[unavailable["Next"]]
+        (rule,) = past["Choices"]
+        assert {k: v for k, v in rule.items() if k != "Next"} == {
+            "Variable": "$.gate.failed_at",
+            "StringGreaterThanEqualsPath": "$.started.deadline",
+        }
+        # The next try waits 3 check intervals (a failed poll writes about twice a poll's history), then
+        # asks the gate again.
+        after = states[past["Default"]]
+        assert after == {
+            "Type": "Wait",
+            "SecondsPath": "$.experiment.unavailable_wait_seconds",
+            "Next": f"{label}: gate",
+        }
+        inconclusive = states[rule["Next"]]
+        assert inconclusive["Parameters"]["decision"] == "INCONCLUSIVE"
+        assert inconclusive["Parameters"]["reason.$"].startswith(
+            "States.Format('control plane unavailable past the stage maximum ({})"
+        )
+        assert states[inconclusive["Next"]]["Resource"] == _function_arn(synth, "Rollback")
 
 
 @pytest.mark.parametrize("name", ["Canary", "Promote"])
@@ -267,19 +300,35 @@ def test_asl_validator_accepts_both_state_machines(synth: Any) -> None:
 
 
 def test_every_wait_takes_its_seconds_from_the_execution_input(synth: Any) -> None:
-    waits = [s for s in synth.state_machine_definition("Canary")["States"].values() if s["Type"] == "Wait"]
-    assert len(waits) == 2 * len(PERCENTS) + 1  # each stage's gate loop; each stage's and ready's pause
-    assert all(
-        w == {"Type": "Wait", "SecondsPath": "$.timing.check_interval_seconds", "Next": w["Next"]}
-        for w in waits
+    """Each stage's poll and pause wait the execution input's interval; after a failed gate a stage waits
+    what start answered from that interval (3 of them; 0 in local mode), never a fixed time of the stack's."""
+    states = synth.state_machine_definition("Canary")["States"]
+    waits = {name: s for name, s in states.items() if s["Type"] == "Wait"}
+    failure = {name for name in waits if name.endswith(": wait after the failure")}
+    assert sorted(failure) == sorted(
+        f"Stage {i + 1} ({p}%): wait after the failure" for i, p in enumerate(PERCENTS)
     )
+    assert (
+        len(waits) == 3 * len(PERCENTS) + 1
+    )  # per stage: its poll, after a failure, its pause; ready's pause
+    assert {n: w["SecondsPath"] for n, w in waits.items()} == {
+        n: "$.experiment.unavailable_wait_seconds" if n in failure else "$.timing.check_interval_seconds"
+        for n in waits
+    }
+    start = states["Start experiment"]
+    assert start["ResultSelector"] == {
+        "experiment_id.$": "$.experiment_id",
+        "unavailable_wait_seconds.$": "$.unavailable_wait_seconds",
+        "held_wait_seconds.$": "$.held_wait_seconds",
+    }
 
 
 def test_each_stage_decision_routes_rollback_hold_and_inconclusive(synth: Any) -> None:
     definition = synth.state_machine_definition("Canary")
     states = definition["States"]
     rollback_fn = synth.logical_id("AWS::Lambda::Function", "Rollback")
-    choices = {n: s for n, s in states.items() if s["Type"] == "Choice" and not n.endswith("paused?")}
+    choices = {n: s for n, s in states.items() if n.endswith(": decision")}
+    assert all(s["Type"] == "Choice" for s in choices.values())
     assert len(choices) == len(PERCENTS)
     for name, choice in choices.items():
         routes = {c["StringEquals"]: c["Next"] for c in choice["Choices"] if "StringEquals" in c}
@@ -855,7 +904,7 @@ def test_history_events_per_gate_poll_match_the_synth_bound(synth: Any) -> None:
     states = synth.state_machine_definition("Canary")["States"]
     # A paused rollout's loop (a stage start or ready that found it paused: wait, the task again, the
     # "paused?" Choice) adds as many; each stage's gate loop is the one the synth bound counts.
-    waits = [name for name, state in states.items() if state["Type"] == "Wait"]
+    waits = [n for n, s in states.items() if s["Type"] == "Wait" and not n.endswith("after the failure")]
     assert len(waits) == 2 * len(PERCENTS) + 1
     for wait in [name for name in waits if name.endswith(": paused")]:
         task = states[wait]["Next"]
@@ -905,3 +954,46 @@ def test_each_function_gets_only_the_registry_actions_it_uses(
     writes = next(s for s in statements if "dynamodb:PutItem" in _as_list(s["Action"]))
     assert writes["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
     assert writes["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": write_keys}}
+
+
+def test_a_stage_held_past_its_maximum_polls_once_a_day(synth_hold: Any) -> None:
+    """Fault table row 7: under `inconclusive_policy: hold` an INCONCLUSIVE stage (the gate's answer, or a
+    gate that kept failing past the maximum) goes to a wait of what start answered as held_wait_seconds
+    (once a day: tests/infrastructure/test_spec_errors.py), then asks the gate again; never the rollback."""
+    states = synth_hold.state_machine_definition("Canary")["States"]
+    for index, percent in enumerate(PERCENTS):
+        label = f"Stage {index + 1} ({percent}%)"
+        routes = {
+            c["StringEquals"]: c["Next"]
+            for c in states[f"{label}: decision"]["Choices"]
+            if "StringEquals" in c
+        }
+        held = states[routes["INCONCLUSIVE"]]
+        assert held == {
+            "Type": "Wait",
+            "SecondsPath": "$.experiment.held_wait_seconds",
+            "Next": f"{label}: gate",
+        }
+        assert states[f"{label}: unavailable past its maximum"]["Next"] == routes["INCONCLUSIVE"]
+
+
+def test_every_failed_timed_out_or_aborted_execution_goes_to_the_rollback_function(synth: Any) -> None:
+    """Fault table row 6: Step Functions' status-change events of both state machines that end FAILED,
+    TIMED_OUT or ABORTED invoke the rollback function, which ends them in a verified state and alerts once
+    (tests/integration/test_execution_ended.py)."""
+    rules = [
+        rule["Properties"]
+        for rule in synth.resources("AWS::Events::Rule").values()
+        if rule["Properties"]["EventPattern"].get("source") == ["aws.states"]
+    ]
+    (rule,) = rules
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert pattern["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
+    machines = {synth.text(arn) for arn in pattern["detail"]["stateMachineArn"]}
+    assert machines == {
+        f"<Ref {synth.logical_id('AWS::StepFunctions::StateMachine', name)}>"
+        for name in ("Canary", "PromoteStateMachine")
+    }
+    (target,) = rule["Targets"]
+    assert synth.text(target["Arn"]) == _function_arn(synth, "Rollback")

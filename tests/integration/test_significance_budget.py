@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_kit import TABLE, Env, LambdaContext, harm_metric, put_aggregate
 
-from canarywise.data.executions import HarmSignal
+from canarywise.data.executions import FunctionBatches, HarmSignal
 from canarywise.data.metric_source import AlbDimensions, MetricSource
 from canarywise.data.models import CheckRecord, Weights
 from canarywise.data.registry import Registry
@@ -223,3 +223,73 @@ def test_the_handler_counts_skipped_experiments_in_a_metric(
         ["s-1", "s-2"],
     )
     assert harm_metric(NOW) == [0.0]
+
+
+class _Lambda:
+    """A Lambda client that records the asynchronous invocations it is asked for."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.refuse = refuse
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        if self.refuse:
+            raise RuntimeError("TooManyRequestsException")
+        self.calls.append(kwargs)
+        return {"StatusCode": 202}
+
+
+def test_past_the_bound_a_tick_hands_the_rest_to_further_invocations_and_all_are_checked(
+    aws: Env, spec_data: dict[str, Any], monkeypatch: pytest.MonkeyPatch, context: Any
+) -> None:
+    """Fault table row 13, fan-out: 7 running experiments, at most 3 an invocation. The tick checks the 3
+    checked longest ago and hands [the next 3] and [the last 1] to two asynchronous invocations of the same
+    function (the scheduled event plus ``experiment_ids``); each of those checks its batch and hands nothing
+    on. After the three invocations every experiment's latest check is this tick's."""
+    hour = NOW - timedelta(hours=1)
+    ids = [f"f-{i}" for i in range(7)]  # f-0 checked longest ago
+    registry = _experiments(spec_data, {i: hour + timedelta(minutes=n) for n, i in enumerate(ids)})
+    _escalations(control=(59_400, 495_000), canary=(600, 5_000))
+    lambda_client = _Lambda()
+    batches = FunctionBatches("arn:aws:lambda:us-east-1:123456789012:function:check", _scheduled(),
+                              boto3_client=lambda_client)  # fmt: skip
+    recorder = _Recorder(monkeypatch, registry, _Clock(120.0))
+
+    tick = check_all(
+        now=NOW, service="mangaassist", registry=registry, metric_source=_source(aws),
+        harm_signal=recorder.signal, hand_off=batches.hand, batch_size=3,
+    )  # fmt: skip
+
+    assert list(tick.decisions) == ids[:3]
+    assert (tick.handed_off, tick.skipped) == ([ids[3:6], ids[6:]], [])
+    assert [(c["FunctionName"], c["InvocationType"]) for c in lambda_client.calls] == [
+        ("arn:aws:lambda:us-east-1:123456789012:function:check", "Event")
+    ] * 2
+    payloads = [json.loads(c["Payload"]) for c in lambda_client.calls]
+    assert payloads == [
+        _scheduled() | {"experiment_ids": ids[3:6]},
+        _scheduled() | {"experiment_ids": ids[6:]},
+    ]
+    for payload in payloads:  # each handed-off invocation, through the handler as Lambda would run it
+        batch = significance_check.handler(payload, context)
+        assert (list(batch["decisions"]), batch["handed_off"], batch["skipped"]) == (
+            payload["experiment_ids"], [], []
+        )  # fmt: skip
+    assert {registry.get_experiment(i).latest_check.checked_at for i in ids} == {NOW}
+
+
+def test_a_batch_that_cannot_be_handed_off_is_reported_skipped(
+    aws: Env, spec_data: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda refuses the asynchronous invocation (throttled): the batch is the tick's ``skipped``, so it is
+    counted in ``ExperimentsSkipped`` and checked first next tick, never silently dropped."""
+    registry = _experiments(spec_data, {"g-1": None, "g-2": None, "g-3": None})
+    _escalations(control=(59_400, 495_000), canary=(600, 5_000))
+    refused = FunctionBatches("arn:aws:lambda:us-east-1:123456789012:function:check", _scheduled(),
+                              boto3_client=_Lambda(refuse=True))  # fmt: skip
+    recorder = _Recorder(monkeypatch, registry, _Clock(120.0))
+    tick = check_all(
+        now=NOW, service="mangaassist", registry=registry, metric_source=_source(aws),
+        harm_signal=recorder.signal, hand_off=refused.hand, batch_size=2,
+    )  # fmt: skip
+    assert (list(tick.decisions), tick.handed_off, tick.skipped) == (["g-1", "g-2"], [], ["g-3"])

@@ -253,6 +253,27 @@ def test_stage_started_checks_the_weights_against_the_spec(
     assert [s.stage_index for s in Registry(TABLE).stage_history(experiment_id)] == [0]
 
 
+def test_stage_started_answers_the_stages_deadline_on_the_state_machines_clock(
+    aws: Env, spec_data: dict[str, Any], context: Any
+) -> None:
+    """Fault table row 1: the canary state machine keeps the deadline and compares its own clock with it
+    when the gate keeps failing. config/mangaassist.yaml's stage 2 lasts at most 48 h: entered at
+    2026-12-07T09:00:00.250Z (the state machine's ``$$.State.EnteredTime``), its deadline is
+    2026-12-09T09:00:00Z, whole seconds, whatever the function's own clock says; a retry answers the same."""
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    assert spec_data["stages"][1]["max_duration"] == 48 * 3600
+    event = {
+        "action": "stage_started",
+        "experiment_id": experiment_id,
+        "stage_index": 1,
+        "weights": {"control": 75, "canary": 25},
+        "entered_at": "2026-12-07T09:00:00.250Z",
+    }
+    first = stage_gate.handler(event, context)
+    retry = stage_gate.handler(event, context)
+    assert (first["deadline"], retry["deadline"]) == ("2026-12-09T09:00:00Z", "2026-12-09T09:00:00Z")
+
+
 # --- gate -------------------------------------------------------------------------------------------------
 def test_gate_holds_until_the_check_has_decided(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
     experiment_id, _ = start_rollout(aws, spec_data, context)

@@ -125,3 +125,24 @@ class HarmSignal:
                 }
             ],
         )
+
+
+class FunctionBatches:
+    """Hands a batch of work to another invocation of a function (``InvocationType=Event``: asynchronous,
+    at most the function's own retry policy): the significance check's fan-out past its per-invocation
+    bound.
+
+    Example
+    -------
+    >>> FunctionBatches(context.invoked_function_arn, event).hand(["exp-1", "exp-2"])  # doctest: +SKIP
+    """
+
+    def __init__(self, function_arn: str, event: Mapping[str, Any], *, boto3_client: Any = None) -> None:
+        self.function_arn = function_arn
+        self.event = dict(event)
+        self._client = boto3_client if boto3_client is not None else client("lambda")
+
+    def hand(self, experiment_ids: list[str]) -> None:
+        """Invoke the function once with the event and ``experiment_ids``; raises when Lambda refuses."""
+        payload = json.dumps(self.event | {"experiment_ids": experiment_ids}, default=str)
+        self._client.invoke(FunctionName=self.function_arn, InvocationType="Event", Payload=payload)

@@ -1,7 +1,9 @@
-"""Rollback Lambda: CloudWatch alarm action, SNS-wrapped alarm, state machine, CLI, rejected approval."""
+"""Rollback Lambda: CloudWatch alarm action, SNS-wrapped alarm, state machine, CLI, rejected approval, and
+an execution that ended FAILED, TIMED_OUT or ABORTED (`canarywise.runtime.execution_ended`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +21,9 @@ from canarywise.data.executions import (
 from canarywise.data.registry import Registry
 from canarywise.handlers import lifecycle_for
 from canarywise.runtime.events import parse_rollback_event
-from canarywise.runtime.rollback import roll_back
+from canarywise.runtime.execution_ended import SOURCE as EXECUTION_ENDED
+from canarywise.runtime.execution_ended import ended
+from canarywise.runtime.rollback import RollbackResult, roll_back
 from canarywise.settings import RollbackSettings, load_settings
 
 logger = Logger()
@@ -32,19 +36,28 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = load_settings(RollbackSettings)
-    # Only this stack's critical composite alarm, in this account, is a rollback trigger (the warning one
-    # shares the name prefix and pages only).
-    request = parse_rollback_event(
-        event, own_alarm_prefix=f"{settings.own_alarm_prefix}critical", account=settings.account
-    )
     registry = Registry(settings.registry_table)
     approvals = (
         PendingApproval(settings.pipeline_name, APPROVAL_STAGE, APPROVAL_ACTION)
         if settings.pipeline_name
         else None
     )
-    result = roll_back(
-        request,
+    act: Callable[..., RollbackResult]
+    trigger: Any
+    if isinstance(event, dict) and event.get("source") == EXECUTION_ENDED:
+        # A canary or promote execution failed, timed out or was aborted: end in a verified state.
+        act, trigger = ended, event
+    else:
+        # Only this stack's critical composite alarm, in this account, is a rollback trigger (the warning
+        # one shares the name prefix and pages only).
+        act, trigger = (
+            roll_back,
+            parse_rollback_event(
+                event, own_alarm_prefix=f"{settings.own_alarm_prefix}critical", account=settings.account
+            ),
+        )
+    result = act(
+        trigger,
         service=settings.service,
         registry=registry,
         lifecycle=lifecycle_for(settings, registry),

@@ -51,10 +51,19 @@ def _parse[M: BaseModel](model: type[M], event: Any, what: str) -> M:
 
 
 # --- significance check ------------------------------------------------------------------------------------
+# The most experiments one significance-check invocation checks; a tick hands the rest, in batches of this
+# size, to further invocations of the same function (fault table, row 13).
+MAX_EXPERIMENTS_PER_INVOCATION = 25
+
+
 class ScheduledEvent(_Event):
-    """An EventBridge (Scheduler) event; only its ``time`` matters: it is the check's "now"."""
+    """An EventBridge (Scheduler) event; its ``time`` is the check's "now". ``experiment_ids``: a batch a
+    tick handed to this invocation (it checks those, and hands nothing further)."""
 
     time: UtcDatetime
+    experiment_ids: (
+        Annotated[list[_Text], Field(min_length=1, max_length=MAX_EXPERIMENTS_PER_INVOCATION)] | None
+    ) = None
 
 
 def parse_scheduled_event(event: Any, *, now: datetime | None = None) -> ScheduledEvent:
@@ -104,6 +113,9 @@ class StageStartedAction(_Event):
     experiment_id: _Text
     stage_index: Annotated[int, Field(ge=0)]
     weights: Weights
+    # The state machine's clock when it entered the stage (``$$.State.EnteredTime``): the stage's deadline
+    # is counted from it. Optional for callers other than the state machine (tests, tools).
+    entered_at: UtcDatetime | None = None
 
 
 class GateAction(_Event):
@@ -153,7 +165,8 @@ class RollbackRequest(_Event):
     approval and ROLLED_BACK otherwise.
     """
 
-    source: Literal["aws.cloudwatch", "sns", "state_machine", "cli", "aws.codepipeline"]
+    # "aws.states": an execution ended FAILED, TIMED_OUT or ABORTED (`canarywise.runtime.execution_ended`)
+    source: Literal["aws.cloudwatch", "sns", "state_machine", "cli", "aws.codepipeline", "aws.states"]
     reason: Annotated[str, Field(max_length=MAX_REASON_CHARS)]
     act: bool = True
     experiment_id: str | None = None
@@ -387,6 +400,7 @@ def _from_sns(event: Mapping[str, Any], own: _OwnAlarms) -> RollbackRequest:
 
 
 __all__ = [
+    "MAX_EXPERIMENTS_PER_INVOCATION",
     "MAX_REASON_CHARS",
     "MAX_SCHEDULE_AHEAD",
     "EventError",

@@ -193,9 +193,9 @@ def _take(
 
 def _stop(request: RollbackRequest, experiment: Experiment, executions: CanaryExecutions) -> tuple[str, ...]:
     # The state machine that asked for this rollback fails by itself right after; stopping it would turn a
-    # clear "Failed" into "Aborted".
+    # clear "Failed" into "Aborted". An execution that ended ("aws.states") has nothing left to stop.
     arn = experiment.execution_arn
-    if arn is None or request.source == "state_machine":
+    if arn is None or request.source in {"state_machine", "aws.states"}:
         return ()
     return (arn,) if executions.stop(arn, cause=request.reason) else ()
 

@@ -16,14 +16,14 @@ Example
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from canarywise.data.models import ExperimentStatus, to_iso
+from canarywise.data.models import Experiment, ExperimentStatus, to_iso
 from canarywise.data.registry import ExperimentNotFoundError, Registry, experiment_id_for
-from canarywise.decision.context import stage_label
+from canarywise.decision.context import stage_in_force, stage_label
 from canarywise.decision.models import DecisionKind
 from canarywise.errors import CanarywiseError
 from canarywise.lifecycle.state import TransitionRefusedError
@@ -32,7 +32,7 @@ from canarywise.runtime.events import GateAction, PromoteEvent, ReadyAction, Sta
 from canarywise.runtime.lifecycle import Lifecycle
 from canarywise.runtime.pause import paused_reason
 from canarywise.runtime.rollback import primary_pvalue
-from canarywise.spec import parse_spec
+from canarywise.spec import RolloutSpec, parse_spec, poll_waits
 
 logger = Logger(child=True)
 
@@ -84,7 +84,7 @@ class StageMismatchError(CanarywiseError, ValueError):
 
 def start_rollout(
     action: StartAction, *, service: str, registry: Registry, lifecycle: Lifecycle, now: datetime
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """Register the experiment (the spec as its pre-registered hypothesis) after the anti-flapping checks.
 
     The ``start`` transition creates the experiment and moves the service from STEADY to ROLLING_OUT in one
@@ -99,7 +99,7 @@ def start_rollout(
     candidate = action.release.candidate
     experiment_id = experiment_id_for(service, candidate, action.execution_arn)
     try:
-        return {"experiment_id": registry.get_experiment(experiment_id).experiment_id}  # a retried start
+        return _started(registry.get_experiment(experiment_id).experiment_id, spec, action)  # a retry
     except ExperimentNotFoundError:
         pass
     state = lifecycle.state(now)
@@ -158,7 +158,13 @@ def start_rollout(
         "experiment started",
         extra={"experiment_id": experiment_id, "first_stage_multiplier": multiplier, "slot": state.idle},
     )
-    return {"experiment_id": experiment_id}
+    return _started(experiment_id, spec, action)
+
+
+def _started(experiment_id: str, spec: RolloutSpec, action: StartAction) -> dict[str, Any]:
+    """Start's answer: the experiment, and the state machine's slower waits (`canarywise.spec.poll_waits`)."""
+    timing = action.timing.check_interval_seconds if action.timing is not None else None
+    return {"experiment_id": experiment_id} | poll_waits(spec, timing)
 
 
 def record_stage_started(
@@ -167,7 +173,7 @@ def record_stage_started(
     """Take ``stage_started``, set the stage's share live → idle, read it back, record the stage's start.
 
     A retry of the same stage (the task ran but its answer was lost) finds the stage recorded and only
-    checks the rule again.
+    checks the rule again. The answer carries the stage's ``deadline`` (`stage_deadline`).
     """
     experiment = registry.get_experiment(action.experiment_id)
     stages = experiment.spec.stages
@@ -183,12 +189,17 @@ def record_stage_started(
         )
     recorded = {s.stage_index: s for s in registry.stage_history(action.experiment_id)}
     state = lifecycle.state(now)
+    deadline = stage_deadline(experiment, action.stage_index, action.entered_at or now)
     if state.phase is Phase.PAUSED:  # paused after the gate said ADVANCE: the state machine gates again
         return {"experiment_id": action.experiment_id, "stage_index": action.stage_index,
-                "paused": _paused(registry, action.experiment_id)}  # fmt: skip
+                "paused": _paused(registry, action.experiment_id), "deadline": deadline}  # fmt: skip
     if action.stage_index in recorded and state.forward.get(state.idle) == int(percent):
         lifecycle.settle(state)  # a retry: make sure the rule still says so
-        return {"experiment_id": action.experiment_id, "stage_index": action.stage_index}
+        return {
+            "experiment_id": action.experiment_id,
+            "stage_index": action.stage_index,
+            "deadline": deadline,
+        }
     state = lifecycle.take(
         Event.STAGE_STARTED,
         state=state,
@@ -199,7 +210,28 @@ def record_stage_started(
     )
     state = lifecycle.settle(state)
     stage = registry.record_stage_start(action.experiment_id, action.stage_index, state.role_weights(), now)
-    return {"experiment_id": action.experiment_id, "stage_index": stage.stage_index, "forward": state.forward}
+    return {
+        "experiment_id": action.experiment_id,
+        "stage_index": stage.stage_index,
+        "forward": state.forward,
+        "deadline": deadline,
+    }
+
+
+def stage_deadline(experiment: Experiment, stage_index: int, entered_at: datetime) -> str:
+    """When the stage reaches its maximum (× ``first_stage_multiplier`` for a first stage after a rollback),
+    counted from `entered_at`, as the state machine compares timestamps (RFC 3339, ``Z``, whole seconds).
+
+    The canary state machine keeps it: a gate that keeps failing past it ends the stage by the spec's
+    inconclusive policy (fault table, row 1).
+
+    Example
+    -------
+    >>> stage_deadline(experiment, 0, datetime(2026, 12, 7, 9, 0, tzinfo=UTC))  # doctest: +SKIP
+    '2026-12-09T09:00:00Z'
+    """
+    limit = stage_in_force(experiment.spec, stage_index, experiment.first_stage_multiplier).max_duration
+    return (entered_at + timedelta(seconds=limit)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def gate(action: GateAction, *, registry: Registry, now: datetime) -> dict[str, str]:

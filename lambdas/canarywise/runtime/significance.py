@@ -42,6 +42,7 @@ from canarywise.decision.engine import decide
 from canarywise.decision.evidence import duration
 from canarywise.decision.models import Decision, DecisionKind, StageRecord, Variant, Verdict
 from canarywise.decision.temporal import marks_from
+from canarywise.runtime.events import MAX_EXPERIMENTS_PER_INVOCATION
 from canarywise.spec import MetricRole
 
 logger = Logger(child=True)
@@ -64,6 +65,7 @@ class CheckSummary:
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     harm: bool = False
+    handed_off: list[list[str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class CheckSummary:
             "failed": self.failed,
             "skipped": self.skipped,
             "harm": self.harm,
+            "handed_off": self.handed_off,
         }
 
 
@@ -99,6 +102,9 @@ def check_all(
     harm_signal: HarmSignal,
     remaining_ms: Callable[[], int] | None = None,
     margin_seconds: float = BUDGET_MARGIN_SECONDS,
+    experiment_ids: list[str] | None = None,
+    hand_off: Callable[[list[str]], None] | None = None,
+    batch_size: int = MAX_EXPERIMENTS_PER_INVOCATION,
 ) -> CheckSummary:
     """Evaluate the running experiments of `service` at `now`, the one checked longest ago first, within the
     invocation's time.
@@ -112,6 +118,13 @@ def check_all(
         ``summary.skipped`` (and logged) and come first at the next tick.
     margin_seconds
         What is kept back for the end of the tick (the last StatisticalHarm publish, the handler's metrics).
+    experiment_ids
+        A batch handed to this invocation by a tick: check these (in this order), hand nothing further.
+    hand_off, batch_size
+        A tick with more than `batch_size` running experiments keeps the `batch_size` checked longest ago and
+        hands the rest, `batch_size` at a time, to `hand_off` (another invocation of this function), so every
+        running experiment is checked every tick (fault table, row 13). A batch that cannot be handed off is
+        reported as skipped (checked first next tick).
 
     Notes
     -----
@@ -121,7 +134,13 @@ def check_all(
     summary = CheckSummary(now=now)
     harm_published = False
     slowest = 0.0  # seconds, the slowest experiment of this tick so far
-    pending = list(registry.list_running_by_last_check(service))
+    if experiment_ids is not None:
+        pending = list(experiment_ids)
+    else:
+        pending = list(registry.list_running_by_last_check(service))
+        if hand_off is not None and len(pending) > batch_size:
+            pending, rest = pending[:batch_size], pending[batch_size:]
+            _hand_off(rest, batch_size, hand_off, summary)
     while pending:
         left = remaining_ms() / 1000 if remaining_ms is not None else None
         if left is not None and left < slowest + margin_seconds:
@@ -148,6 +167,21 @@ def check_all(
     return summary
 
 
+def _hand_off(
+    rest: list[str], batch_size: int, hand_off: Callable[[list[str]], None], summary: CheckSummary
+) -> None:
+    """Hand `rest` to further invocations, `batch_size` at a time; a refused batch is reported skipped."""
+    for start in range(0, len(rest), batch_size):
+        batch = rest[start : start + batch_size]
+        try:
+            hand_off(batch)
+        except Exception:
+            logger.exception("could not hand a batch to another invocation: skipped", extra={"batch": batch})
+            summary.skipped.extend(batch)
+        else:
+            summary.handed_off.append(batch)
+
+
 def _check_one(
     experiment_id: str,
     *,
@@ -166,7 +200,13 @@ def _check_one(
         logger.exception("check failed", extra={"experiment_id": experiment_id})
         summary.failed[experiment_id] = f"{type(exc).__name__}: {exc}"
         reason = f"the check failed, holding: {type(exc).__name__}: {exc}"
-        _record_hold(experiment_id, reason, now, registry, seen=experiment and experiment.check_sequence)
+        _record_hold(
+            experiment_id,
+            reason,
+            now,
+            registry,
+            seen=None if experiment is None else experiment.check_sequence,
+        )
         return False
     summary.decisions[experiment_id] = decision.kind.value
     harm = is_harm(decision)

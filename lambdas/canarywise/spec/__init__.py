@@ -18,11 +18,13 @@ Example
 """
 
 from canarywise.spec.ladder import (
+    HELD_HISTORY_EVENTS,
     HISTORY_EVENTS_PER_POLL,
     MAX_HISTORY_EVENTS,
     STEP_FUNCTIONS_HISTORY_QUOTA,
     history_events,
     history_problem,
+    poll_waits,
     worst_case_ladder_text,
     worst_case_stage_seconds,
 )
@@ -58,6 +60,7 @@ from canarywise.spec.monitor import DistributionWatch, MixWatch, Monitor, RateWa
 __all__ = [
     "DEMO_SLOTS",
     "FDR_TIER_Q",
+    "HELD_HISTORY_EVENTS",
     "HISTORY_EVENTS_PER_POLL",
     "MAX_CHECK_INTERVAL",
     "MAX_FIRST_STAGE_MULTIPLIER",
@@ -92,6 +95,7 @@ __all__ = [
     "parse_duration",
     "parse_spec",
     "parse_stored_spec",
+    "poll_waits",
     "worst_case_ladder_text",
     "worst_case_stage_seconds",
 ]

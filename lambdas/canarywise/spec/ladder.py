@@ -30,6 +30,37 @@ STEP_FUNCTIONS_HISTORY_QUOTA = 25_000
 # Synth refuses a spec whose worst case passes this; the rest of the quota is for what is not a poll (each
 # stage's weights and start tasks, start, ready, a rollback) and for the retries of failing tasks.
 MAX_HISTORY_EVENTS = 20_000
+# What synth cannot count, bounded by the state machine itself (fault table, rows 1 and 7):
+# - a gate that keeps failing costs more than a poll (each of its 4 attempts adds LambdaFunctionScheduled,
+#   Started and Failed, then a Pass and a Choice: about 20 events), so the stage waits
+#   UNAVAILABLE_POLL_INTERVALS check intervals before trying again: per check interval it never writes more
+#   history than a working poll;
+# - past a stage's maximum under `inconclusive_policy: hold` the stage has no end of its own (a person
+#   decides; harm still rolls back through the critical alarm within a check interval), so it polls once
+#   every HELD_POLL_SECONDS: over a standard execution's longest life (1 year, after which Step Functions
+#   ends it) that is at most HELD_HISTORY_EVENTS, which fit beside MAX_HISTORY_EVENTS under the quota.
+UNAVAILABLE_POLL_INTERVALS = 3
+HELD_POLL_SECONDS = 86_400
+STANDARD_EXECUTION_MAX_SECONDS = 365 * 86_400
+HELD_HISTORY_EVENTS = math.ceil(STANDARD_EXECUTION_MAX_SECONDS / HELD_POLL_SECONDS) * HISTORY_EVENTS_PER_POLL
+
+
+def poll_waits(spec: RolloutSpec, check_interval_seconds: int | None = None) -> dict[str, int]:
+    """The seconds the canary state machine waits after a failed gate poll and between polls of a stage held
+    past its maximum, for an execution whose normal wait is `check_interval_seconds` (the spec's
+    ``check_interval`` when None; 0 in local mode, so both are 0 there too).
+
+    Example
+    -------
+    >>> from canarywise.spec import load_spec
+    >>> poll_waits(load_spec("config/mangaassist.yaml"))  # 3 × 5 min; 288 × 5 min
+    {'unavailable_wait_seconds': 900, 'held_wait_seconds': 86400}
+    """
+    interval = spec.check_interval if check_interval_seconds is None else check_interval_seconds
+    return {
+        "unavailable_wait_seconds": interval * UNAVAILABLE_POLL_INTERVALS,
+        "held_wait_seconds": interval * math.ceil(HELD_POLL_SECONDS / spec.check_interval),
+    }
 
 
 def worst_case_stage_seconds(spec: RolloutSpec) -> tuple[int, ...]:

@@ -135,3 +135,10 @@ def test_rollback_cold_path_moves_the_rule_to_the_live_slot_and_reads_it_back() 
     assert (calls["elbv2"], calls["stepfunctions"], calls["sns"]) == (2, 2, 1)
     assert calls["dynamodb"] > 0
     assert_allclose(result["aws_seconds"], sum(cost.ROLLBACK_LATENCY[k] * n for k, n in calls.items()))
+
+
+def test_many_experiments_past_the_bound_are_handed_to_further_invocations() -> None:
+    """Fault table row 13, fan-out: 5 experiments, at most 2 an invocation: the tick checks 2 and hands [2]
+    and [1] on; three invocations check all 5, none skipped, every tick."""
+    rows = cost.measure_many(experiments=5, ticks=2, batch_size=2)
+    assert [(r["invocations"], r["checked"], r["skipped"]) for r in rows] == [(3, 5, 0), (3, 5, 0)]
