@@ -30,12 +30,12 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
-from canarywise.data.executions import AlertTopic, CanaryExecutions
+from canarywise.data.executions import AlertTopic
 from canarywise.data.models import Experiment, ExperimentStatus
 from canarywise.data.registry import ExperimentNotFoundError, Registry, experiment_id_for
 from canarywise.runtime.events import MAX_REASON_CHARS, EventError, RollbackRequest
 from canarywise.runtime.lifecycle import Lifecycle
-from canarywise.runtime.rollback import Approvals, RollbackResult, roll_back
+from canarywise.runtime.rollback import RollbackResult, roll_back
 
 logger = Logger(child=True)
 
@@ -71,15 +71,7 @@ class _ExecutionEvent(BaseModel):
 
 
 def ended(
-    event: Any,
-    *,
-    service: str,
-    registry: Registry,
-    lifecycle: Lifecycle,
-    executions: CanaryExecutions,
-    alerts: AlertTopic,
-    now: datetime,
-    approvals: Approvals | None = None,
+    event: Any, *, service: str, registry: Registry, lifecycle: Lifecycle, now: datetime, **rollback: Any
 ) -> RollbackResult:
     """Act on one execution status change (see the module docstring)."""
     try:
@@ -101,15 +93,9 @@ def ended(
             experiment_id=experiment.experiment_id,
             trigger_id=f"execution@{detail.executionArn}",
         )
+        # `rollback`: what `roll_back` needs besides (executions, alerts, approvals).
         return roll_back(
-            request,
-            service=service,
-            registry=registry,
-            lifecycle=lifecycle,
-            executions=executions,
-            alerts=alerts,
-            now=now,
-            approvals=approvals,
+            request, service=service, registry=registry, lifecycle=lifecycle, now=now, **rollback
         )
     if experiment is not None and detail.error not in _REFUSED:
         logger.info("execution ended after its experiment concluded", extra={"execution": what})
@@ -122,6 +108,7 @@ def ended(
     held = f"experiment {experiment.experiment_id} is {experiment.status}" if experiment else "no experiment"
     reason = f"{what}: {held}; nothing of it was rolled back, all traffic stays on {live!r} as it was"
     try:
+        alerts: AlertTopic = rollback["alerts"]
         alerts.publish(f"canarywise: {service} {machine} execution {detail.status}", {"reason": reason})
         notified = True
     except Exception:  # logged; the function's own error alarm does not see it, the log does
