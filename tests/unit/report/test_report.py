@@ -286,3 +286,32 @@ def test_the_report_is_written_from_the_registry_alone(
     folder = render_module.write_report(object(), "x", tmp_path / "x", plot=False)  # type: ignore[arg-type]
     assert (folder / "report.html").read_text().startswith("<!doctype html>")
     assert "## Gate checklist" in (folder / "report.md").read_text()
+
+
+def test_the_guardrail_panel_draws_the_alarm_s_statistic_against_its_threshold() -> None:
+    """The candidate slot's 5xx alarm compares a z-statistic with 3.09: drawn as it is, not as a rate x100."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from canarywise.report.plot import _second_panel
+
+    alarm = "canarywise-mangaassist-error_rate-hard-limit-green"
+    data = report_data(
+        ExperimentStatus.ROLLED_BACK,
+        rollback=RollbackRecord(service="mangaassist", rolled_back_at=T0 + timedelta(hours=76),
+                                source="aws.cloudwatch", reason="alarm"),
+    )  # fmt: skip
+    result: Any = SimpleNamespace(
+        alarm_values={alarm: [(75.9, 1.2), (76.0, 4.4)], alarm.replace("green", "blue"): [(75.9, 9.9)]},
+        alarm_thresholds={alarm: 3.09},
+    )
+    draw = _second_panel(data, "error_rate", result)
+    fig, ax = plt.subplots()
+    draw(ax)
+    series, threshold = ax.get_lines()[0], ax.get_lines()[1]
+    assert list(series.get_ydata()) == [1.2, 4.4]  # the green slot's (the candidate's) values, unscaled
+    assert list(threshold.get_ydata()) == [3.09, 3.09]
+    assert ax.get_ylabel() == "5xx excess over\nthe limit (z)"
+    plt.close(fig)
