@@ -37,6 +37,7 @@ from .alarms import Alarms, AlertTopic
 from .approval import ApprovalPipeline, ReleaseStages, approval_message
 from .dashboard import Dashboard
 from .functions import FunctionFactory, bundle_code
+from .monitor import add_monitor
 from .progression import Progression, state_machine_names
 from .registry import Registry
 from .rollback import Rollback
@@ -196,6 +197,10 @@ class CanaryControlPlane(Construct):
             alarms=self.alarms,
             canary=self.progression.canary,
             significance_function=self.significance.function,
+        )
+        # The drift monitor after promotion, when the spec has a monitor block (stacks/monitor.py).
+        self.monitor = add_monitor(
+            self, spec, functions, self.registry.table, self.alert_topic, self.dashboard
         )
         self.release_stages = ReleaseStages(
             canary=self.progression.canary,

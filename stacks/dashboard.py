@@ -47,7 +47,7 @@ class Dashboard(Construct):
         name = f"canarywise-{spec.service}"
         region = Stack.of(self).region
         self.url = f"https://console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={name}"
-        dashboard = cloudwatch.Dashboard(
+        self.dashboard = dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=name, default_interval=Duration.hours(6)
         )
         ladder = " → ".join(f"{s.percent:g}%" for s in spec.stages)

@@ -15,6 +15,7 @@ from constructs import Construct
 from canarywise.spec import RolloutSpec
 
 from .control_plane import CanaryControlPlane
+from .monitor import MonitorOnlyPlane
 
 
 def stack_props(spec: RolloutSpec) -> dict[str, Any]:
@@ -32,4 +33,7 @@ class CanarywiseStack(Stack):
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: RolloutSpec) -> None:
         super().__init__(scope, construct_id, **stack_props(spec))
+        if spec.mode == "monitor":  # the drift monitor alone: no traffic split, no rollouts
+            self.monitor_plane = MonitorOnlyPlane(self, "Default", spec=spec)
+            return
         self.control_plane = CanaryControlPlane(self, "Default", spec=spec)

@@ -21,6 +21,7 @@ from moto import mock_aws
 from numpy.testing import assert_allclose
 from scipy import stats
 
+from canarywise.cli.drift_status import drift_rows, drift_status
 from canarywise.data.executions import AlertTopic
 from canarywise.data.monitor_source import DriftSignal, MonitorSource
 from canarywise.data.registry import Registry
@@ -95,6 +96,9 @@ def test_a_stationary_week_raises_nothing(topic: tuple[str, str]) -> None:
     assert all(r.pvalue is not None for lk in looks for r in lk.results)  # every watch was tested
     assert _messages(queue) == []
     assert _drift_metric() == [0.0, 0.0]
+    status = drift_status(registry, "mangaassist", HOURS[1] + timedelta(hours=2))
+    assert status is not None
+    assert (status["drifting"], status["findings"]) == ([], [])
 
 
 def test_the_campaign_drift_raises_the_alarm_metric_a_record_and_a_message(topic: tuple[str, str]) -> None:
@@ -132,6 +136,13 @@ def test_the_campaign_drift_raises_the_alarm_metric_a_record_and_a_message(topic
     subjects = {m["watch"] for m in _messages(queue)}
     assert subjects == set(second.new_findings)
     assert _drift_metric() == [0.0, 1.0]
+
+    status = drift_status(Registry(TABLE), "mangaassist", HOURS[1] + timedelta(hours=2))
+    assert status is not None
+    assert set(status["drifting"]) == set(second.findings)
+    assert [f["summary"] for f in status["findings"]] == [r.summary for r in records.values()]
+    rows = dict(drift_rows(status))
+    assert rows["last look"] == f"{HOURS[1].isoformat()} .. {(HOURS[1] + timedelta(hours=1)).isoformat()}"
 
     again = _look(HOURS[1], arn)  # a retried invocation for the same window changes nothing
     assert not again.tested

@@ -10,10 +10,12 @@ service's traffic moves through. The commands that move traffic are ``approve`` 
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from canarywise.cli.deployment import Stack, add_stack_arguments, aws_errors, forward_text
+from canarywise.cli.drift_status import drift_rows, drift_status
 from canarywise.cli.output import print_json, print_table
 from canarywise.cli.watch import add_status_arguments, status_code, watch
 
@@ -63,12 +65,15 @@ def run_status(args: argparse.Namespace) -> int:
         code = watch(args)
         return code if args.exit_code else 0
     stack = Stack.of(args)
+    if "RollbackFunctionName" not in stack.outputs and "MonitorFunctionName" in stack.outputs:
+        return _monitor_only_status(args, stack)  # mode monitor: no traffic, no rollouts
     with aws_errors(f"could not read the state of {stack.service}"):
         now = stack.snapshot()
         state, rule = now.state, now.rule
         experiment = (
             _experiment_row(now.registry, state.experiment_id) if state and state.experiment_id else None
         )
+        drift = drift_status(now.registry, stack.service, datetime.now(UTC))
     matches = _same_forward(state.forward, rule) if state else None
     code = status_code(now)
     exit_code = code if args.exit_code else 0
@@ -81,12 +86,15 @@ def run_status(args: argparse.Namespace) -> int:
                 "forward_matches": matches,
                 "experiment": experiment,
                 "exit_code": code,
+                "drift": drift,
             }
         )
         return exit_code
     print_table(f"canarywise status: {stack.service}", _state_rows(state, rule, matches))
     if experiment is not None:
         print_table("in progress", [(name.replace("_", " "), value) for name, value in experiment.items()])
+    if drift is not None:
+        print_table("drift monitor", drift_rows(drift))
     if state is not None and not matches:
         print(
             f"the rule forwards {forward_text(rule, state)}, the registry asks for "
@@ -94,6 +102,18 @@ def run_status(args: argparse.Namespace) -> int:
             "a transition is in flight, or the rule was changed by hand"
         )
     return exit_code
+
+
+def _monitor_only_status(args: argparse.Namespace, stack: Stack) -> int:
+    with aws_errors(f"could not read the drift monitor of {stack.service}"):
+        drift = drift_status(stack.registry(), stack.service, datetime.now(UTC))
+    if args.json:
+        print_json({"service": stack.service, "drift": drift})
+    elif drift is None:
+        print(f"canarywise status: {stack.service}: the drift monitor has not looked yet")
+    else:
+        print_table(f"canarywise status: {stack.service} (drift monitor)", drift_rows(drift))
+    return 0
 
 
 def _state_rows(
