@@ -18,6 +18,7 @@ import numpy as np
 
 from bench import alarm, cost, hard_limit, report, shadow
 from bench.decision_quality import run_all
+from bench.monitor import run_monitor_bench
 from bench.rare_events import run_rare_events
 from bench.shipped import run_shipped
 from canarywise.spec import load_spec
@@ -39,6 +40,8 @@ MODES = {
         "rare_srm": 100,  # per SRM row (7 days of a 95/5 split)
         "rare_replays": 1,  # of each gate cell, replayed through decide
         "shadow": 400,  # A/A shadow phases (a quarter per time-to-reject row, an eighth per pairing row)
+        "monitor_days": 60,  # stationary days the drift monitor looks at hourly (false alerts)
+        "monitor_runs": 10,  # campaigns (the seed's drift) at a random hour of a week (time to detect)
     },
     "full": {
         "replicates": 10000,
@@ -55,6 +58,8 @@ MODES = {
         "rare_srm": 1000,
         "rare_replays": 2,
         "shadow": 2000,
+        "monitor_days": 365,
+        "monitor_runs": 50,
     },
 }
 HARD_LIMIT_UNITS = (30_000, 300_000, 3_000_000)  # canary units a day at 100% traffic
@@ -112,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     shadow_report = shadow.run_shadow(
         load_spec(shadow.SPEC), replicates=cfg["shadow"], rng=np.random.default_rng([args.seed, 12]), log=log
+    )
+    monitor_report = run_monitor_bench(
+        days=cfg["monitor_days"],
+        runs=cfg["monitor_runs"],
+        rng=np.random.default_rng([args.seed, 21]),
+        log=log,
     )
     (error_rate,) = [m for m in spec.metrics if m.name == "error_rate"]
     limit = error_rate.hard_limit
@@ -214,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         *report.rare_event_tables(rare),
         "",
         *report.shadow_tables(shadow_report),
+        *report.monitor_tables(monitor_report),
         *report.hard_limit_tables(spec, backstops, ladder_alarms, fixed_alarms, detection, limit),
         *cost_lines,
     ]

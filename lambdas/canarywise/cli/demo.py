@@ -19,6 +19,8 @@ HELP = "run a whole rollout on a local AWS (moto on 127.0.0.1) in accelerated ti
 
 
 def register(subparsers: Any) -> None:
+    from canarywise.demo.drift import NAME as DRIFT
+    from canarywise.demo.drift import TITLE as DRIFT_TITLE
     from canarywise.demo.release_train import NAME as TRAIN
     from canarywise.demo.release_train import TITLE as TRAIN_TITLE
     from canarywise.demo.scenarios import DEFAULT_SCENARIOS, SCENARIOS
@@ -30,13 +32,19 @@ def register(subparsers: Any) -> None:
             "Starts moto in server mode on a free 127.0.0.1 port, creates the stack's resources from the "
             "synthesized template, starts the real canary state machine and plays simulated traffic in "
             "five-minute ticks; the real handlers run in-process. Nothing reaches the network. Scenarios: "
-            + "; ".join([*(f"{name}: {s.title}" for name, s in SCENARIOS.items()), f"{TRAIN}: {TRAIN_TITLE}"])
+            + "; ".join(
+                [
+                    *(f"{name}: {s.title}" for name, s in SCENARIOS.items()),
+                    f"{TRAIN}: {TRAIN_TITLE}",
+                    f"{DRIFT}: {DRIFT_TITLE}",
+                ]
+            )
         ),
     )
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=sorted([*SCENARIOS, TRAIN]),
+        choices=sorted([*SCENARIOS, TRAIN, DRIFT]),
         metavar="NAME",
         help=f"a scenario to run (repeatable; default: {' then '.join(DEFAULT_SCENARIOS)}, with approval)",
     )
@@ -110,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         if name == "release-train":
             trains_ok = _release_train(args, progress, console) and trains_ok
             continue
+        if name == "drift":
+            trains_ok = _drift(args, console) and trains_ok
+            continue
         results.append(
             run_scenario(
                 SCENARIOS[name],
@@ -164,6 +175,38 @@ def run(args: argparse.Namespace) -> int:
             console=console,
         )
     return 0 if trains_ok and all(r.as_expected for r in results) else 1
+
+
+def _drift(args: argparse.Namespace, console: Any) -> bool:
+    """Run the drift scenario (canarywise.demo.drift); print its findings (or one JSON object)."""
+    from canarywise.demo.drift import run_drift_demo
+
+    say = (lambda _line: None) if args.json else (lambda line: console.print(line, markup=False))
+    result = run_drift_demo(seed=args.seed, say=say)
+    summary = {
+        "scenario": "drift",
+        "ok": result.as_expected,
+        "stationary_hours": result.stationary_hours,
+        "stationary_alarms": result.stationary_alarms,
+        "stationary_findings": result.stationary_findings,
+        "alarm_hours_after_onset": result.alarm_hours,
+        "findings": result.findings,
+        "alert_messages": result.messages,
+        "looks": result.looks,
+        "wall_seconds": round(result.wall_seconds, 1),
+    }
+    if args.json:
+        print_json(summary)
+        return result.as_expected
+    for finding in result.findings:
+        console.print(f"  drift record {finding['detected_at']}: {finding['summary']}", markup=False)
+    console.print(
+        f"drift: {'ok' if result.as_expected else 'FAILED'}: {result.stationary_hours} stationary hours, "
+        f"{result.stationary_alarms} alarms; the campaign's alarm {result.alarm_hours} h after its onset; "
+        f"{result.wall_seconds:.0f} s wall time",
+        markup=False,
+    )
+    return result.as_expected
 
 
 def _release_train(args: argparse.Namespace, progress: Any, console: Any) -> bool:
