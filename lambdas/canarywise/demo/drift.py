@@ -152,7 +152,8 @@ def _subscribe_inbox(aws: LocalAws, topic_arn: str) -> str:
 
 def _drain(aws: LocalAws, queue: str) -> list[str]:
     """The subjects of the messages on the alert topic (the monitor's findings, the alarm's notices)."""
-    sqs, subjects = aws.client("sqs"), []
+    sqs = aws.client("sqs")
+    subjects: list[str] = []
     while True:
         got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
         if not got:
