@@ -20,7 +20,9 @@ from bench.decision_quality import (
     wald_bound_hours,
 )
 from bench.methods import NEVER
-from canarywise.decision.evidence import HARD_LIMIT_MIN_UNITS
+from canarywise.data.metric_source import FRESHNESS_PROBE
+from canarywise.decision.context import decisive_metrics
+from canarywise.decision.evidence import HARD_LIMIT_MIN_UNITS, LATE_AFTER_INTERVALS
 from canarywise.runtime.events import MAX_EXPERIMENTS_PER_INVOCATION
 from canarywise.spec import RolloutSpec
 
@@ -168,7 +170,7 @@ def cost_tables(
         "of each query's window, as it would), in a fresh process, warm: the median of repeated ticks after "
         f"one warm-up. Measured {one['at_hours']:g} h into the rollout (stage 3 of 3, one day in: the "
         "warm-up tick read the two closed stages and froze them, so the measured ticks read the stage in "
-        "progress and the freshness probe from CloudWatch and the closed stages' frozen copies from the "
+        "progress, which carries freshness, from CloudWatch and the closed stages' frozen copies from the "
         "registry). The figure is our code only: no network, no botocore response parsing.",
         "",
         "| running experiments | CPU per tick (median) | max | per experiment | GetMetricData calls | "
@@ -183,12 +185,21 @@ def cost_tables(
             f"{t['metrics_requested']} | {t['dynamodb_reads']} / {t['dynamodb_writes']} |"
         )
     by_stage, first = one["metrics_steady_by_stage"], one["metrics_first_by_stage"]
+    # The probe, when it is a request of its own: each later stage's first hour (the first stage's own
+    # window starts where the probe does).
+    probe_metrics = 2 * len(decisive_metrics(spec))
+    probe_reach = max(FRESHNESS_PROBE.total_seconds(), (LATE_AFTER_INTERVALS + 1) * spec.check_interval)
+    probe_checks = (len(spec.stages) - 1) * math.ceil(probe_reach / spec.check_interval)
     window = first[1] - by_stage[1]  # one closed stage read from CloudWatch rather than from its frozen copy
     unfrozen = one["unfrozen_checks_per_stage_end"]
     out += [
         "",
-        f"GetMetricData calls per tick and experiment: {one['get_metric_data_calls']} (one request of up to "
-        "500 queries for the stage in progress, and the data layer's freshness probe). Metrics requested per "
+        f"GetMetricData calls per tick and experiment: {one['get_metric_data_calls']} (the stage in "
+        "progress, up to 500 queries and 100,800 datapoints a request; its unit counts of the safety and "
+        "guardrail metrics a minute at a time, which gives their newest minute: the freshness probe is a "
+        "request of its own only while the stage is younger than the probe's hour, "
+        f"{probe_metrics} metrics more). "
+        "Metrics requested per "
         "tick for one experiment in stage 1, 2, 3: " + ", ".join(str(m) for m in by_stage) + "; a check that "
         "also reads the closed stages (before they are frozen) requests "
         + ", ".join(str(m) for m in first)
@@ -226,6 +237,7 @@ def cost_tables(
     stage_hours = [stage.min_duration / 3600 for stage in spec.stages]
     checks = days * 86_400 / spec.check_interval
     extra = (len(spec.stages) - 1) * unfrozen * window  # each closed stage, until the check that freezes it
+    extra += probe_checks * probe_metrics
     metrics_per_tick = _mean_metrics_per_tick(by_stage, stage_hours, days) + extra / checks
     per_experiment = one["cpu_seconds_median"] / one["experiments"]
     tick_seconds = per_experiment + 0.25  # + assumed AWS round trips (GetMetricData, DynamoDB, PutMetricData)
@@ -239,8 +251,9 @@ def cost_tables(
         read_units_per_tick=one["dynamodb_read_units"] / one["experiments"],
         cold_start_seconds=cold.with_pyc,
         metrics_note=(
-            f"the stage in progress and the probe at every check, and each closed stage on the {unfrozen} "
-            "checks after its end until it is frozen: counted on the stubbed check"
+            f"the stage in progress at every check, the probe on the {probe_checks} checks in a later "
+            f"stage's first hour, and each closed stage on the {unfrozen} checks after its end until it is "
+            "frozen: counted on the stubbed check"
         ),
     )
     total = sum(line.dollars for line in lines)
@@ -260,8 +273,22 @@ def cost_tables(
             f"| {line.item} | {line.quantity:,.1f} {line.unit} | ${line.price:.10g} | ${line.dollars:.4f} | "
             f"{line.assumption} |"
         )
-    out += [f"| **total** | | | **${total:.2f}** | |", ""]
+    before = COST_BEFORE_ISSUE_14
+    out += [
+        f"| **total** | | | **${total:.2f}** | |",
+        f"| *before* | | | *${before['total']:.2f}* | {before['what']} |",
+        "",
+    ]
     return out
+
+
+# The bill as make bench measured it before the freshness probe was folded into the stage query (issue 14;
+# docs/benchmarks.md of 2026-12-07, seed 20261102): 62.2 metrics a tick, GetMetricData $1.2530 of $2.00.
+COST_BEFORE_ISSUE_14 = {
+    "total": 2.00,
+    "what": "the probe a request of its own at every check: 62.2 metrics requested a tick, GetMetricData "
+    "$1.2530",
+}
 
 
 def limits_text(report: QualityReport, alpha: float) -> list[str]:

@@ -274,13 +274,12 @@ def test_batches_of_at_most_n_queries_and_pagination(aws: Env, spec_data: dict[s
 
     assert got == expected
     # Queries per stage: escalation 2 stats x 2 variants x (1 + 3 intents) = 16, csat 3 x 2 = 6,
-    # hallucination 2 x 2 = 4, new assignments 1 x 2 = 2 -> 28 per stage, in ceil(28 / 5) = 6 batches; the
-    # freshness probe: units x 2 variants of the safety and guardrail metrics (escalation, hallucination) = 4,
-    # 1 batch. Each batch comes in 2 pages: 13 x 2 requests.
+    # hallucination 2 x 2 = 4, new assignments 1 x 2 = 2 -> 28 per stage, in ceil(28 / 5) = 6 batches; no
+    # probe (the stage in progress, two hours old, covers its hour). Each batch comes in 2 pages: 12 x 2.
     sizes = [len(r["MetricDataQueries"]) for r in fake.requests if "NextToken" not in r]
-    assert sizes == [5, 5, 5, 5, 5, 3] * 2 + [4]
+    assert sizes == [5, 5, 5, 5, 5, 3] * 2
     assert max(len(r["MetricDataQueries"]) for r in fake.requests) <= 5
-    assert len(fake.requests) == 26
+    assert len(fake.requests) == 24
     assert got.get("escalation_rate", 1, Variant.CANARY, "recommend") == ProportionAggregate(100, 3)
 
 
@@ -361,7 +360,7 @@ def test_whole_window_rounds_inward(start: str, end: str, expected: tuple[str, s
     assert got == (None if expected is None else (_at(expected[0]), _at(expected[1])))
 
 
-def test_each_stage_is_one_datapoint_per_query_and_freshness_comes_from_a_probe(
+def test_each_stage_is_one_datapoint_per_query_and_freshness_comes_from_the_stage_in_progress(
     aws: Env, spec_data: dict[str, Any]
 ) -> None:
     spec = _spec(spec_data, "hallucination_rate")
@@ -380,15 +379,22 @@ def test_each_stage_is_one_datapoint_per_query_and_freshness_comes_from_a_probe(
 
     observations = MetricSource(boto3_client=fake).observe(spec, _stages(), NOW)
 
-    # One request per stage window, its period the whole window; then the probe: the last hour at a minute.
+    # One request per stage window, its period the whole window, but for the stage in progress's units per
+    # variant: a minute at a time, which gives the newest minute (no separate probe: the stage, two hours
+    # old, covers the probe's hour; GetMetricData is billed per metric requested).
     assert fake.reads() == [
         (STAGE0, STAGE1, {4 * 3600}, 6),  # units and events x 2 variants + new assignments x 2
-        (STAGE1, NOW, {2 * 3600}, 6),
-        (NOW - timedelta(hours=1), NOW, {60}, 2),  # units x 2 variants
+        (STAGE1, NOW, {2 * 3600, 60}, 6),
     ]
-    stage_results = [r for results in fake.results[:2] for r in results]
-    assert {len(r["Values"]) for r in stage_results} == {0, 1}  # one datapoint per query (none: no data)
-    assert [q["MetricStat"]["Stat"] for q in fake.requests[2]["MetricDataQueries"]] == ["SampleCount"] * 2
+    minute = [
+        q["MetricStat"] for q in fake.requests[1]["MetricDataQueries"] if q["MetricStat"]["Period"] == 60
+    ]
+    assert [(m["Stat"], m["Metric"]["Dimensions"]) for m in minute] == [
+        ("SampleCount", [{"Name": "Variant", "Value": v}]) for v in ("control", "canary")
+    ]
+    minute_ids = {q["Id"] for q in fake.requests[1]["MetricDataQueries"] if q["MetricStat"]["Period"] == 60}
+    whole = fake.results[0] + [r for r in fake.results[1] if r["Id"] not in minute_ids]
+    assert {len(r["Values"]) for r in whole} == {0, 1}  # one datapoint per query (none: no data)
     # Sums by hand (numpy) of the minute datapoints put: moto aggregated each window into its one datapoint.
     for (stage, variant), rows in put.items():
         n, hits = np.sum(rows, axis=0)
@@ -430,7 +436,10 @@ def test_old_stages_are_read_at_the_resolution_cloudwatch_keeps(aws: Env, spec_d
     ]
     assert [(start, end) for start, end, _, _ in fake.reads()[:3]] == windows
     periods = [periods for _, _, periods, _ in fake.reads()[:3]]
-    assert periods == [{int((end - start).total_seconds())} for start, end in windows]
+    # Stage 3 (two days old, minute data kept) also carries freshness: its units a minute at a time.
+    assert periods == [{int((end - start).total_seconds())} for start, end in windows[:2]] + [
+        {int((windows[2][1] - windows[2][0]).total_seconds()), 60}
+    ]
     # Hand counts of the units above, per window.
     got = [observations.get("hallucination_rate", i, Variant.CONTROL) for i in range(3)]
     assert [agg.n if agg else 0 for agg in got] == [10 + 100, 100_000 + 1_000_000, 10_000_000]
@@ -451,12 +460,20 @@ def test_datapoints_per_call_stay_under_the_limit(aws: Env, spec_data: dict[str,
     got = MetricSource(boto3_client=fake, max_datapoints_per_call=130).observe(spec, _stages(), NOW)
 
     assert got == expected
-    # Datapoints a request can return: queries x periods in its window (the probe: 60 one-minute periods).
-    points = [n * math.ceil((end - start).total_seconds() / min(ps)) for start, end, ps, n in fake.reads()]
+    # Datapoints a request can return: per query, the periods in its window.
+    points = [
+        sum(math.ceil((r["EndTime"] - r["StartTime"]).total_seconds() / q["MetricStat"]["Period"])
+            for q in r["MetricDataQueries"])
+        for r in fake.requests
+    ]  # fmt: skip
     assert max(points) <= 130
-    # Stage windows: escalation 2 x 2 x (1 + 3) + hallucination 2 x 2 + assignments 2 = 22 queries, one
-    # datapoint each, one request; the probe's 4 queries (units of 2 metrics x 2 variants) go 2 by 2.
-    assert [n for _, _, _, n in fake.reads()] == [22, 22, 2, 2]
+    # Stage 1: escalation 2 x 2 x (1 + 3) + hallucination 2 x 2 + assignments 2 = 22 queries, one datapoint
+    # each, one request. Stage 2 (two hours: no probe) the same 22, of which the 4 unit counts of the two
+    # decisive metrics are read a minute at a time (120 datapoints each): 4 requests at least.
+    reads = [n for _, _, _, n in fake.reads()]
+    assert (reads[0], sum(reads[1:])) == (22, 22)
+    assert len(reads[1:]) == 4
+    assert sorted(p // 120 for p in points[1:]) == [1, 1, 1, 1]
 
 
 @pytest.mark.parametrize(
@@ -539,12 +556,12 @@ def test_a_frozen_stage_gives_exactly_what_a_fresh_read_gives(aws: Env, spec_dat
         int(n), int(hits)
     )
     # Queries per stage window: escalation 2 stats x 2 variants x (1 + 3 intents) = 16, error_rate 2 x 2,
-    # csat 3 x 2, hallucination 2 x 2, new assignments 2 -> 32; the probe: units x 2 variants of the 3
-    # decisive metrics (escalation, error_rate, hallucination) = 6. The cached read skips stage 1's window.
+    # csat 3 x 2, hallucination 2 x 2, new assignments 2 -> 32; no probe (stage 2, two hours old, carries
+    # freshness in its units of the 3 decisive metrics, read a minute at a time). The cached read skips
+    # stage 1's window.
     first_reads, cached_reads = fake.reads()[:reads_before], fake.reads()[reads_before:]
-    probe = NOW - timedelta(hours=1)
-    assert [(start, n) for start, _, _, n in first_reads] == [(STAGE0, 32), (STAGE1, 32), (probe, 6)]
-    assert [(start, n) for start, _, _, n in cached_reads] == [(STAGE1, 32), (probe, 6)]
+    assert [(start, n) for start, _, _, n in first_reads] == [(STAGE0, 32), (STAGE1, 32)]
+    assert [(start, n) for start, _, _, n in cached_reads] == [(STAGE1, 32)]
 
 
 def test_a_stage_closed_less_than_freeze_after_ago_is_read_fresh(aws: Env, spec_data: dict[str, Any]) -> None:

@@ -442,9 +442,10 @@ def _alb(env: Env) -> AlbDimensions:
 
 # Metrics requested per stage window of the shipped spec: escalation 2 stats x 2 variants x (1 + 4 intents)
 # = 20, error_rate, slow_response, hallucination, safety_filter, task_completion and recommendation_ctr 2 x 2
-# each = 24, csat 3 x 2 = 6, new assignments 2 -> 52; the freshness probe: units x 2 variants of the 5
-# safety and guardrail metrics = 10. (p99_latency is alarm-only: never queried.)
-PER_STAGE, PROBE = 52, 10
+# each = 24, csat 3 x 2 = 6, new assignments 2 -> 52. No freshness probe (its 10: units x 2 variants of the 5
+# safety and guardrail metrics): stage 3, two hours old, covers its hour and carries freshness in those same
+# unit counts, read a minute at a time. (p99_latency is alarm-only: never queried.)
+PER_STAGE = 52
 
 
 def test_closed_stages_are_frozen_and_later_checks_read_only_the_stage_in_progress(
@@ -463,7 +464,7 @@ def test_closed_stages_are_frozen_and_later_checks_read_only_the_stage_in_progre
     # The first check reads all three stages and freezes the two closed ones; the next reads stage 3 only.
     assert first_cache == {"from_registry": [], "frozen_now": [0, 1], "not_frozen": {}}
     assert _stage_cache(experiment_id) == {"from_registry": [0, 1], "frozen_now": [], "not_frozen": {}}
-    assert (asked_first, asked_second) == (3 * PER_STAGE + PROBE, PER_STAGE + PROBE)  # 166 -> 62
+    assert (asked_first, asked_second) == (3 * PER_STAGE, PER_STAGE)  # 156 -> 52
 
     # Frozen == fresh: the same observations and the same decision, every number of it, as reading every
     # stage from CloudWatch at the same moment.
@@ -525,7 +526,7 @@ def test_a_failed_cache_write_never_fails_the_check(
     )
     assert refused_cache == {"from_registry": [], "frozen_now": [], "not_frozen": {"0": why, "1": why}}
     # The next check has nothing frozen: it reads every stage again, and freezes them this time.
-    assert sum(metric_queries) == 3 * PER_STAGE + PROBE
+    assert sum(metric_queries) == 3 * PER_STAGE
     assert _stage_cache(experiment_id) == {"from_registry": [], "frozen_now": [0, 1], "not_frozen": {}}
 
 
@@ -541,7 +542,7 @@ def test_an_unreadable_cache_means_reading_cloudwatch(
     summary = significance_check.handler(_scheduled(), context)
 
     assert summary["failed"] == {}
-    assert sum(metric_queries) == 3 * PER_STAGE + PROBE
+    assert sum(metric_queries) == 3 * PER_STAGE
     # The second stage is frozen; the first one's broken copy stands (a copy is written once), so that stage
     # is read from CloudWatch at every check.
     assert _stage_cache(experiment_id) == {

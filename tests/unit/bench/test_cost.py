@@ -23,26 +23,26 @@ from bench.report import _mean_metrics_per_tick
 # csat (mean): SampleCount + Sum + Sum of squares, 2 variants = 6
 QUERIES_PER_WINDOW = 20 + 4 + 20 + 6
 # Besides the spec's metrics the data layer reads, per window, the new-assignment counts (one query per
-# variant) for the sample-ratio check, and per tick one freshness probe: the n query of each variant of each
-# metric the engine judges (the 5 safety/guardrail metrics) over the last hour.
+# variant) for the sample-ratio check. Freshness (the newest minute of each variant's units of the 5
+# safety/guardrail metrics over the last hour) comes from the stage in progress's own unit counts, read a
+# minute at a time, once that stage is older than the hour: at every moment measured here (no probe request).
 ASSIGNMENTS_PER_WINDOW = 2
-PROBE = 5 * 2
 
 
 def test_tick_checks_every_experiment_through_the_real_registry_and_metric_source() -> None:
     """Two experiments 52 h in (three stages started, the two closed ones frozen by the warm-up tick): one
-    GetMetricData request for the stage in progress and one probe each, every query of the spec in them, and
-    one transaction (the check record and the latest decision, fault table row 3) each."""
+    GetMetricData request each, for the stage in progress (which carries freshness), every query of the spec
+    in it, and one transaction (the check record and the latest decision, fault table row 3) each."""
     result = cost.measure_tick(2, 1, at=timedelta(hours=52))
     assert result["decision"] == "CONTINUE"  # A/A-like answers, the third stage well under way
-    assert result["get_metric_data_calls"] == 2 * (1 + 1)
+    assert result["get_metric_data_calls"] == 2 * 1
     per_window = QUERIES_PER_WINDOW + ASSIGNMENTS_PER_WINDOW
-    assert result["metrics_requested"] == 2 * (per_window + PROBE)
+    assert result["metrics_requested"] == 2 * per_window
     assert result["metric_names_per_tick"]["NewAssignment"] == 2 * ASSIGNMENTS_PER_WINDOW
     assert result["dynamodb_writes"] == 2 * 1
     # A check reading every started stage (none frozen yet), then the next one (closed stages frozen).
-    assert result["metrics_first_by_stage"] == [per_window * k + PROBE for k in (1, 2, 3)]
-    assert result["metrics_steady_by_stage"] == [per_window + PROBE] * 3
+    assert result["metrics_first_by_stage"] == [per_window * k for k in (1, 2, 3)]
+    assert result["metrics_steady_by_stage"] == [per_window] * 3
     # Frozen 15 minutes after the stage's end (metric_source.FREEZE_AFTER): checks at +5, +10 and +15 min.
     assert result["unfrozen_checks_per_stage_end"] == 3
     assert result["cpu_seconds_median"] > 0
@@ -100,10 +100,11 @@ def test_stage_starts_follow_the_ladder_at_its_minimum_durations(hours: float) -
 def test_many_experiments_tick_adds_the_latency_of_each_aws_call_to_a_simulated_clock() -> None:
     """Three experiments, two ticks (quick mode of the row-13 bench). A steady tick, by hand: per experiment
     4 DynamoDB requests (get the experiment, query its stages, query its frozen stages, the check's
-    transaction), 2 GetMetricData (the stage in progress, the freshness probe) and 1 ListMetrics page (the
-    sliced metric's intents); per tick 1 query of the running experiments and 1 PutMetricData."""
+    transaction), 1 GetMetricData (the stage in progress, which carries freshness: no probe request) and 1
+    ListMetrics page (the sliced metric's intents); per tick 1 query of the running experiments and 1
+    PutMetricData."""
     latency = cost.LATENCY
-    per_experiment = 4 * latency["dynamodb"] + 2 * latency["get_metric_data"] + latency["list_metrics"]
+    per_experiment = 4 * latency["dynamodb"] + 1 * latency["get_metric_data"] + latency["list_metrics"]
     first, steady = cost.measure_many(experiments=3, ticks=2)
     assert [(r["checked"], r["skipped"]) for r in (first, steady)] == [(3, 0), (3, 0)]
     assert_allclose(

@@ -27,10 +27,13 @@ empty and the engine falls back to counting a metric's units (and says so in the
 
 Every stage window is read as **one datapoint per query**: the period is the whole window (see
 `whole_window`), so a check re-reading a two-day stage asks for the same few hundred datapoints as one reading
-a ten-minute stage, far below GetMetricData's 100,800 datapoints per call. Freshness comes from a separate
-probe: the ``n`` query of each variant of each metric whose freshness the engine judges (safety and guardrail
-metrics, and the primary one in A/B mode) over the last hour (at least three check intervals) at one minute,
-which gives the newest datapoint's minute (see `Observations.latest`).
+a ten-minute stage, far below GetMetricData's 100,800 datapoints per call. Freshness comes from the ``n``
+query of each variant of each metric whose freshness the engine judges (safety and guardrail metrics, and the
+primary one in A/B mode) over the last hour (at least three check intervals) at one minute, which gives the
+newest datapoint's minute (see `Observations.latest`). When the stage in progress covers that hour (it is
+older, and a check runs on the minute), its own ``n`` queries of those metrics are read a minute at a time
+and give it, for no extra metric (GetMetricData is billed per metric requested); otherwise a separate probe
+request reads them.
 
 A closed stage's sums stop changing once CloudWatch has all its datapoints, so they are read once more and
 then *frozen* (`MetricSource.read`, `FrozenStage`): the registry keeps them and every later check reads only

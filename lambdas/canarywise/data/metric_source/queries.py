@@ -72,6 +72,9 @@ class Query:
     metric_name: str
     dimensions: tuple[tuple[str, str], ...]
     stat: str
+    # A minute (60) for a stage's unit count that also gives freshness (`windows.stage_windows`); None: the
+    # window's period.
+    period: int | None = None
 
 
 def metric_queries(

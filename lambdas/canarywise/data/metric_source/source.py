@@ -249,11 +249,15 @@ class MetricSource:
                     read.incomplete.add(window.stage)
                 if not values:
                     continue
-                if window.probe:
-                    seen = max(timestamps).astimezone(UTC)
-                    slot = (query.key.metric, query.key.variant)
-                    read.newest[slot] = max(seen, read.newest.get(slot, seen))
-                    continue
+                if window.probe or query.period:
+                    # The newest minute with data since the probe's start (what the probe would see).
+                    since = window.start if window.probe else window.fresh_from
+                    recent = [t.astimezone(UTC) for t in timestamps if since and t.astimezone(UTC) >= since]
+                    if recent:
+                        seen, slot = max(recent), (query.key.metric, query.key.variant)
+                        read.newest[slot] = max(seen, read.newest.get(slot, seen))
+                    if window.probe:
+                        continue
                 key = (query.key, query.field)
                 read.sums[key] = read.sums.get(key, 0.0) + math.fsum(values)
         return read
@@ -278,10 +282,11 @@ class MetricSource:
         for (metric, _), seen in read.newest.items():
             latest[metric] = max(seen, latest.get(metric, seen))
         with_data = {key.metric for key, _ in read.sums} | {key.metric for key in aggregates}
-        probe = next((w for w in windows if w.probe), None)
-        if probe is not None:
-            for metric in sorted({q.key.metric for q in probe.queries} & with_data):
-                latest.setdefault(metric, probe.start)
+        freshness = next((f for f in (w.freshness for w in windows) if f is not None), None)
+        if freshness is not None:
+            since, probed = freshness
+            for metric in sorted(probed & with_data):
+                latest.setdefault(metric, since)
         variants = list(Variant)
         return Observations(
             aggregates={key: aggregates[key] for key in sorted(aggregates, key=_order)},
@@ -333,10 +338,7 @@ class MetricSource:
     def _run(self, window: Window) -> Iterator[tuple[Query, list[float], list[datetime], bool]]:
         """Each query of the window with its values, their timestamps and whether CloudWatch said its answer
         is complete."""
-        # As many queries as fit both limits (CloudWatch would paginate past the datapoints one).
-        size = max(1, min(self._max_queries, self._max_datapoints // window.points_per_query))
-        for offset in range(0, len(window.queries), size):
-            batch = window.queries[offset : offset + size]
+        for batch in self._batches(window):
             request = [
                 {
                     "Id": f"q{i}",
@@ -346,7 +348,7 @@ class MetricSource:
                             "MetricName": q.metric_name,
                             "Dimensions": [{"Name": k, "Value": v} for k, v in q.dimensions],
                         },
-                        "Period": window.period,
+                        "Period": q.period or window.period,
                         "Stat": q.stat,
                     },
                     "ReturnData": True,
@@ -380,6 +382,21 @@ class MetricSource:
                 kwargs["NextToken"] = token
             for i, query in enumerate(batch):
                 yield query, values[f"q{i}"], timestamps[f"q{i}"], status.get(f"q{i}") == "Complete"
+
+    def _batches(self, window: Window) -> Iterator[list[Query]]:
+        """The window's queries in order, as many to a request as fit both limits (CloudWatch would
+        paginate past the datapoints one)."""
+        batch: list[Query] = []
+        points = 0
+        for query in window.queries:
+            more = window.points(query)
+            if batch and (len(batch) == self._max_queries or points + more > self._max_datapoints):
+                yield batch
+                batch, points = [], 0
+            batch.append(query)
+            points += more
+        if batch:
+            yield batch
 
     # --- aggregates --------------------------------------------------------------------------------------
     def _aggregates(

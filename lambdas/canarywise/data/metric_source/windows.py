@@ -3,7 +3,9 @@
 Every stage window is read as one datapoint per query: its period is the whole window (`whole_window`), on
 the resolution CloudWatch still keeps for its age (`resolution_at`). Stage boundaries fall on whole minutes.
 The probe reads the ``n`` query of each decisive metric per variant a minute at a time over the last hour (at
-least past the engine's "late" limit): the newest minute with data.
+least past the engine's "late" limit): the newest minute with data. When the stage in progress covers the
+probe's range, those same queries of the stage are read a minute at a time instead (`Window.fresh_from`)
+and there is no probe request.
 
 Example
 -------
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from canarywise.data.metric_source.queries import (
@@ -48,11 +50,27 @@ class Window:
     probe: bool = False  # the freshness probe: its values give the newest minute only, never sums
     stage: int = -1  # the stage read (-1: the probe)
     closed: bool = False  # the stage has ended (a later stage began)
+    # The stage in progress read a minute at a time for freshness (its minute queries): the newest minute
+    # counts from here on, as the probe it replaces would have seen it.
+    fresh_from: datetime | None = None
 
     @property
     def points_per_query(self) -> int:
-        """The most datapoints one query of this window returns (one per period, the last one partial)."""
+        """The most datapoints one query at the window's period returns (one per period, the last partial)."""
         return math.ceil((self.end - self.start).total_seconds() / self.period)
+
+    def points(self, query: Query) -> int:
+        """The most datapoints `query` returns in this window (at its own period, if it has one)."""
+        return math.ceil((self.end - self.start).total_seconds() / (query.period or self.period))
+
+    @property
+    def freshness(self) -> tuple[datetime, set[str]] | None:
+        """Where freshness comes from in this window: (since when, the metrics), or None."""
+        if self.probe:
+            return self.start, {q.key.metric for q in self.queries}
+        if self.fresh_from is not None:
+            return self.fresh_from, {q.key.metric for q in self.queries if q.period}
+        return None
 
 
 @dataclass
@@ -165,8 +183,32 @@ def stage_windows(
             assignment_query(spec, stage.index, variant, slots[variant]) for variant in Variant
         )
         windows.append(window)
-    windows.append(probe_window(spec, ordered[0].started_at, now, alb=alb, slots=slots))
+    probe = probe_window(spec, ordered[0].started_at, now, alb=alb, slots=slots)
+    current = windows[-1] if windows and not windows[-1].closed else None
+    if current is not None and _carries_freshness(current, probe, now):
+        # The stage in progress covers the probe's hour: its unit counts of the metrics the probe reads,
+        # a minute at a time, give the same newest minute (and the same sums), for no extra metrics.
+        probed = {(q.key.metric, q.key.variant) for q in probe.queries}
+        current.queries = [
+            replace(q, period=60) if (q.key.metric, q.key.variant) in probed and q.field == "n"
+            and q.key.slice is None else q
+            for q in current.queries
+        ]  # fmt: skip
+        current.fresh_from = probe.start
+    else:
+        windows.append(probe)
     return windows
+
+
+def _carries_freshness(window: Window, probe: Window, now: datetime) -> bool:
+    """Whether the stage in progress can stand in for the probe: it starts no later than the probe, is kept at
+    a minute's resolution, and ends where the probe does (a check on a whole minute, as scheduled)."""
+    return (
+        window.start <= probe.start
+        and resolution_at(window.start, now) == 60
+        and window.end == probe.end
+        and window.period % 60 == 0
+    )
 
 
 def probe_window(
