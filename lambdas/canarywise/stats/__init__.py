@@ -14,7 +14,8 @@ proportions       two-proportion z (pooled), Newcombe/Wald intervals, relative l
 means             ``SummaryStats`` (n, sum, sum of squares, optionally shifted) and Welch's t from them
 srm               sample-ratio mismatch: chi-square, plain and stage-aware; anytime-valid, stage-aware
 drift             the drift monitor: rates, chi-square of category mixes, KS (raw and binned), alert rule
-paired            McNemar (exact, chi-square), paired t from summary statistics
+paired            McNemar (exact, chi-square), the Agresti-Min interval, paired t: offline, looked at once
+paired_sequential shadow mode's anytime-valid paired tests: sequential McNemar, the paired mSPRT
 multiple          BH, BY, Holm, Bonferroni
 planning          sample size, MDE, stage durations
 sequential        anytime-valid mSPRT p-values and confidence sequences
