@@ -86,6 +86,7 @@ def test_escalation_12_to_14_percent_rolls_back_and_raises_statistical_harm(
         "failed": {},
         "skipped": [],
         "harm": True,
+        "handed_off": [],  # fewer running experiments than one invocation checks
         "shadow": {},
     }
     check = Registry(TABLE).get_experiment(experiment_id).latest_check
@@ -205,6 +206,7 @@ def test_no_running_experiment_publishes_no_harm(aws: Env, context: Any) -> None
         "failed": {},
         "skipped": [],
         "harm": False,
+        "handed_off": [],
         "shadow": {},
     }
     assert harm_metric(NOW) == [0.0]
