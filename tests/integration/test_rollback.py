@@ -520,10 +520,10 @@ def test_the_third_rollback_in_7_days_rejects_the_candidate(
     assert (result["candidate_rollbacks_7d"], result["candidate_rejected"]) == (3, True)
     [message] = alerts(aws)
     assert message["candidate_rejected"] is True
-    # The spec's cooldown is 1 h: the next rollout may not start before it ends.
+    # The spec's cooldown is 24 h (config/mangaassist.yaml: `cooldown: 24h`): no next rollout before it ends.
     assert datetime.fromisoformat(message["next_rollout_not_before"]) - datetime.fromisoformat(
         message["rolled_back_at"]
-    ) == timedelta(hours=1)
+    ) == timedelta(hours=24)
     assert registry.get_experiment(experiment_id).status is ExperimentStatus.ROLLED_BACK
 
 
