@@ -139,3 +139,28 @@ def test_the_warning_alarm_pauses_and_only_it(aws: Env, spec_data: dict[str, Any
     (note,) = _items(experiment_id, "NOTE#")
     assert json.loads(_items(experiment_id, "META")[0]["paused"]["S"])["by"] == f"alarm {WARNING}"
     assert note["by"]["S"] == f"alarm {WARNING}"
+
+
+def test_a_pause_does_not_stop_the_stages_maximum(aws: Env, spec_data: dict[str, Any], context: Any) -> None:
+    """A pause holds the gate, but the stage's maximum keeps counting (docs/lifecycle.md): once the
+    significance check says INCONCLUSIVE (the stage reached its maximum), the gate answers INCONCLUSIVE, so
+    the spec's inconclusive policy applies (under `hold`, the state machine's once-a-day poll): a long pause
+    cannot poll every interval until the execution history's quota (fault table, row 7)."""
+    experiment_id, _ = start_rollout(aws, spec_data, context)
+    registry = Registry(TABLE)
+    pause("mangaassist", registry, by="alice", reason="investigating", now=NOW)
+    reason = "stage 1 of 3 reached its maximum duration 48h without a decision"
+    registry.record_check(
+        experiment_id,
+        CheckRecord(checked_at=datetime.now(UTC), stage_index=0, decision="INCONCLUSIVE", reason=reason),
+    )
+    assert _gate(experiment_id, context) == {
+        "decision": "INCONCLUSIVE",
+        "reason": f"paused by alice: investigating; {reason}",
+    }
+    # A check of another stage (or a CONTINUE) keeps the pause's HOLD.
+    registry.record_check(
+        experiment_id,
+        CheckRecord(checked_at=datetime.now(UTC), stage_index=0, decision="CONTINUE", reason="collecting"),
+    )
+    assert _gate(experiment_id, context)["decision"] == "HOLD"

@@ -245,9 +245,14 @@ def gate(action: GateAction, *, registry: Registry, now: datetime) -> dict[str, 
         return _answer(DecisionKind.ROLLBACK, f"experiment is already {experiment.status}")
     if experiment.status is not ExperimentStatus.RUNNING:
         return _answer(DecisionKind.HOLD, f"experiment is {experiment.status}; nothing to gate")
-    if experiment.paused is not None:  # set and cleared with the lifecycle's pause and resume
-        return _answer(DecisionKind.HOLD, paused_reason(experiment.paused))
     check = experiment.latest_check
+    if experiment.paused is not None:  # set and cleared with the lifecycle's pause and resume
+        # A pause does not stop the stage's maximum: once the check says INCONCLUSIVE for this stage, the
+        # spec's inconclusive policy applies (so a long pause cannot poll every interval until the
+        # execution history's quota: fault table, row 7).
+        if check is not None and check.stage_index == action.stage_index and check.decision == "INCONCLUSIVE":
+            return _answer(DecisionKind.INCONCLUSIVE, f"{paused_reason(experiment.paused)}; {check.reason}")
+        return _answer(DecisionKind.HOLD, paused_reason(experiment.paused))
     if check is None:
         return _answer(DecisionKind.HOLD, f"{NO_DECISION}: the significance check has not run")
     if check.stage_index != action.stage_index:
