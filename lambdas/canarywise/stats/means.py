@@ -2,7 +2,9 @@
 
 The significance check never sees raw events: each arm arrives as ``n``, the sum and the sum of squares
 (what CloudWatch's SampleCount, Sum and a squared-value metric give). :class:`SummaryStats` holds them and
-:func:`welch_ttest` compares two arms. Only ``scipy.special`` is imported (fast Lambda cold start).
+:func:`welch_ttest` compares two arms. Only ``scipy.special`` is used, and only inside the functions that
+compute: :class:`SummaryStats` is imported by the decision models, which the stage gate, promote and rollback
+functions load without scipy (their Lambda bundles do not ship it; ``tests/unit/test_handler_imports.py``).
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
-
-from scipy import special
 
 from canarywise.stats._checks import (
     StatsInputError,
@@ -184,6 +184,8 @@ def t_pvalue(t: float, df: float, alternative: str) -> float:
     >>> round(t_pvalue(2.0, 10.0, "greater"), 6)
     0.036694
     """
+    from scipy import special  # here, not at module level: see the module docstring
+
     if alternative == "greater":
         return float(special.stdtr(df, -t))
     if alternative == "less":
@@ -225,6 +227,8 @@ def t_test_result(
             method=method,
             message="zero-variance: the standard error is 0, so the t statistic is undefined",
         )
+    from scipy import special  # here, not at module level: see the module docstring
+
     statistic = (diff - margin) / se
     tail = alpha / 2 if alternative == "two-sided" else alpha
     half = float(special.stdtrit(df, 1 - tail)) * se
