@@ -35,12 +35,15 @@ from constructs import Construct
 from canarywise.data.executions import APPROVAL_ACTION, APPROVAL_STAGE
 from canarywise.data.reports import HTML_NAME, REPORTS_PREFIX, console_link, latest_report_prefix
 from canarywise.spec import RolloutSpec
+from canarywise.spec.deployable import waits_for_canary
 
+from .functions import FunctionFactory
 from .nag import acknowledge, logical_id, split_arn_finding
 
 CANARY_STAGE, PROMOTE_STAGE = "Canary", "Promote"
 RELEASE_OBJECT_KEY = "release.zip"
 RELEASE_MANIFEST = "release.json"
+CANARY_STARTER_HANDLER = "canarywise.handlers.pipeline_start.handler"
 
 
 def approval_message(spec: RolloutSpec) -> str:
@@ -60,8 +63,37 @@ def latest_report_link(bucket: s3.IBucket, service: str) -> str:
     return console_link(bucket.bucket_name, key, Stack.of(bucket).region)
 
 
+def canary_starter(
+    scope: Construct, spec: RolloutSpec, functions: FunctionFactory, canary: sfn.IStateMachine
+) -> lambda_.Function | None:
+    """The Canary action's function for a ladder the pipeline cannot wait for (None: it can): it starts
+    the canary execution and reports the action done (``canarywise.handlers.pipeline_start``)."""
+    if waits_for_canary(spec):
+        return None
+    function = functions.function(
+        scope,
+        "CanaryStarter",
+        handler=CANARY_STARTER_HANDLER,
+        description="Starts the canary execution of a long ladder for the pipeline, without waiting",
+        environment={"CANARY_STATE_MACHINE_ARN": canary.state_machine_arn},
+        timeout=Duration.seconds(30),
+    )
+    canary.grant_start_execution(function)
+    assert function.role is not None
+    acknowledge(
+        function.role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "codepipeline:PutJobSuccessResult/PutJobFailureResult (as CDK's LambdaInvokeAction grants them) and "
+        "the X-Ray tracing actions have no resource-level permissions.",
+    )
+    return function
+
+
 class ReleaseStages:
     """Canary (Step Functions) → manual approval → promote (Step Functions), for any pipeline.
+
+    With `canary_starter` (a ladder longer than the Step Functions action can wait) the Canary action only
+    starts the execution and the approval waits for the ladder, its timeout `approval_timeout`.
 
     Example
     -------
@@ -78,7 +110,12 @@ class ReleaseStages:
         alert_topic: sns.ITopic,
         dashboard_url: str,
         message: str,
+        canary_starter: lambda_.IFunction | None = None,
+        approval_timeout: Duration | None = None,
     ) -> None:
+        """`approval_timeout`: the manual approval's (default 3 days)."""
+        self.canary_starter = canary_starter
+        self.approval_timeout = approval_timeout or Duration.days(3)
         self.canary = canary
         self.promote = promote
         self.alert_topic = alert_topic
@@ -96,19 +133,20 @@ class ReleaseStages:
 
         `report_link` is the approval's link (default: the dashboard).
         """
-        pipeline.add_stage(
-            stage_name=CANARY_STAGE,
-            actions=[
-                actions.StepFunctionInvokeAction(
-                    action_name="RunCanary",
-                    state_machine=self.canary,
-                    state_machine_input=actions.StateMachineInput.file_path(
-                        release.at_path(RELEASE_MANIFEST)
-                    ),
-                    variables_namespace=CANARY_STAGE,
-                )
-            ],
+        run_canary: codepipeline.IAction = actions.StepFunctionInvokeAction(
+            action_name="RunCanary",
+            state_machine=self.canary,
+            state_machine_input=actions.StateMachineInput.file_path(release.at_path(RELEASE_MANIFEST)),
+            variables_namespace=CANARY_STAGE,
         )
+        if self.canary_starter is not None:
+            run_canary = actions.LambdaInvokeAction(
+                action_name="StartCanary",
+                lambda_=self.canary_starter,
+                inputs=[release],
+                variables_namespace=CANARY_STAGE,
+            )
+        pipeline.add_stage(stage_name=CANARY_STAGE, actions=[run_canary])
         pipeline.add_stage(
             stage_name=APPROVAL_STAGE,
             actions=[
@@ -117,7 +155,7 @@ class ReleaseStages:
                     notification_topic=self.alert_topic,
                     additional_information=self.message,
                     external_entity_link=report_link or self.dashboard_url,
-                    timeout=Duration.days(3),
+                    timeout=self.approval_timeout,
                 )
             ],
         )
@@ -139,6 +177,15 @@ class ReleaseStages:
                 split_arn_finding(machine, "states", "execution"),
                 "The Step Functions action polls the execution it started (states:DescribeExecution); "
                 "execution names are chosen at run time; limited to this one state machine's executions.",
+            )
+        if self.canary_starter is not None:
+            reason = (
+                "CDK's LambdaInvokeAction grants the action role lambda:ListFunctions (no resource-level "
+                "permission) and lambda:InvokeFunction on the canary starter function and its versions (:*)."
+            )
+            acknowledge(pipeline, "AwsSolutions-IAM5[Resource::*]", reason)
+            acknowledge(
+                pipeline, f"AwsSolutions-IAM5[Resource::<{logical_id(self.canary_starter)}.Arn>:*]", reason
             )
         acknowledge(
             pipeline,

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Tags
+from aws_cdk import CfnOutput, Duration, Tags
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_s3 as s3
@@ -30,11 +30,11 @@ from constructs import Construct
 
 from canarywise.data.executions import APPROVAL_ACTION, APPROVAL_STAGE
 from canarywise.spec import RolloutSpec, SpecError, parse_spec
-from canarywise.spec.deployable import synth_problems
+from canarywise.spec.deployable import approval_timeout, synth_problems
 from canarywise.spec.loading import read_spec_data
 
 from .alarms import Alarms, AlertTopic
-from .approval import ApprovalPipeline, ReleaseStages, approval_message
+from .approval import ApprovalPipeline, ReleaseStages, approval_message, canary_starter
 from .dashboard import Dashboard
 from .functions import FunctionFactory, bundle_code
 from .monitor import add_monitor
@@ -208,6 +208,8 @@ class CanaryControlPlane(Construct):
             alert_topic=self.alert_topic,
             dashboard_url=self.dashboard.url,
             message=approval_message(spec),
+            canary_starter=canary_starter(self, spec, functions, self.progression.canary),
+            approval_timeout=Duration.minutes(int(approval_timeout(spec).total_seconds() // 60)),
         )
         self.pipeline: codepipeline.Pipeline | None = None
         self.release_bucket: s3.IBucket | None = None

@@ -3,8 +3,10 @@
 Canary, per stage *i* at *p*%: the stage gate's ``stage_started`` takes the lifecycle transition, sets the
 rule live → idle at *p*% and reads it back (a refused or superseded transition ends the execution as
 "Superseded", moving nothing) → loop { wait
-``$.timing.check_interval_seconds`` (from the execution input, so a local run waits 0-1 s) → ask the gate for
-the latest decision → ROLLBACK: rollback function, fail · ADVANCE / READY_FOR_APPROVAL: next stage ·
+``$.timing.check_interval_seconds`` (from the execution input, so a local run waits 0-1 s; a long ladder
+doubles it in a "Gate poll interval" state as often as its history bound needs:
+`canarywise.spec.gate_poll_every`) → ask the gate for the latest decision → ROLLBACK: rollback function,
+fail · ADVANCE / READY_FOR_APPROVAL: next stage ·
 INCONCLUSIVE: the spec's inconclusive policy (rollback; or hold: poll once a day) · anything else (HOLD,
 CONTINUE, unknown): wait again }. After the last stage: ``ready`` → succeed with ``experiment_id`` in the
 output. A gate that still fails after its retries holds (a control-plane fault, not harm) and tries again
@@ -35,7 +37,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from canarywise.spec import RolloutSpec
+from canarywise.spec import RolloutSpec, gate_poll_every
 
 from .functions import FunctionFactory
 from .nag import acknowledge, arn_finding, logical_id
@@ -81,6 +83,11 @@ class Progression(Construct):
         super().__init__(scope, construct_id)
         self._spec = spec
         self._traffic = traffic
+        # Where the Wait states find the seconds between gate polls (`_canary_definition` sets it when the
+        # ladder needs polls further apart than check_interval).
+        self._poll_path = (
+            "$.timing.gate_poll_seconds" if gate_poll_every(spec) > 1 else "$.timing.check_interval_seconds"
+        )
         canary_name, promote_name = state_machine_names(spec.service)
 
         self.stage_gate = functions.function(
@@ -242,7 +249,24 @@ class Progression(Construct):
             after = self._stage(
                 index, advance_to=after, roll_back=roll_back, on_error=on_error, superseded=superseded
             )
-        return start.next(after)
+        every = gate_poll_every(spec)
+        if every == 1:
+            return start.next(after)
+        # A ladder whose check_interval polls would pass the history bound polls every `every` intervals:
+        # the input's interval doubled log2(every) times (ASL has no multiplication).
+        doubled = "$.timing.check_interval_seconds"
+        for _ in range(every.bit_length() - 1):
+            doubled = f"States.MathAdd({doubled}, {doubled})"
+        poll = sfn.Pass(
+            self,
+            "Gate poll interval",
+            parameters={
+                "check_interval_seconds.$": "$.timing.check_interval_seconds",
+                "gate_poll_seconds.$": doubled,
+            },
+            result_path="$.timing",
+        )
+        return start.next(poll).next(after)
 
     def _stage(
         self,
@@ -268,9 +292,7 @@ class Progression(Construct):
             },
             result_path="$.started",
         )
-        wait = sfn.Wait(
-            self, f"{label}: wait", time=sfn.WaitTime.seconds_path("$.timing.check_interval_seconds")
-        )
+        wait = sfn.Wait(self, f"{label}: wait", time=sfn.WaitTime.seconds_path(self._poll_path))
         gate = self._gate_call(
             f"{label}: gate",
             {"action": "gate", "experiment_id": sfn.JsonPath.string_at(EXPERIMENT_ID), "stage_index": index},
@@ -350,9 +372,9 @@ class Progression(Construct):
     ) -> sfn.Choice:
         """Go on to `then`, unless `task` found the rollout paused (a pause that landed after the gate
         said go on): then wait a check interval and run `task` again, until a person resumes."""
-        paused = sfn.Wait(
-            self, f"{label}: paused", time=sfn.WaitTime.seconds_path("$.timing.check_interval_seconds")
-        ).next(task)
+        paused = sfn.Wait(self, f"{label}: paused", time=sfn.WaitTime.seconds_path(self._poll_path)).next(
+            task
+        )
         return (
             sfn.Choice(self, f"{label}: paused?")
             .when(sfn.Condition.is_present(f"{result_path}.paused"), paused)

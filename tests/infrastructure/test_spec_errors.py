@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from canarywise.spec import SpecError, history_events, load_spec
+from canarywise.spec import SpecError, gate_poll_seconds, history_events, load_spec
+from canarywise.spec.deployable import approval_timeout, waits_for_canary
 from stacks.synth import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,18 +137,12 @@ CASES = [
     # The worst case is after a rollback: the first stage then lasts first_stage_multiplier (1.25) times
     # longer.
     (
-        "ladder longer than the pipeline waits",
-        _set("stages.2.max_duration", "3d"),
-        "stages: the ladder can run 180 h after a rollback (max_duration 48 h × first_stage_multiplier 1.25 "
-        "+ 48 h + 72 h), longer than the 168 h CodePipeline's Step Functions action waits for the canary "
-        "execution: shorten the max_duration values or lower anti_flapping.first_stage_multiplier",
-    ),
-    (
-        "first stage multiplier pushes the ladder past the pipeline's wait",
-        _set("anti_flapping.first_stage_multiplier", 1.5),
-        "stages: the ladder can run 180 h after a rollback (max_duration 48 h × first_stage_multiplier 1.5 "
-        "+ 48 h + 60 h), longer than the 168 h CodePipeline's Step Functions action waits for the canary "
-        "execution: shorten the max_duration values or lower anti_flapping.first_stage_multiplier",
+        "ladder longer than the approval can wait",
+        _set("stages.2.max_duration", "60d"),
+        "stages: the ladder can run 1548 h after a rollback (max_duration 48 h × first_stage_multiplier 1.25 "
+        "+ 48 h + 1440 h); with 72 h to approve that is longer than the 1440 h CodePipeline's manual "
+        "approval action can wait: shorten the max_duration values or lower "
+        "anti_flapping.first_stage_multiplier",
     ),
     (
         "first stage multiplier unbounded",
@@ -203,15 +198,6 @@ CASES = [
         "metrics: the sliced metrics are read in up to 102 slices (escalation_rate 50 + 1 other, "
         "slow_response_rate 50 + 1 other), more than the 100 one check record holds under DynamoDB's 400 KB "
         "item limit: lower max_slices",
-    ),
-    # 60 + 48 + 60 h after a rollback = 168 h = 10,080 one-minute polls; 9 history events each.
-    (
-        "check interval so short the execution history overflows",
-        _set("check_interval", "1m"),
-        "check_interval: the canary execution can reach 90,720 Step Functions history events (10,080 gate "
-        "polls × 9 events, one every 60 s through max_duration 48 h × first_stage_multiplier 1.25 + 48 h + "
-        "60 h), above the 20,000 this stack allows (Step Functions fails an execution at 25,000): lengthen "
-        "check_interval or shorten the max_duration values",
     ),
     (
         "imported listener ARN malformed",
@@ -347,3 +333,17 @@ def test_held_and_failed_polls_cannot_reach_the_history_quota() -> None:
     spec = load_spec(ROOT / "config" / "mangaassist.yaml")
     assert poll_waits(spec, 300) == {"unavailable_wait_seconds": 900, "held_wait_seconds": 86_400}
     assert poll_waits(spec, 0) == {"unavailable_wait_seconds": 0, "held_wait_seconds": 0}
+
+
+def test_a_fourteen_day_ab_test_polls_less_often_and_the_approval_waits_for_it() -> None:
+    """The storefront A/B spec: 14 d x first_stage_multiplier 2 = 672 h after a rollback. Five-minute polls:
+    8,064 x 9 = 72,576 events; ten: 36,288; twenty: 2,016 x 9 = 18,144, under 20,000. CodePipeline's Step
+    Functions action waits 168 h, so the approval waits instead: 672 h + 72 h to approve = 31 days."""
+    spec = load_spec(ROOT / "lambdas" / "canarywise" / "demo" / "specs" / "storefront-chatbot.yaml")
+    assert gate_poll_seconds(spec) == 20 * 60
+    assert history_events(spec, every=4) == 18_144
+    assert not waits_for_canary(spec)
+    assert approval_timeout(spec).total_seconds() == 31 * 24 * 3600
+    shipped = load_spec(ROOT / "config" / "mangaassist.yaml")
+    assert (gate_poll_seconds(shipped), waits_for_canary(shipped)) == (300, True)
+    assert approval_timeout(shipped).total_seconds() == 3 * 24 * 3600

@@ -178,15 +178,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ladder_warnings(durations: Any) -> list[str]:
-    """A ladder longer than a rollout can run: CodePipeline waits at most 168 h for the canary."""
-    from canarywise.spec.deployable import PIPELINE_ACTION_TIMEOUT
+    """A ladder longer than a rollout can run: CodePipeline's approval waits at most 60 days, 72 h of which
+    are for the person approving (`canarywise.spec.deployable`)."""
+    from canarywise.spec.deployable import APPROVAL_TIMEOUT_MAX, APPROVAL_WINDOW
 
     total = sum(d.hours for d in durations)
-    limit = PIPELINE_ACTION_TIMEOUT.total_seconds() / 3600
+    limit = (APPROVAL_TIMEOUT_MAX - APPROVAL_WINDOW).total_seconds() / 3600
     if total <= limit:
         return []
     return [
-        f"the ladder needs {total:,.0f} h at this traffic, more than the {limit:g} h CodePipeline waits for "
-        "a canary: no deployable spec can run it (raise the traffic or the stage shares, or test a larger "
-        "MDE); `canarywise plan --spec` simulates a spec's own sequential gates"
+        f"the ladder needs {total:,.0f} h at this traffic, more than the {limit:g} h CodePipeline's approval "
+        "can wait for a canary: no deployable spec can run it (raise the traffic or the stage shares, or "
+        "test a larger MDE); `canarywise plan --spec` simulates a spec's own sequential gates"
     ]

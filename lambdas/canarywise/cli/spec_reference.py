@@ -78,8 +78,9 @@ NOTES: dict[str, tuple[str, str]] = {
     "stages[].max_duration": (
         "time",
         "At least min_duration. Reaching it without the gate met is "
-        "INCONCLUSIVE (see inconclusive_policy). Synth refuses a ladder that can run "
-        "longer than 168 h (CodePipeline's wait) or 20,000 history events.",
+        "INCONCLUSIVE (see inconclusive_policy). Past 168 h (CodePipeline's Step Functions "
+        "action) the pipeline starts the ladder without waiting and the approval waits; synth "
+        "refuses a ladder longer than 1,368 h (the approval's 60 days less 72 h to approve).",
     ),
     "check_interval": (
         "time",

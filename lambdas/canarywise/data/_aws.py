@@ -44,3 +44,15 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", "Unknown"))
     return type(exc).__name__
+
+
+def client_with_credentials(service_name: str, credentials: dict[str, str]) -> Any:
+    """A boto3 client signed with `credentials` (``accessKeyId``, ``secretAccessKey``, ``sessionToken``: a
+    CodePipeline job's artifact credentials) instead of the function's own role."""
+    return boto3.client(
+        service_name,
+        aws_access_key_id=credentials["accessKeyId"],
+        aws_secret_access_key=credentials["secretAccessKey"],
+        aws_session_token=credentials["sessionToken"],
+        config=_CONFIG,
+    )

@@ -1,15 +1,17 @@
 """The stage ladder's worst case, checked at synth: its longest run and the Step Functions history it writes.
 
-A canary execution polls its gate every ``check_interval`` until a stage passes or its ``max_duration`` ends;
+A canary execution polls its gate every `gate_poll_seconds` (``check_interval``, doubled as often as the
+history bound needs: `gate_poll_every`) until a stage passes or its ``max_duration`` ends;
 a try after a rollback stretches the first stage (``anti_flapping.first_stage_multiplier``). Synth refuses a
-ladder whose worst case would outlast what waits for it (``stacks/spec_loading.py``: the pipeline's action
-timeout) or fill the execution's history (`history_problem`).
+ladder whose worst case would outlast what waits for it (`canarywise.spec.deployable`: the pipeline's
+approval); the gate poll interval keeps the execution's history within the bound whatever the ladder
+(at the longest ladder the approval allows, 1,368 h at a 1-minute check_interval, it polls every 64 minutes).
 
 Example
 -------
 >>> from canarywise.spec import load_spec
->>> history_problem(load_spec("config/mangaassist.yaml")) is None
-True
+>>> gate_poll_seconds(load_spec("lambdas/canarywise/demo/specs/storefront-chatbot.yaml"))  # 4 x 5 min
+1200
 """
 
 from __future__ import annotations
@@ -89,23 +91,36 @@ def worst_case_ladder_text(spec: RolloutSpec) -> str:
     return "max_duration " + " + ".join(hours)
 
 
-def history_events(spec: RolloutSpec) -> int:
+def gate_poll_every(spec: RolloutSpec) -> int:
+    """How many check intervals the canary execution waits between gate polls: the smallest power of two
+    (1, 2, 4, …) that keeps its worst-case history within `MAX_HISTORY_EVENTS`.
+
+    The gate only reads the latest decision, which the significance check writes on its own schedule (every
+    check_interval), so polling less often costs nothing but a later advance: a stage moves on up to one
+    poll after its gate passed. A power of two because the state machine computes the wait by doubling
+    (``States.MathAdd``; ASL has no multiplication).
+
+    Example
+    -------
+    >>> from canarywise.spec import load_spec
+    >>> gate_poll_every(load_spec("config/mangaassist.yaml"))  # 168 h of 5-minute polls: 18,144 events
+    1
+    """
+    every = 1
+    while history_events(spec, every=every) > MAX_HISTORY_EVENTS:
+        every *= 2
+    return every
+
+
+def history_events(spec: RolloutSpec, *, every: int = 1) -> int:
     """The most Step Functions history events the canary execution's gate polls can add: a poll every
-    check_interval through each stage's worst case (`worst_case_stage_seconds`), `HISTORY_EVENTS_PER_POLL`
-    each."""
-    polls = sum(math.ceil(seconds / spec.check_interval) for seconds in worst_case_stage_seconds(spec))
+    `every` check_intervals through each stage's worst case (`worst_case_stage_seconds`),
+    `HISTORY_EVENTS_PER_POLL` each."""
+    interval = spec.check_interval * every
+    polls = sum(math.ceil(seconds / interval) for seconds in worst_case_stage_seconds(spec))
     return polls * HISTORY_EVENTS_PER_POLL
 
 
-def history_problem(spec: RolloutSpec) -> str | None:
-    """Why the canary execution could reach Step Functions' history quota (None: it cannot)."""
-    events = history_events(spec)
-    if events <= MAX_HISTORY_EVENTS:
-        return None
-    return (
-        f"check_interval: the canary execution can reach {events:,} Step Functions history events "
-        f"({events // HISTORY_EVENTS_PER_POLL:,} gate polls × {HISTORY_EVENTS_PER_POLL} events, one every "
-        f"{spec.check_interval} s through {worst_case_ladder_text(spec)}), above the {MAX_HISTORY_EVENTS:,} "
-        f"this stack allows (Step Functions fails an execution at {STEP_FUNCTIONS_HISTORY_QUOTA:,}): "
-        "lengthen check_interval or shorten the max_duration values"
-    )
+def gate_poll_seconds(spec: RolloutSpec) -> int:
+    """The deployed wait between gate polls: `gate_poll_every` check intervals."""
+    return round(spec.check_interval * gate_poll_every(spec))

@@ -96,13 +96,13 @@ def test_a_margin_that_cannot_be_proven_is_warned_about(run_cli: RunCli) -> None
 
 def test_an_undeployable_ladder_is_refused(tmp_path: Path, run_cli: RunCli) -> None:
     data = yaml.safe_load(SPEC.read_text())
-    data["stages"][2]["max_duration"] = "600h"
+    data["stages"][2]["max_duration"] = "1500h"  # 60 + 48 + 1500 h: past the approval's 1,368 h
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(data))
     code, out, err = run_cli(["plan", "--spec", str(path), "--daily-traffic", "300000"])
     assert (code, out) == (1, "")
     assert "the spec cannot be deployed, so it is not planned" in err
-    assert "the ladder can run 708 h after a rollback" in err
+    assert "the ladder can run 1608 h after a rollback" in err
 
 
 def test_a_metric_without_a_baseline_is_named(tmp_path: Path, run_cli: RunCli) -> None:
@@ -118,7 +118,8 @@ def test_a_metric_without_a_baseline_is_named(tmp_path: Path, run_cli: RunCli) -
 
 
 def test_the_fixed_horizon_plan_warns_about_a_ladder_no_pipeline_waits_for(run_cli: RunCli) -> None:
-    """0.78 -> 0.785 at 100,000 units a day: 5% of the traffic takes 12.9 days alone (the issue's 639 h)."""
+    """0.78 -> 0.785 at 20,000 units a day: five times the 639 h of 100,000 a day, past the 1,368 h the
+    approval can wait for a canary (60 days less 72 h to approve)."""
     argv = [
         "plan",
         "--baseline",
@@ -126,7 +127,7 @@ def test_the_fixed_horizon_plan_warns_about_a_ladder_no_pipeline_waits_for(run_c
         "--mde",
         "0.005",
         "--daily-traffic",
-        "100000",
+        "20000",
         "--stages",
         "5,25,50",
     ]
@@ -134,11 +135,11 @@ def test_the_fixed_horizon_plan_warns_about_a_ladder_no_pipeline_waits_for(run_c
     payload = json.loads(out)
     total = sum(payload["stage_hours"])
     assert code == 0
-    assert total > 168
+    assert total > 1368
     assert payload["warnings"] == [
-        f"the ladder needs {total:,.0f} h at this traffic, more than the 168 h CodePipeline waits for a "
-        "canary: no deployable spec can run it (raise the traffic or the stage shares, or test a larger "
-        "MDE); `canarywise plan --spec` simulates a spec's own sequential gates"
+        f"the ladder needs {total:,.0f} h at this traffic, more than the 1368 h CodePipeline's approval "
+        "can wait for a canary: no deployable spec can run it (raise the traffic or the stage shares, or "
+        "test a larger MDE); `canarywise plan --spec` simulates a spec's own sequential gates"
     ]
     code, out, _ = run_cli(argv)
     assert code == 0

@@ -66,12 +66,13 @@ def test_a_broken_spec_fails_naming_the_field(
 
 
 def test_validate_runs_the_checks_synth_adds(tmp_path: Path, run_cli: RunCli) -> None:
-    """A ladder of 48 h x 1.25 + 48 h + 600 h = 708 h passes the model but not synth (168 h)."""
+    """A ladder of 48 h x 1.25 + 48 h + 1500 h = 1608 h passes the model but not synth (1440 h, the
+    approval's longest wait, less 72 h to approve)."""
     data = _shipped()
-    data["stages"][2]["max_duration"] = "600h"
+    data["stages"][2]["max_duration"] = "1500h"
     code, _, err = run_cli(["validate", str(_write(tmp_path, data))])
     assert code == 1
-    assert "stages: the ladder can run 708 h after a rollback" in err
+    assert "stages: the ladder can run 1608 h after a rollback" in err
 
 
 def test_validate_json_and_a_missing_file(tmp_path: Path, run_cli: RunCli) -> None:
