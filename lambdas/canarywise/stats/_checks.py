@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Final
-
-import numpy as np
 
 from canarywise.errors import CanarywiseError
 
@@ -25,8 +24,15 @@ def check_alternative(alternative: str) -> str:
 
 def _is_real(value: object) -> bool:
     """A real number: Python's int/float and numpy's integer and floating scalars (all register as
-    ``numbers.Real``); not a bool, whose True/False are not quantities."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+    ``numbers.Real``); not a bool, whose True/False are not quantities.
+
+    numpy is looked up, not imported: a ``numpy.bool_`` exists only once numpy is loaded, and the rollback,
+    stage gate and promote functions load these checks without numpy (``tests/unit/test_handler_imports.py``).
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    np = sys.modules.get("numpy")
+    return np is None or not isinstance(value, np.bool_)
 
 
 def check_probability(name: str, value: float, *, open_low: bool = True, open_high: bool = True) -> float:

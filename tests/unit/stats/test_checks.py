@@ -60,3 +60,12 @@ def test_numpy_floats_pass_the_other_checks() -> None:
         check_probability("alpha", np.float64("nan"))
     with pytest.raises(StatsInputError, match=r"^`null` must be a finite number, found"):
         check_finite("null", np.float64("inf"))
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(True)])
+def test_booleans_are_not_counts_nor_probabilities(value: object) -> None:
+    """True is not the number 1 here, Python's or numpy's (the check looks numpy up, does not import it)."""
+    with pytest.raises(StatsInputError, match="n"):
+        check_count("n", value)  # type: ignore[arg-type]
+    with pytest.raises(StatsInputError, match="p"):
+        check_probability("p", value)  # type: ignore[arg-type]
