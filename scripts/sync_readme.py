@@ -7,8 +7,8 @@ drifted from the docs.
 
 Each doc becomes the README section named by its first heading's README title: the doc's title line is
 replaced by ``## <title>``, every other heading moves one level down when the doc's title is a level-1
-heading (so the doc's ``##`` subsections become the README's ``###``), and image links gain the ``docs/``
-prefix they need from the repository root.
+heading (so the doc's ``##`` subsections become the README's ``###``), and image and doc links gain the
+``docs/`` prefix they need from the repository root.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def section_text(title: str, doc: Path) -> str:
             fenced = not fenced
         if demote and not fenced and re.match(r"#{2,5} ", line):
             line = "#" + line
-        lines.append(re.sub(r"\]\(img/", "](docs/img/", line))
+        # image and doc links are relative to docs/: from the repository root they need the prefix
+        lines.append(re.sub(r"\]\((img/|[a-z-]+\.md\b)", r"](docs/\1", line))
     while lines[-1] == "":
         lines.pop()
     return "\n".join(lines) + "\n\n"
