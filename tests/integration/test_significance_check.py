@@ -37,6 +37,20 @@ NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 STAGE_START = NOW - timedelta(hours=5)
 
 
+class _GateClock(datetime):
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        return NOW
+
+
+@pytest.fixture(autouse=True)
+def _the_gate_reads_this_files_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks here are dated NOW, fixed when the file is imported; the stage gate reads the wall clock.
+    In a slow parallel run a test reached more than 3 intervals (15 min) after the import saw its own check
+    as a stale decision and held (seen on a loaded 2-core machine): the gate reads NOW too."""
+    monkeypatch.setattr(stage_gate, "datetime", _GateClock)
+
+
 def _scheduled(at: datetime = NOW) -> dict[str, Any]:
     """An EventBridge scheduled event; its `time` is the check's "now"."""
     return {
