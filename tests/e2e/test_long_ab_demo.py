@@ -38,7 +38,8 @@ def test_the_fourteen_day_ab_spec_runs_its_own_stage_and_is_promoted(tmp_path: P
     assert result.outcome == "PROMOTED", result.reason
     assert seen["experiment"].status is ExperimentStatus.PROMOTED  # type: ignore[attr-defined]
     # The decision came no sooner than the stage's own minimum, a full day.
-    ready = [c for c in seen["checks"] if c.decision == "READY_FOR_APPROVAL"]  # type: ignore[attr-defined]
+    # An A/B test's deciding check says PROMOTE (the experiment then waits READY_FOR_APPROVAL).
+    ready = [c for c in seen["checks"] if c.decision == "PROMOTE"]  # type: ignore[attr-defined]
     stage_start = seen["stages"][0].started_at  # type: ignore[index]
     assert ready
     assert (ready[0].checked_at - stage_start).total_seconds() >= 86_400
